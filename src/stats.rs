@@ -1,0 +1,198 @@
+//! Per-stage timings: a product feature, not a debug print. Every frame's time in each pipeline
+//! stage is recorded so `replay`, `bench` and the `stats` topic can report min / median / p99.
+
+use std::time::Instant;
+
+/// The pipeline stages that are timed, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Container demux + H.264 decode.
+    Decode,
+    /// Letterbox + normalisation into the model input.
+    Preprocess,
+    /// The model run.
+    Inference,
+    /// Output decode + NMS.
+    Postprocess,
+    /// Tracker update.
+    Track,
+    /// Ground projection + speed fit + event building.
+    Speed,
+    /// Writing events, thumbnails and outbox entries to sled (with flush).
+    Store,
+    /// Handing messages to the MQTT publisher.
+    Publish,
+}
+
+impl Stage {
+    /// All stages in pipeline order.
+    pub const ALL: [Stage; 8] = [
+        Stage::Decode,
+        Stage::Preprocess,
+        Stage::Inference,
+        Stage::Postprocess,
+        Stage::Track,
+        Stage::Speed,
+        Stage::Store,
+        Stage::Publish,
+    ];
+
+    /// Lower-case name used in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Preprocess => "preprocess",
+            Stage::Inference => "inference",
+            Stage::Postprocess => "postprocess",
+            Stage::Track => "track",
+            Stage::Speed => "speed",
+            Stage::Store => "store",
+            Stage::Publish => "publish",
+        }
+    }
+}
+
+/// Summary of one stage's samples, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StageSummary {
+    /// Number of samples.
+    pub count: usize,
+    /// Fastest, ms.
+    pub min_ms: f64,
+    /// Median, ms.
+    pub median_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// Keeps the most recent samples of every stage (bounded: memory stays flat on a long run).
+#[derive(Debug, Clone)]
+pub struct StageTimes {
+    samples: Vec<Vec<f64>>,
+    next: Vec<usize>,
+    capacity: usize,
+}
+
+impl Default for StageTimes {
+    fn default() -> Self {
+        StageTimes::with_capacity(20_000)
+    }
+}
+
+impl StageTimes {
+    /// Keeps up to `capacity` samples per stage, overwriting the oldest.
+    pub fn with_capacity(capacity: usize) -> Self {
+        StageTimes {
+            samples: vec![Vec::new(); Stage::ALL.len()],
+            next: vec![0; Stage::ALL.len()],
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records one sample of `stage` in milliseconds.
+    pub fn record(&mut self, stage: Stage, ms: f64) {
+        let i = stage as usize;
+        let v = &mut self.samples[i];
+        if v.len() < self.capacity {
+            v.push(ms);
+        } else {
+            v[self.next[i]] = ms;
+            self.next[i] = (self.next[i] + 1) % self.capacity;
+        }
+    }
+
+    /// Records the time since `start` and returns now (for chaining stage after stage).
+    pub fn lap(&mut self, stage: Stage, start: Instant) -> Instant {
+        let now = Instant::now();
+        self.record(stage, (now - start).as_secs_f64() * 1e3);
+        now
+    }
+
+    /// Adds all samples of `other` (e.g. the decode thread's) into this one.
+    pub fn merge(&mut self, other: &StageTimes) {
+        for stage in Stage::ALL {
+            for &x in &other.samples[stage as usize] {
+                self.record(stage, x);
+            }
+        }
+    }
+
+    /// Summary of one stage, None without samples.
+    pub fn summary(&self, stage: Stage) -> Option<StageSummary> {
+        let mut v = self.samples[stage as usize].clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        Some(StageSummary {
+            count: v.len(),
+            min_ms: v[0],
+            median_ms: q(0.5),
+            p99_ms: q(0.99),
+        })
+    }
+
+    /// A fixed-width table of every stage with samples.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{:<12} {:>8} {:>9} {:>9} {:>9}\n",
+            "stage", "count", "min ms", "median ms", "p99 ms"
+        );
+        for stage in Stage::ALL {
+            if let Some(x) = self.summary(stage) {
+                s += &format!(
+                    "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3}\n",
+                    stage.name(),
+                    x.count,
+                    x.min_ms,
+                    x.median_ms,
+                    x.p99_ms
+                );
+            }
+        }
+        s
+    }
+
+    /// Stage name -> summary, for JSON output.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for stage in Stage::ALL {
+            if let Some(x) = self.summary(stage) {
+                m.insert(stage.name().into(), serde_json::json!(x));
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_quantiles() {
+        let mut t = StageTimes::default();
+        for i in 1..=101 {
+            t.record(Stage::Track, i as f64);
+        }
+        let s = t.summary(Stage::Track).unwrap();
+        assert_eq!(
+            (s.count, s.min_ms, s.median_ms, s.p99_ms),
+            (101, 1.0, 51.0, 100.0)
+        );
+        assert!(t.summary(Stage::Decode).is_none());
+        assert!(t.table().contains("track"));
+        assert!(!t.table().contains("decode"));
+    }
+
+    #[test]
+    fn capacity_bounds_memory_and_keeps_newest() {
+        let mut t = StageTimes::with_capacity(3);
+        for i in 0..10 {
+            t.record(Stage::Store, i as f64);
+        }
+        let s = t.summary(Stage::Store).unwrap();
+        assert_eq!((s.count, s.min_ms), (3, 7.0));
+    }
+}
