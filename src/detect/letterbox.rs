@@ -1,0 +1,532 @@
+//! Letterbox a frame into the square, normalised NCHW input of a NanoDet-style model.
+//!
+//! The frame is scaled to fit the square with its aspect ratio kept, centred, and the borders are
+//! 0 after normalisation. Resampling reads the source format directly (I420 planes or packed
+//! RGB): bilinear when the scale factor is under 2x, an area average when shrinking more (so a
+//! 1080p frame does not alias into 416 px). I420 planes are resampled separately and converted to
+//! RGB only at output resolution, because the YUV -> RGB matrix is affine and commutes with
+//! averaging; this avoids a full-frame colour conversion.
+
+use super::BBox;
+use crate::frame::{buffer_len, Frame, FrameError, PixelFormat};
+
+/// Per-channel mean subtracted from B, G, R pixel values (NanoDet training normalisation).
+pub const MEAN_BGR: [f32; 3] = [103.53, 116.28, 123.675];
+/// Per-channel standard deviation dividing B, G, R pixel values after the mean is removed.
+pub const STD_BGR: [f32; 3] = [57.375, 57.12, 58.395];
+
+/// Where the frame landed inside the model input: `input_px = frame_px * scale + pad`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LetterboxMap {
+    /// Model input px per frame px (same on both axes: aspect is kept).
+    pub scale: f32,
+    /// Left border of the picture inside the input, px.
+    pub pad_x_px: f32,
+    /// Top border of the picture inside the input, px.
+    pub pad_y_px: f32,
+    /// Width of the scaled picture inside the input, px.
+    pub content_w_px: u32,
+    /// Height of the scaled picture inside the input, px.
+    pub content_h_px: u32,
+}
+
+impl LetterboxMap {
+    /// The mapping for a `frame_w x frame_h` frame into a `size x size` input.
+    pub fn new(frame_w: u32, frame_h: u32, size: u32) -> LetterboxMap {
+        let (w, h, s) = (frame_w.max(1) as f32, frame_h.max(1) as f32, size as f32);
+        let scale = (s / w).min(s / h);
+        let content_w_px = ((w * scale).round() as u32).clamp(1, size);
+        let content_h_px = ((h * scale).round() as u32).clamp(1, size);
+        LetterboxMap {
+            scale,
+            pad_x_px: ((size - content_w_px) / 2) as f32,
+            pad_y_px: ((size - content_h_px) / 2) as f32,
+            content_w_px,
+            content_h_px,
+        }
+    }
+
+    /// A box in frame px -> the same box in model input px.
+    pub fn to_input(&self, b: &BBox) -> BBox {
+        BBox {
+            x1: b.x1 * self.scale + self.pad_x_px,
+            y1: b.y1 * self.scale + self.pad_y_px,
+            x2: b.x2 * self.scale + self.pad_x_px,
+            y2: b.y2 * self.scale + self.pad_y_px,
+        }
+    }
+
+    /// A box in model input px -> the same box in frame px (not clipped to the frame).
+    pub fn to_frame(&self, b: &BBox) -> BBox {
+        BBox {
+            x1: (b.x1 - self.pad_x_px) / self.scale,
+            y1: (b.y1 - self.pad_y_px) / self.scale,
+            x2: (b.x2 - self.pad_x_px) / self.scale,
+            y2: (b.y2 - self.pad_y_px) / self.scale,
+        }
+    }
+}
+
+/// Resampling weights along one axis: output `o` reads `idx[o*k..o*k+k]` with `w[o*k..o*k+k]`.
+#[derive(Debug, Clone, PartialEq)]
+struct Taps {
+    k: usize,
+    idx: Vec<usize>,
+    w: Vec<f32>,
+}
+
+impl Taps {
+    /// Taps for `n_out` outputs over a source axis of `src_len` samples, `ratio` source samples per
+    /// output sample. Output `o` covers source `[o * ratio, (o + 1) * ratio)`.
+    fn new(src_len: usize, ratio: f32, n_out: usize) -> Taps {
+        let last = src_len.saturating_sub(1);
+        if ratio <= 2.0 {
+            // Bilinear between the two samples around the output centre.
+            let mut t = Taps {
+                k: 2,
+                idx: Vec::with_capacity(n_out * 2),
+                w: Vec::with_capacity(n_out * 2),
+            };
+            for o in 0..n_out {
+                let c = ((o as f32 + 0.5) * ratio - 0.5).max(0.0);
+                let i0 = c.floor();
+                let f = c - i0;
+                let i0 = (i0 as usize).min(last);
+                t.idx.extend([i0, (i0 + 1).min(last)]);
+                t.w.extend([1.0 - f, f]);
+            }
+            t
+        } else {
+            // Area average: each source sample weighs by its overlap with the output footprint.
+            let k = ratio.ceil() as usize + 1;
+            let mut t = Taps {
+                k,
+                idx: Vec::with_capacity(n_out * k),
+                w: Vec::with_capacity(n_out * k),
+            };
+            for o in 0..n_out {
+                let a = o as f32 * ratio;
+                let b = a + ratio;
+                let first = a.floor() as usize;
+                for j in 0..k {
+                    let i = first + j;
+                    let overlap = (b.min(i as f32 + 1.0) - a.max(i as f32)).max(0.0);
+                    t.idx.push(i.min(last));
+                    t.w.push(overlap / ratio);
+                }
+            }
+            t
+        }
+    }
+
+    #[inline]
+    fn at(&self, o: usize) -> (&[usize], &[f32]) {
+        let r = o * self.k..(o + 1) * self.k;
+        (&self.idx[r.clone()], &self.w[r])
+    }
+}
+
+/// Resampling plan for one source geometry, cached between frames of the same size.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    map: LetterboxMap,
+    /// Rgb8: the only plane; I420: luma.
+    x0: Taps,
+    y0: Taps,
+    /// I420 chroma planes.
+    x1: Taps,
+    y1: Taps,
+}
+
+impl Plan {
+    fn new(format: PixelFormat, width: u32, height: u32, size: u32) -> Plan {
+        let map = LetterboxMap::new(width, height, size);
+        let ratio = 1.0 / map.scale;
+        let (nw, nh) = (map.content_w_px as usize, map.content_h_px as usize);
+        let (w, h) = (width as usize, height as usize);
+        let (x1, y1) = match format {
+            PixelFormat::I420 => (
+                Taps::new(w.div_ceil(2), ratio * 0.5, nw),
+                Taps::new(h.div_ceil(2), ratio * 0.5, nh),
+            ),
+            PixelFormat::Rgb8 => (Taps::new(1, 1.0, 0), Taps::new(1, 1.0, 0)),
+        };
+        Plan {
+            format,
+            width,
+            height,
+            map,
+            x0: Taps::new(w, ratio, nw),
+            y0: Taps::new(h, ratio, nh),
+            x1,
+            y1,
+        }
+    }
+}
+
+/// Reusable letterboxer for one model input size; keeps resampling tables and row buffers
+/// between frames so the per-frame cost is the arithmetic only.
+#[derive(Debug, Clone)]
+pub struct Letterboxer {
+    size: u32,
+    plan: Option<Plan>,
+    rows: [Vec<f32>; 3],
+}
+
+/// Accumulates `sum_k w[k] * src[idx[k] * stride + x]` for x in `0..out.len()` into `out`.
+#[inline]
+fn vertical(src: &[u8], stride: usize, idx: &[usize], w: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    let n = out.len();
+    for (&i, &wk) in idx.iter().zip(w) {
+        if wk == 0.0 {
+            continue;
+        }
+        let row = &src[i * stride..i * stride + n];
+        for (o, &p) in out.iter_mut().zip(row) {
+            *o += wk * p as f32;
+        }
+    }
+}
+
+#[inline]
+fn horizontal(row: &[f32], idx: &[usize], w: &[f32]) -> f32 {
+    idx.iter().zip(w).map(|(&i, &wk)| wk * row[i]).sum()
+}
+
+impl Letterboxer {
+    /// A letterboxer producing `size x size` inputs.
+    pub fn new(size: u32) -> Letterboxer {
+        Letterboxer {
+            size,
+            plan: None,
+            rows: Default::default(),
+        }
+    }
+
+    /// Side of the square model input, px.
+    pub fn input_size(&self) -> u32 {
+        self.size
+    }
+
+    /// Number of f32 values in one input tensor, `3 * size * size`.
+    pub fn input_len(&self) -> usize {
+        3 * (self.size as usize).pow(2)
+    }
+
+    /// Writes `frame` letterboxed into `out` (NCHW [1,3,S,S], BGR, normalised, borders 0) and
+    /// returns the mapping from frame px to input px.
+    ///
+    /// Fails when the frame's buffer does not match its declared size. Panics when `out` is not
+    /// [`Letterboxer::input_len`] long (a programming error, not a data error).
+    pub fn run(&mut self, frame: &Frame, out: &mut [f32]) -> Result<LetterboxMap, FrameError> {
+        assert_eq!(out.len(), self.input_len(), "letterbox output buffer size");
+        if frame.width == 0 || frame.height == 0 {
+            return Err(FrameError::Empty {
+                width: frame.width,
+                height: frame.height,
+            });
+        }
+        let want = buffer_len(frame.format, frame.width, frame.height);
+        if frame.data.len() != want {
+            return Err(FrameError::Size {
+                format: frame.format,
+                width: frame.width,
+                height: frame.height,
+                want,
+                got: frame.data.len(),
+            });
+        }
+        let stale = !matches!(&self.plan, Some(p)
+            if p.format == frame.format && p.width == frame.width && p.height == frame.height);
+        if stale {
+            self.plan = None;
+        }
+        let size = self.size;
+        let plan = self
+            .plan
+            .get_or_insert_with(|| Plan::new(frame.format, frame.width, frame.height, size));
+        zero_borders(out, self.size as usize, &plan.map);
+        match frame.format {
+            PixelFormat::Rgb8 => rgb_into(plan, &frame.data, self.size, &mut self.rows, out),
+            PixelFormat::I420 => i420_into(plan, &frame.data, self.size, &mut self.rows, out),
+        }
+        Ok(plan.map)
+    }
+}
+
+/// Sets the letterbox borders (everything outside the picture) to 0 in all three planes; the
+/// picture itself is overwritten by the resampler, so it is not cleared.
+fn zero_borders(out: &mut [f32], s: usize, map: &LetterboxMap) {
+    let (px, py) = (map.pad_x_px as usize, map.pad_y_px as usize);
+    let (cw, ch) = (map.content_w_px as usize, map.content_h_px as usize);
+    for plane in out.chunks_exact_mut(s * s) {
+        plane[..py * s].fill(0.0);
+        plane[(py + ch) * s..].fill(0.0);
+        for row in plane[py * s..(py + ch) * s].chunks_exact_mut(s) {
+            row[..px].fill(0.0);
+            row[px + cw..].fill(0.0);
+        }
+    }
+}
+
+/// Writes one normalised BGR pixel at plane offset `at`.
+#[inline]
+fn put(out: &mut [f32], plane: usize, at: usize, [r, g, b]: [f32; 3]) {
+    for (c, v) in [b, g, r].into_iter().enumerate() {
+        out[c * plane + at] = (v - MEAN_BGR[c]) * (1.0 / STD_BGR[c]);
+    }
+}
+
+fn rgb_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out: &mut [f32]) {
+    let s = size as usize;
+    let plane = s * s;
+    let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+    let stride = plan.width as usize * 3;
+    let row = &mut rows[0];
+    row.resize(stride, 0.0);
+    for oy in 0..plan.map.content_h_px as usize {
+        let (iy, wy) = plan.y0.at(oy);
+        vertical(data, stride, iy, wy, row);
+        let base = (pad_y + oy) * s + pad_x;
+        for ox in 0..plan.map.content_w_px as usize {
+            let (ix, wx) = plan.x0.at(ox);
+            let mut rgb = [0.0f32; 3];
+            for (&i, &wk) in ix.iter().zip(wx) {
+                let p = &row[i * 3..i * 3 + 3];
+                rgb[0] += wk * p[0];
+                rgb[1] += wk * p[1];
+                rgb[2] += wk * p[2];
+            }
+            put(out, plane, base + ox, rgb);
+        }
+    }
+}
+
+fn i420_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out: &mut [f32]) {
+    let s = size as usize;
+    let plane = s * s;
+    let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+    let (w, h) = (plan.width as usize, plan.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (luma, chroma) = data.split_at(w * h);
+    let (u_plane, v_plane) = chroma.split_at(cw * ch);
+    let [ry, ru, rv] = rows;
+    ry.resize(w, 0.0);
+    ru.resize(cw, 0.0);
+    rv.resize(cw, 0.0);
+    for oy in 0..plan.map.content_h_px as usize {
+        let (iy, wy) = plan.y0.at(oy);
+        vertical(luma, w, iy, wy, ry);
+        let (icy, wcy) = plan.y1.at(oy);
+        vertical(u_plane, cw, icy, wcy, ru);
+        vertical(v_plane, cw, icy, wcy, rv);
+        let base = (pad_y + oy) * s + pad_x;
+        for ox in 0..plan.map.content_w_px as usize {
+            let (ix, wx) = plan.x0.at(ox);
+            let (icx, wcx) = plan.x1.at(ox);
+            let y = horizontal(ry, ix, wx);
+            let u = horizontal(ru, icx, wcx);
+            let v = horizontal(rv, icx, wcx);
+            put(out, plane, base + ox, yuv_to_rgb_f32(y, u, v));
+        }
+    }
+}
+
+/// BT.601 limited-range YUV -> RGB in float, the same matrix as [`crate::frame::yuv_to_rgb`].
+#[inline]
+fn yuv_to_rgb_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
+    let c = (y - 16.0).max(0.0) * (298.0 / 256.0);
+    let d = u - 128.0;
+    let e = v - 128.0;
+    [
+        (c + (409.0 / 256.0) * e).clamp(0.0, 255.0),
+        (c - (100.0 / 256.0) * d - (208.0 / 256.0) * e).clamp(0.0, 255.0),
+        (c + (516.0 / 256.0) * d).clamp(0.0, 255.0),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::rgb_to_yuv;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use time::OffsetDateTime;
+
+    fn rgb_frame(img: &image::RgbImage) -> Frame {
+        Frame::from_rgb_image("t".into(), 0, 0, img)
+    }
+
+    fn i420_frame(img: &image::RgbImage) -> Frame {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut data = vec![0u8; buffer_len(PixelFormat::I420, w as u32, h as u32)];
+        for y in 0..h {
+            for x in 0..w {
+                let p = img.get_pixel(x as u32, y as u32).0;
+                let [yy, u, v] = rgb_to_yuv(p[0], p[1], p[2]);
+                data[y * w + x] = yy;
+                let ci = (y / 2) * cw + x / 2;
+                data[w * h + ci] = u;
+                data[w * h + cw * ch + ci] = v;
+            }
+        }
+        Frame::new(
+            "t".into(),
+            0,
+            0,
+            OffsetDateTime::UNIX_EPOCH,
+            w as u32,
+            h as u32,
+            PixelFormat::I420,
+            Bytes::from(data),
+        )
+        .unwrap()
+    }
+
+    /// De-normalised B, G, R at input pixel (x, y).
+    fn bgr_at(out: &[f32], size: usize, x: usize, y: usize) -> [f32; 3] {
+        let plane = size * size;
+        [0, 1, 2].map(|c| out[c * plane + y * size + x] * STD_BGR[c] + MEAN_BGR[c])
+    }
+
+    proptest! {
+        #[test]
+        fn box_round_trip(w in 1u32..4000, h in 1u32..4000, size in 32u32..1024,
+                          x1 in 0f32..1.0, y1 in 0f32..1.0, bw in 0f32..1.0, bh in 0f32..1.0) {
+            let map = LetterboxMap::new(w, h, size);
+            let b = BBox { x1: x1 * w as f32, y1: y1 * h as f32,
+                           x2: (x1 + bw) * w as f32, y2: (y1 + bh) * h as f32 };
+            let back = map.to_frame(&map.to_input(&b));
+            let tol = 1e-3 * (w.max(h) as f32);
+            prop_assert!((back.x1 - b.x1).abs() < tol && (back.y1 - b.y1).abs() < tol);
+            prop_assert!((back.x2 - b.x2).abs() < tol && (back.y2 - b.y2).abs() < tol);
+        }
+
+        #[test]
+        fn frame_fits_centred(w in 1u32..4000, h in 1u32..4000, size in 32u32..1024) {
+            let map = LetterboxMap::new(w, h, size);
+            let full = map.to_input(&BBox { x1: 0.0, y1: 0.0, x2: w as f32, y2: h as f32 });
+            // The picture stays inside the input and touches it on the long side.
+            prop_assert!(full.x1 >= -1e-3 && full.y1 >= -1e-3);
+            prop_assert!(full.x2 <= size as f32 + 0.51 && full.y2 <= size as f32 + 0.51);
+            let long = full.width().max(full.height());
+            prop_assert!((long - size as f32).abs() < 0.51 + 1e-3 * size as f32);
+            // Centred: left and right borders differ by at most one pixel (plus rounding).
+            let (left, right) = (full.x1, size as f32 - full.x2);
+            let (top, bottom) = (full.y1, size as f32 - full.y2);
+            prop_assert!((left - right).abs() <= 1.6 && (top - bottom).abs() <= 1.6);
+        }
+    }
+
+    #[test]
+    fn wide_frame_is_padded_top_and_bottom() {
+        let map = LetterboxMap::new(1280, 720, 416);
+        assert_eq!((map.content_w_px, map.content_h_px), (416, 234));
+        assert_eq!((map.pad_x_px, map.pad_y_px), (0.0, 91.0));
+        assert!((map.scale - 0.325).abs() < 1e-6);
+    }
+
+    /// Left half red, right half blue, over a frame whose aspect puts borders top and bottom.
+    fn halves(w: u32, h: u32) -> image::RgbImage {
+        image::RgbImage::from_fn(w, h, |x, _| {
+            if x < w / 2 {
+                image::Rgb([220, 30, 40])
+            } else {
+                image::Rgb([20, 60, 200])
+            }
+        })
+    }
+
+    fn check_halves(frame: &Frame, tol: f32) {
+        let size = 64usize;
+        let mut lb = Letterboxer::new(size as u32);
+        let mut out = vec![f32::NAN; lb.input_len()];
+        let map = lb.run(frame, &mut out).unwrap();
+        let (px, py) = (map.pad_x_px as usize, map.pad_y_px as usize);
+        let (cw, ch) = (map.content_w_px as usize, map.content_h_px as usize);
+        assert!(py > 0, "test frame should be wider than tall");
+        // Borders are exactly 0 after normalisation.
+        for c in 0..3 {
+            assert_eq!(out[c * size * size], 0.0);
+            assert_eq!(out[c * size * size + size * size - 1], 0.0);
+        }
+        // Interior pixels away from the colour edge keep their colour, in BGR order.
+        let left = bgr_at(&out, size, px + 2, py + ch / 2);
+        let right = bgr_at(&out, size, px + cw - 3, py + ch / 2);
+        for (got, want) in [(left, [40.0, 30.0, 220.0]), (right, [200.0, 60.0, 20.0])] {
+            for c in 0..3 {
+                assert!((got[c] - want[c]).abs() <= tol, "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_keeps_colours_and_order_when_downscaling() {
+        check_halves(&rgb_frame(&halves(640, 360)), 0.5); // area average (10x)
+        check_halves(&rgb_frame(&halves(100, 50)), 0.5); // bilinear (1.6x)
+        check_halves(&rgb_frame(&halves(40, 20)), 0.5); // bilinear upscale
+    }
+
+    #[test]
+    fn i420_matches_rgb_within_yuv_rounding() {
+        check_halves(&i420_frame(&halves(640, 360)), 4.0);
+        check_halves(&i420_frame(&halves(101, 51)), 4.0); // odd sizes: chroma rounds up
+    }
+
+    #[test]
+    fn i420_and_rgb_give_close_tensors_on_a_photo() {
+        let img = image::open("tests/data/images/darknet_dog.jpg")
+            .unwrap()
+            .to_rgb8();
+        let mut lb = Letterboxer::new(416);
+        let mut a = vec![0.0; lb.input_len()];
+        let mut b = vec![0.0; lb.input_len()];
+        let ma = lb.run(&rgb_frame(&img), &mut a).unwrap();
+        let mb = lb.run(&i420_frame(&img), &mut b).unwrap();
+        assert_eq!(ma, mb);
+        // Chroma is subsampled in I420, so single pixels differ at edges; the mean must not.
+        let mean_abs = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        assert!(
+            mean_abs < 0.05,
+            "mean |rgb - i420| = {mean_abs} (normalised units)"
+        );
+    }
+
+    #[test]
+    fn rejects_a_buffer_of_the_wrong_size() {
+        let mut f = rgb_frame(&halves(8, 4));
+        f.data = Bytes::from(vec![0u8; 10]);
+        let mut lb = Letterboxer::new(32);
+        let mut out = vec![0.0; lb.input_len()];
+        assert!(matches!(
+            lb.run(&f, &mut out),
+            Err(FrameError::Size {
+                want: 96,
+                got: 10,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn area_taps_sum_to_one_and_cover_the_footprint() {
+        for (len, ratio, n) in [
+            (1280usize, 1280.0 / 416.0, 416usize),
+            (720, 3.0769, 234),
+            (10, 2.5, 4),
+        ] {
+            let t = Taps::new(len, ratio, n);
+            for o in 0..n {
+                let (idx, w) = t.at(o);
+                let s: f32 = w.iter().sum();
+                assert!((s - 1.0).abs() < 1e-4, "o={o} sum={s}");
+                assert!(idx.iter().all(|&i| i < len));
+            }
+        }
+    }
+}
