@@ -1,0 +1,340 @@
+//! The ByteTrack association loop (Zhang et al., 2022) with time-based track ages.
+//!
+//! One [`Tracker::update`] step:
+//! 1. predict every track to the frame time;
+//! 2. match confirmed tracks to high-score detections (IoU, optimal assignment);
+//! 3. match the confirmed tracks that were matched on their previous detection round and are still
+//!    free to low-score detections (stricter IoU): this bridges partial occlusions;
+//! 4. match tentative tracks to the remaining high-score detections; a tentative track that finds
+//!    none dies at once (a one-frame false positive must not linger);
+//! 5. remaining high-score detections scoring at least `new_track_score` start tentative tracks,
+//!    unless they mostly lie inside a box already matched or born in this step
+//!    (`duplicate_overlap`: one vehicle reported twice must not be measured twice);
+//! 6. confirmed tracks unmatched for longer than `max_age_s` die.
+
+use super::kalman::BoxKalman;
+use super::match_by_iou;
+use super::{EndedTrack, TrackState, TrackerConfig, TrackerOutput};
+use crate::detect::{BBox, Detection};
+
+/// One track's internal state.
+#[derive(Debug, Clone)]
+struct Track {
+    id: u64,
+    kf: BoxKalman,
+    confirmed: bool,
+    hits: u32,
+    first_t_s: f64,
+    last_hit_t_s: f64,
+    /// Matched on its most recent detection round (ByteTrack's "tracked" versus "lost").
+    matched_last_round: bool,
+    /// Detection matched in the current step.
+    detection: Option<Detection>,
+    /// Class votes in first-seen order.
+    votes: Vec<(&'static str, u32)>,
+}
+
+impl Track {
+    fn new(id: u64, t_s: f64, det: &Detection, min_hits: u32) -> Self {
+        Self {
+            id,
+            kf: BoxKalman::new(t_s, &det.bbox),
+            confirmed: min_hits <= 1,
+            hits: 1,
+            first_t_s: t_s,
+            last_hit_t_s: t_s,
+            matched_last_round: true,
+            detection: Some(det.clone()),
+            votes: vec![(det.class, 1)],
+        }
+    }
+
+    fn hit(&mut self, t_s: f64, det: &Detection, min_hits: u32) {
+        self.kf.update(&det.bbox);
+        self.hits = self.hits.saturating_add(1);
+        self.last_hit_t_s = self.last_hit_t_s.max(t_s);
+        self.matched_last_round = true;
+        self.confirmed |= self.hits >= min_hits;
+        match self.votes.iter_mut().find(|(c, _)| *c == det.class) {
+            Some((_, n)) => *n += 1,
+            None => self.votes.push((det.class, 1)),
+        }
+        self.detection = Some(det.clone());
+    }
+
+    /// Majority class; on a tie the class seen first wins (stable, no flicker).
+    fn class(&self) -> &'static str {
+        let mut best: (&'static str, u32) = ("", 0);
+        for &(c, n) in &self.votes {
+            if n > best.1 {
+                best = (c, n);
+            }
+        }
+        best.0
+    }
+
+    fn state(&self) -> TrackState {
+        let (vx, vy) = self.kf.velocity_px_s();
+        TrackState {
+            id: self.id,
+            bbox: self.kf.bbox(),
+            detection: self.detection.clone(),
+            confirmed: self.confirmed,
+            class: self.class(),
+            hits: self.hits,
+            velocity_px_s: (vx as f32, vy as f32),
+        }
+    }
+
+    fn ended(&self) -> EndedTrack {
+        EndedTrack {
+            id: self.id,
+            class: self.class(),
+            hits: self.hits,
+            first_t_s: self.first_t_s,
+            last_t_s: self.last_hit_t_s,
+            confirmed: self.confirmed,
+        }
+    }
+}
+
+/// ByteTrack multi-object tracker. Feed it every frame in capture order: [`Tracker::update`] for
+/// frames that were detected, [`Tracker::predict`] for frames that were skipped.
+///
+/// Time handling: `t_s` is the frame's capture time in seconds. A `t_s` at or before the previous
+/// one (clock step back, repeated frame) or a non-finite one is treated as `dt = 0`: the step runs
+/// at the previous step's time, nothing moves or ages, and the detections are matched against the
+/// current predictions. It never panics.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u64,
+    /// Latest step time, s: the tracker's clock, which never runs backwards.
+    now_s: f64,
+}
+
+impl Tracker {
+    /// A tracker with no tracks; the first track gets id 1.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self {
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+            now_s: f64::NEG_INFINITY,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Advances to frame time `t_s` (seconds, from frame timestamps) with this frame's detections.
+    pub fn update(&mut self, t_s: f64, detections: &[Detection]) -> TrackerOutput {
+        let t_s = self.advance_clock(t_s);
+        self.predict_all(t_s);
+        let usable = |d: &&Detection| {
+            d.score.is_finite()
+                && [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2]
+                    .iter()
+                    .all(|v| v.is_finite())
+                && d.bbox.area() > 0.0
+        };
+        let high: Vec<&Detection> = detections
+            .iter()
+            .filter(usable)
+            .filter(|d| d.score >= self.cfg.high_score)
+            .collect();
+        let low: Vec<&Detection> = detections
+            .iter()
+            .filter(usable)
+            .filter(|d| d.score >= self.cfg.low_score && d.score < self.cfg.high_score)
+            .collect();
+        let mut high_used = vec![false; high.len()];
+        let mut track_hit = vec![false; self.tracks.len()];
+
+        // 1. Confirmed tracks (matched or lost) against high-score detections.
+        let confirmed: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].confirmed)
+            .collect();
+        self.associate(
+            t_s,
+            &confirmed,
+            &high,
+            &mut high_used,
+            &mut track_hit,
+            self.cfg.match_iou,
+        );
+
+        // 2. Still-free confirmed tracks that were matched last round against low-score ones.
+        let second: Vec<usize> = confirmed
+            .iter()
+            .copied()
+            .filter(|&i| !track_hit[i] && self.tracks[i].matched_last_round)
+            .collect();
+        let mut low_used = vec![false; low.len()];
+        self.associate(
+            t_s,
+            &second,
+            &low,
+            &mut low_used,
+            &mut track_hit,
+            self.cfg.low_match_iou,
+        );
+
+        // 3. Tentative tracks against the remaining high-score detections.
+        let tentative: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| !self.tracks[i].confirmed)
+            .collect();
+        self.associate(
+            t_s,
+            &tentative,
+            &high,
+            &mut high_used,
+            &mut track_hit,
+            self.cfg.match_iou,
+        );
+
+        let mut ended = Vec::new();
+        let mut kept = Vec::with_capacity(self.tracks.len());
+        for (track, hit) in std::mem::take(&mut self.tracks).into_iter().zip(track_hit) {
+            let mut track = track;
+            if !hit {
+                track.matched_last_round = false;
+                if !track.confirmed {
+                    ended.push(track.ended());
+                    continue;
+                }
+            }
+            kept.push(track);
+        }
+        self.tracks = kept;
+
+        // 4. Births, best score first, except duplicates of a box already claimed this step
+        //    (a matched track's detection or an earlier birth).
+        let mut claimed: Vec<BBox> = self
+            .tracks
+            .iter()
+            .filter_map(|t| t.detection.as_ref().map(|d| d.bbox))
+            .collect();
+        let mut order: Vec<usize> = (0..high.len()).collect();
+        order.sort_by(|&a, &b| high[b].score.total_cmp(&high[a].score));
+        for i in order {
+            let det = high[i];
+            if high_used[i] || det.score < self.cfg.new_track_score {
+                continue;
+            }
+            let area = det.bbox.area();
+            let duplicate = claimed
+                .iter()
+                .any(|c| c.intersection(&det.bbox) >= self.cfg.duplicate_overlap * area);
+            if !duplicate {
+                claimed.push(det.bbox);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.tracks
+                    .push(Track::new(id, t_s, det, self.cfg.min_hits));
+            }
+        }
+
+        ended.extend(self.expire(t_s));
+        self.output(ended)
+    }
+
+    /// Advances to `t_s` without detections (a skipped frame): tracks are predicted and aged, but
+    /// a skipped frame is not a miss, so tentative tracks survive it.
+    pub fn predict(&mut self, t_s: f64) -> TrackerOutput {
+        let t_s = self.advance_clock(t_s);
+        self.predict_all(t_s);
+        let ended = self.expire(t_s);
+        self.output(ended)
+    }
+
+    /// Ends every live track (end of stream or shutdown) and returns their summaries.
+    pub fn finish(&mut self) -> Vec<EndedTrack> {
+        let mut ended: Vec<EndedTrack> = self.tracks.drain(..).map(|t| t.ended()).collect();
+        ended.sort_by_key(|e| e.id);
+        ended
+    }
+
+    /// Number of live tracks.
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// True when no track is alive.
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+
+    /// The step time actually used: `t_s`, or the previous step time when `t_s` is earlier or not
+    /// finite (so `dt <= 0` acts as 0 and births never predate existing tracks).
+    fn advance_clock(&mut self, t_s: f64) -> f64 {
+        let t = if t_s.is_finite() {
+            t_s.max(self.now_s)
+        } else if self.now_s.is_finite() {
+            self.now_s
+        } else {
+            0.0
+        };
+        self.now_s = t;
+        t
+    }
+
+    fn predict_all(&mut self, t_s: f64) {
+        for track in &mut self.tracks {
+            track.kf.predict_to(t_s);
+            track.detection = None;
+        }
+    }
+
+    /// Matches `track_idx` (indices into `self.tracks`) to the unused entries of `dets`, marks
+    /// both sides used, and updates the matched tracks.
+    fn associate(
+        &mut self,
+        t_s: f64,
+        track_idx: &[usize],
+        dets: &[&Detection],
+        det_used: &mut [bool],
+        track_hit: &mut [bool],
+        min_iou: f32,
+    ) {
+        let free_dets: Vec<usize> = (0..dets.len()).filter(|&j| !det_used[j]).collect();
+        if track_idx.is_empty() || free_dets.is_empty() {
+            return;
+        }
+        let track_boxes: Vec<BBox> = track_idx
+            .iter()
+            .map(|&i| self.tracks[i].kf.bbox())
+            .collect();
+        let det_boxes: Vec<BBox> = free_dets.iter().map(|&j| dets[j].bbox).collect();
+        for (ti, dj) in match_by_iou(&track_boxes, &det_boxes, min_iou) {
+            let (i, j) = (track_idx[ti], free_dets[dj]);
+            self.tracks[i].hit(t_s, dets[j], self.cfg.min_hits);
+            det_used[j] = true;
+            track_hit[i] = true;
+        }
+    }
+
+    /// Removes confirmed tracks unmatched for longer than `max_age_s`.
+    fn expire(&mut self, t_s: f64) -> Vec<EndedTrack> {
+        let max_age_s = self.cfg.max_age_s;
+        let mut ended = Vec::new();
+        self.tracks.retain(|t| {
+            let alive = t_s - t.last_hit_t_s <= max_age_s;
+            if !alive {
+                ended.push(t.ended());
+            }
+            alive
+        });
+        ended
+    }
+
+    fn output(&self, mut ended: Vec<EndedTrack>) -> TrackerOutput {
+        ended.sort_by_key(|e| e.id);
+        let mut tracks: Vec<TrackState> = self.tracks.iter().map(Track::state).collect();
+        tracks.sort_by_key(|t| t.id);
+        TrackerOutput { tracks, ended }
+    }
+}

@@ -1,0 +1,353 @@
+//! Scenario tests of the tracker on synthetic constant-velocity boxes with detector noise.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+/// Small deterministic RNG (xorshift64*) with Gaussian samples, so scenarios are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        ((v >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn gauss(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// An object moving at constant velocity; `tag` goes into `class_id` so tests can tell which
+/// object a matched detection came from (the tracker ignores class ids).
+struct Object {
+    tag: u16,
+    x0: f64,
+    y0: f64,
+    vx_px_s: f64,
+    vy_px_s: f64,
+    w: f64,
+    h: f64,
+}
+
+impl Object {
+    fn x_at(&self, t_s: f64) -> f64 {
+        self.x0 + self.vx_px_s * t_s
+    }
+    fn detect(&self, t_s: f64, rng: &mut Rng, noise_px: f64, score: f32) -> Detection {
+        let cx = self.x_at(t_s);
+        let cy = self.y0 + self.vy_px_s * t_s;
+        let mut e = || (noise_px * rng.gauss()) as f32;
+        Detection {
+            bbox: BBox {
+                x1: (cx - self.w / 2.0) as f32 + e(),
+                y1: (cy - self.h / 2.0) as f32 + e(),
+                x2: (cx + self.w / 2.0) as f32 + e(),
+                y2: (cy + self.h / 2.0) as f32 + e(),
+            },
+            score,
+            class_id: self.tag,
+            class: "car",
+        }
+    }
+}
+
+/// Two vehicles in opposite lanes whose boxes overlap by 40% of their height as they cross.
+fn crossing_pair() -> [Object; 2] {
+    [
+        Object {
+            tag: 0,
+            x0: 100.0,
+            y0: 300.0,
+            vx_px_s: 300.0,
+            vy_px_s: 5.0,
+            w: 80.0,
+            h: 60.0,
+        },
+        Object {
+            tag: 1,
+            x0: 1300.0,
+            y0: 335.0,
+            vx_px_s: -300.0,
+            vy_px_s: 5.0,
+            w: 80.0,
+            h: 60.0,
+        },
+    ]
+}
+
+/// Track ids that matched each object's detections, over a whole run.
+type IdsPerObject = BTreeMap<u16, BTreeSet<u64>>;
+
+fn record(out: &TrackerOutput, ids: &mut IdsPerObject) {
+    for t in &out.tracks {
+        if let Some(d) = &t.detection {
+            ids.entry(d.class_id).or_default().insert(t.id);
+        }
+    }
+}
+
+fn assert_one_id_each(ids: &IdsPerObject, objects: usize) {
+    assert_eq!(ids.len(), objects, "every object was tracked: {ids:?}");
+    let mut all = BTreeSet::new();
+    for (tag, set) in ids {
+        assert_eq!(set.len(), 1, "object {tag} got ids {set:?}");
+        all.extend(set.iter().copied());
+    }
+    assert_eq!(all.len(), objects, "objects shared an id: {ids:?}");
+}
+
+#[test]
+fn crossing_objects_keep_their_ids_through_occlusion() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let objects = crossing_pair();
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut ids = IdsPerObject::new();
+    for frame in 0..120 {
+        let t_s = frame as f64 / 30.0;
+        let gap_px = objects[0].x_at(t_s) - objects[1].x_at(t_s);
+        let mut dets = Vec::new();
+        for o in &objects {
+            // The far vehicle (tag 1) is hidden for a few frames at the crossing.
+            if o.tag == 1 && gap_px.abs() < 60.0 {
+                continue;
+            }
+            dets.push(o.detect(t_s, &mut rng, 2.0, 0.8));
+        }
+        let out = tracker.update(t_s, &dets);
+        record(&out, &mut ids);
+    }
+    assert_one_id_each(&ids, 2);
+}
+
+#[test]
+fn partly_hidden_vehicle_continues_on_low_scores() {
+    let mut rng = Rng(7);
+    let objects = crossing_pair();
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut ids = IdsPerObject::new();
+    for frame in 0..120 {
+        let t_s = frame as f64 / 30.0;
+        let crossing = (objects[0].x_at(t_s) - objects[1].x_at(t_s)).abs() < 100.0;
+        let dets: Vec<Detection> = objects
+            .iter()
+            .map(|o| {
+                let score = if o.tag == 1 && crossing { 0.2 } else { 0.8 };
+                o.detect(t_s, &mut rng, 2.0, score)
+            })
+            .collect();
+        record(&tracker.update(t_s, &dets), &mut ids);
+    }
+    assert_one_id_each(&ids, 2);
+}
+
+#[test]
+fn skipped_frames_keep_ids() {
+    let mut rng = Rng(42);
+    let objects = crossing_pair();
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut ids = IdsPerObject::new();
+    for frame in 0..120 {
+        // Capture-time jitter of up to +-5 ms.
+        let t_s = frame as f64 / 30.0 + 0.005 * (2.0 * rng.uniform() - 1.0);
+        let out = if frame % 3 == 0 {
+            let dets: Vec<Detection> = objects
+                .iter()
+                .map(|o| o.detect(t_s, &mut rng, 2.0, 0.8))
+                .collect();
+            tracker.update(t_s, &dets)
+        } else {
+            tracker.predict(t_s)
+        };
+        assert!(out.ended.is_empty(), "frame {frame}: {:?}", out.ended);
+        record(&out, &mut ids);
+    }
+    assert_one_id_each(&ids, 2);
+}
+
+#[test]
+fn misses_of_a_few_frames_keep_the_id_and_prediction_follows() {
+    let mut rng = Rng(3);
+    let o = &crossing_pair()[0];
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut ids = IdsPerObject::new();
+    for frame in 0..90 {
+        let t_s = frame as f64 / 30.0;
+        let missing = (30..36).contains(&frame);
+        let dets = if missing {
+            vec![]
+        } else {
+            vec![o.detect(t_s, &mut rng, 2.0, 0.8)]
+        };
+        let out = tracker.update(t_s, &dets);
+        if missing {
+            let track = &out.tracks[0];
+            assert!(track.detection.is_none());
+            let cx = (track.bbox.x1 + track.bbox.x2) as f64 / 2.0;
+            let truth = o.x_at(t_s);
+            assert!((cx - truth).abs() < 10.0, "frame {frame}: {cx} vs {truth}");
+            assert!((track.velocity_px_s.0 as f64 - o.vx_px_s).abs() < 30.0);
+        }
+        record(&out, &mut ids);
+    }
+    assert_one_id_each(&ids, 1);
+}
+
+#[test]
+fn tentative_dies_at_once_and_confirmed_after_max_age() {
+    let cfg = TrackerConfig::default();
+    let (min_hits, max_age_s) = (cfg.min_hits, cfg.max_age_s);
+    let mut tracker = Tracker::new(cfg);
+    let mut rng = Rng(11);
+    let o = &crossing_pair()[0];
+
+    // A one-frame false positive: tentative, then gone at the next detection round.
+    let out = tracker.update(0.0, &[o.detect(0.0, &mut rng, 0.0, 0.9)]);
+    assert_eq!(out.tracks.len(), 1);
+    assert_eq!(out.tracks[0].id, 1);
+    assert!(!out.tracks[0].confirmed);
+    let out = tracker.update(0.033, &[]);
+    assert!(out.tracks.is_empty());
+    assert_eq!(out.ended.len(), 1);
+    assert!(!out.ended[0].confirmed);
+    assert_eq!(out.ended[0].id, 1);
+
+    // A real vehicle: confirmed after min_hits, then lost for longer than max_age_s.
+    let mut last_t_s = 0.0;
+    for k in 0..min_hits + 2 {
+        last_t_s = 1.0 + k as f64 / 30.0;
+        let out = tracker.update(last_t_s, &[o.detect(last_t_s, &mut rng, 1.0, 0.9)]);
+        assert_eq!(out.tracks[0].id, 2, "ids increase and are not reused");
+        assert_eq!(out.tracks[0].confirmed, k + 1 >= min_hits);
+    }
+    let out = tracker.update(last_t_s + max_age_s * 0.9, &[]);
+    assert_eq!(out.tracks.len(), 1, "still alive within max_age_s");
+    let out = tracker.predict(last_t_s + max_age_s * 1.1);
+    assert!(out.tracks.is_empty());
+    assert_eq!(
+        out.ended,
+        vec![EndedTrack {
+            id: 2,
+            class: "car",
+            hits: min_hits + 2,
+            first_t_s: 1.0,
+            last_t_s,
+            confirmed: true,
+        }]
+    );
+}
+
+#[test]
+fn backwards_time_does_not_panic_or_age() {
+    let mut rng = Rng(5);
+    let o = &crossing_pair()[0];
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    for frame in 0..5 {
+        let t_s = frame as f64 / 30.0;
+        tracker.update(t_s, &[o.detect(t_s, &mut rng, 1.0, 0.9)]);
+    }
+    let out = tracker.update(-100.0, &[o.detect(4.0 / 30.0, &mut rng, 1.0, 0.9)]);
+    assert_eq!(out.tracks.len(), 1);
+    assert!(out.tracks[0].detection.is_some());
+    let out = tracker.predict(f64::NAN);
+    assert_eq!(out.tracks.len(), 1);
+}
+
+#[test]
+fn class_is_majority_vote_and_bad_boxes_are_ignored() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut rng = Rng(9);
+    let o = &crossing_pair()[0];
+    let classes = ["truck", "car", "car", "truck", "car"];
+    let mut out = TrackerOutput::default();
+    for (k, class) in classes.iter().enumerate() {
+        let t_s = k as f64 / 30.0;
+        let mut d = o.detect(t_s, &mut rng, 1.0, 0.9);
+        d.class = class;
+        let nan = Detection {
+            bbox: BBox {
+                x1: f32::NAN,
+                ..d.bbox
+            },
+            ..d.clone()
+        };
+        out = tracker.update(t_s, &[d, nan]);
+    }
+    assert_eq!(out.tracks.len(), 1);
+    assert_eq!(out.tracks[0].class, "car");
+    assert_eq!(tracker.finish()[0].class, "car");
+    assert!(tracker.is_empty());
+}
+
+/// A detector that reports one vehicle twice (as "car" and, slightly smaller, as "truck") must
+/// give one track, while a vehicle beside it that overlaps a little still gets its own.
+#[test]
+fn duplicate_detections_of_one_vehicle_give_one_track() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut rng = Rng(7);
+    let car = Object {
+        tag: 1,
+        x0: 100.0,
+        y0: 300.0,
+        vx_px_s: 300.0,
+        vy_px_s: 0.0,
+        w: 120.0,
+        h: 80.0,
+    };
+    let neighbour = Object {
+        tag: 2,
+        x0: 200.0,
+        y0: 300.0,
+        vx_px_s: 300.0,
+        vy_px_s: 0.0,
+        w: 120.0,
+        h: 80.0,
+    };
+    let mut ids = BTreeSet::new();
+    for k in 0..30 {
+        let t_s = k as f64 / 30.0;
+        let whole = car.detect(t_s, &mut rng, 1.0, 0.8);
+        let mut twin = whole.clone();
+        twin.class = "truck";
+        twin.score = 0.6;
+        twin.bbox.x1 += 10.0;
+        twin.bbox.y1 += 8.0;
+        let mut dets = vec![whole, twin];
+        dets.push(neighbour.detect(t_s, &mut rng, 1.0, 0.8));
+        for tr in tracker.update(t_s, &dets).tracks {
+            ids.insert(tr.id);
+        }
+    }
+    assert_eq!(
+        ids.len(),
+        2,
+        "expected one track per vehicle, got ids {ids:?}"
+    );
+
+    // With the guard off (overlap share > 1 never holds) the twin gets its own track.
+    let cfg = TrackerConfig {
+        duplicate_overlap: 1.01,
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(cfg);
+    let mut rng = Rng(7);
+    let mut ids = BTreeSet::new();
+    for k in 0..10 {
+        let t_s = k as f64 / 30.0;
+        let whole = car.detect(t_s, &mut rng, 1.0, 0.8);
+        let mut twin = whole.clone();
+        twin.bbox.x1 += 10.0;
+        twin.bbox.y1 += 8.0;
+        for tr in tracker.update(t_s, &[whole, twin]).tracks {
+            ids.insert(tr.id);
+        }
+    }
+    assert_eq!(
+        ids.len(),
+        2,
+        "without the guard the twin should start a second track"
+    );
+}
