@@ -1,0 +1,312 @@
+//! Per-track speed measurement over the zone.
+//!
+//! Each matched detection of a confirmed track contributes its ground point (bottom centre of the
+//! box, where the tyres touch the road: the only point of the box that lies on the calibrated
+//! plane) at the frame's capture time, while that point is inside the zone. When the point leaves
+//! the zone, or the track ends inside it, the samples are fitted once and dropped. State is kept
+//! only for tracks currently inside the zone plus a small "already measured" marker until the
+//! track ends; markers and samples of tracks that go quiet without [`SpeedEstimator::end_track`]
+//! are dropped after an idle time, and samples per track are capped
+//! ([`SpeedEstimator::with_state_limits`]), so memory stays bounded however long the stream runs.
+
+use std::collections::HashMap;
+
+use super::{fit_velocity_weighted, Homography, Zone};
+
+/// One in-zone sample: capture time (s), ground point (m), fit weight (1/m² per px² of noise).
+type Sample = (f64, [f64; 2], f64);
+use crate::detect::BBox;
+
+/// Measurement thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeedConfig {
+    /// Fewest in-zone samples for a measurement; fewer give none (the track was too short).
+    pub min_samples: u32,
+    /// Speeds above this are discarded as implausible (a track that jumped between vehicles).
+    pub max_speed_kmh: f64,
+}
+
+/// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
+pub const DEFAULT_MAX_SAMPLES: usize = 4096;
+/// Default idle time after which a track's state is dropped, s.
+pub const DEFAULT_MAX_IDLE_S: f64 = 60.0;
+
+impl Default for SpeedConfig {
+    fn default() -> Self {
+        Self {
+            min_samples: 5,
+            max_speed_kmh: 250.0,
+        }
+    }
+}
+
+/// One vehicle's speed, produced once per track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeedMeasurement {
+    /// Tracker id.
+    pub track_id: u64,
+    /// Class as reported by the tracker at the last sample.
+    pub class: String,
+    /// Speed, km/h.
+    pub speed_kmh: f64,
+    /// In-zone samples used by the fit.
+    pub samples: u32,
+    /// Capture time of the first in-zone sample, s.
+    pub t_enter_s: f64,
+    /// Capture time of the last in-zone sample, s.
+    pub t_exit_s: f64,
+    /// Distance covered between `t_enter_s` and `t_exit_s` according to the fit, m.
+    pub distance_m: f64,
+    /// RMS distance of the samples from the fitted straight line, m (a quality figure).
+    pub residual_rms_m: f64,
+    /// How the speed was obtained: `"fit"` (least squares over the zone).
+    pub method: &'static str,
+}
+
+/// Where a track stands with respect to the zone.
+#[derive(Debug)]
+enum TrackZone {
+    /// Ground point inside the zone; collecting samples.
+    Inside {
+        class: String,
+        samples: Vec<Sample>,
+        last_seen_t_s: f64,
+    },
+    /// Left the zone (measured, or the fit was rejected): nothing more until the track ends.
+    Done { last_seen_t_s: f64 },
+}
+
+impl TrackZone {
+    fn last_seen_t_s(&self) -> f64 {
+        match self {
+            TrackZone::Inside { last_seen_t_s, .. } | TrackZone::Done { last_seen_t_s } => {
+                *last_seen_t_s
+            }
+        }
+    }
+}
+
+/// Turns tracked boxes into one speed measurement per vehicle.
+#[derive(Debug)]
+pub struct SpeedEstimator {
+    h: Homography,
+    zone: Zone,
+    cfg: SpeedConfig,
+    max_samples: usize,
+    max_idle_s: f64,
+    tracks: HashMap<u64, TrackZone>,
+    latest_t_s: f64,
+    last_sweep_t_s: f64,
+}
+
+impl SpeedEstimator {
+    /// An estimator for one camera's calibration and zone.
+    pub fn new(h: Homography, zone: Zone, cfg: SpeedConfig) -> Self {
+        Self {
+            h,
+            zone,
+            cfg,
+            max_samples: DEFAULT_MAX_SAMPLES,
+            max_idle_s: DEFAULT_MAX_IDLE_S,
+            tracks: HashMap::new(),
+            latest_t_s: f64::NEG_INFINITY,
+            last_sweep_t_s: f64::NEG_INFINITY,
+        }
+    }
+
+    /// Sets the memory bounds: a per-track sample cap (when reached, every other sample is dropped,
+    /// so the time span and the fit stay valid and a vehicle stopped in the zone cannot grow memory
+    /// without bound; at least 2), and the time (stream s) after which the state of a track not
+    /// observed is dropped (a safety net for callers that miss an `end_track`).
+    pub fn with_state_limits(mut self, max_samples: usize, max_idle_s: f64) -> Self {
+        self.max_samples = max_samples.max(2);
+        self.max_idle_s = max_idle_s;
+        self
+    }
+
+    /// The calibration in use.
+    pub fn homography(&self) -> &Homography {
+        &self.h
+    }
+
+    /// The zone in use.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// Tracks with state held (inside the zone or awaiting `end_track`).
+    pub fn held_tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Feeds a matched detection of a confirmed track at frame time `t_s`. Returns the measurement
+    /// when the track's ground point has just left the zone (it was inside before), once per track.
+    /// Leaving with fewer than `min_samples` samples is not a passage (box noise flickering across
+    /// the zone edge): those samples are dropped and the track may enter again.
+    pub fn observe(
+        &mut self,
+        track_id: u64,
+        class: &str,
+        t_s: f64,
+        bbox: &BBox,
+    ) -> Option<SpeedMeasurement> {
+        if !t_s.is_finite() {
+            return None;
+        }
+        self.latest_t_s = self.latest_t_s.max(t_s);
+        self.sweep();
+        let (gx, gy) = bbox.bottom_center();
+        let ground_px = [gx as f64, gy as f64];
+        let inside = self.zone.contains(ground_px);
+        match self.tracks.get_mut(&track_id) {
+            Some(TrackZone::Done { last_seen_t_s }) => {
+                *last_seen_t_s = last_seen_t_s.max(t_s);
+                None
+            }
+            Some(TrackZone::Inside {
+                class: held_class,
+                samples,
+                last_seen_t_s,
+            }) => {
+                *last_seen_t_s = last_seen_t_s.max(t_s);
+                if inside {
+                    if held_class != class {
+                        class.clone_into(held_class);
+                    }
+                    if let Some((g, w)) = ground_sample(&self.h, ground_px) {
+                        samples.push((t_s, g, w));
+                        if samples.len() > self.max_samples {
+                            thin(samples);
+                        }
+                    }
+                    return None;
+                }
+                if samples.len() < self.cfg.min_samples as usize {
+                    // A box-noise flicker across the zone edge on entry (or a brief graze of the
+                    // zone): forget it, so that the real passage can still be measured.
+                    self.tracks.remove(&track_id);
+                    return None;
+                }
+                let done = TrackZone::Done {
+                    last_seen_t_s: *last_seen_t_s,
+                };
+                let state = self.tracks.insert(track_id, done)?;
+                self.measure(track_id, state)
+            }
+            None => {
+                if inside {
+                    let samples = ground_sample(&self.h, ground_px)
+                        .map(|(g, w)| vec![(t_s, g, w)])
+                        .unwrap_or_default();
+                    self.tracks.insert(
+                        track_id,
+                        TrackZone::Inside {
+                            class: class.to_owned(),
+                            samples,
+                            last_seen_t_s: t_s,
+                        },
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// The track ended: measures it if it was in the zone and not measured yet, and frees its state.
+    pub fn end_track(&mut self, track_id: u64) -> Option<SpeedMeasurement> {
+        let state = self.tracks.remove(&track_id)?;
+        self.measure(track_id, state)
+    }
+
+    /// Fits the samples of a track that was inside the zone.
+    fn measure(&self, track_id: u64, state: TrackZone) -> Option<SpeedMeasurement> {
+        let TrackZone::Inside { class, samples, .. } = state else {
+            return None;
+        };
+        if samples.len() < self.cfg.min_samples as usize {
+            tracing::debug!(
+                track_id,
+                samples = samples.len(),
+                min_samples = self.cfg.min_samples,
+                "no speed: too few samples in the zone"
+            );
+            return None;
+        }
+        let points: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.0, s.1)).collect();
+        let weights: Vec<f64> = samples.iter().map(|s| s.2).collect();
+        let Some(fit) = fit_velocity_weighted(&points, &weights) else {
+            tracing::debug!(track_id, "no speed: samples span no time");
+            return None;
+        };
+        let speed_kmh = fit.speed_kmh();
+        if speed_kmh > self.cfg.max_speed_kmh {
+            tracing::debug!(
+                track_id,
+                speed_kmh,
+                max_speed_kmh = self.cfg.max_speed_kmh,
+                "no speed: implausible, discarded"
+            );
+            return None;
+        }
+        let (t_enter_s, t_exit_s) = samples
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+                (lo.min(s.0), hi.max(s.0))
+            });
+        Some(SpeedMeasurement {
+            track_id,
+            class,
+            speed_kmh,
+            samples: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+            t_enter_s,
+            t_exit_s,
+            distance_m: fit.speed_m_s * (t_exit_s - t_enter_s),
+            residual_rms_m: fit.residual_rms_m,
+            method: "fit",
+        })
+    }
+
+    /// Drops state of tracks not seen for `max_idle_s` (checked about once per second of stream).
+    fn sweep(&mut self) {
+        if self.latest_t_s - self.last_sweep_t_s < 1.0 {
+            return;
+        }
+        self.last_sweep_t_s = self.latest_t_s;
+        let (latest, max_idle) = (self.latest_t_s, self.max_idle_s);
+        self.tracks.retain(|id, s| {
+            let keep = latest - s.last_seen_t_s() <= max_idle;
+            if !keep {
+                tracing::debug!(track_id = id, "dropping speed state of an idle track");
+            }
+            keep
+        });
+    }
+}
+
+/// The ground point of an image point and its fit weight: the inverse of the ground variance caused
+/// by one pixel of noise on the box's bottom edge plus half a pixel² on its centre column (the
+/// mean of two edges). None at or near the horizon.
+fn ground_sample(h: &Homography, p_px: [f64; 2]) -> Option<([f64; 2], f64)> {
+    let g = h.image_to_world(p_px)?;
+    let down = h.image_to_world([p_px[0], p_px[1] + 1.0])?;
+    let right = h.image_to_world([p_px[0] + 1.0, p_px[1]])?;
+    let d2 = |a: [f64; 2]| (a[0] - g[0]).powi(2) + (a[1] - g[1]).powi(2);
+    let var_m2 = d2(down) + 0.5 * d2(right);
+    let w = 1.0 / var_m2;
+    (w.is_finite() && w > 0.0).then_some((g, w))
+}
+
+/// Halves a sample list by keeping every other sample (first and last kept).
+fn thin(samples: &mut Vec<Sample>) {
+    let last = samples.last().copied();
+    let mut i = 0;
+    samples.retain(|_| {
+        i += 1;
+        i % 2 == 1
+    });
+    if let (Some(last), Some(kept)) = (last, samples.last()) {
+        if kept.0 != last.0 {
+            samples.push(last);
+        }
+    }
+}
