@@ -1,0 +1,235 @@
+use super::*;
+use crate::event::{EventType, SCHEMA_VERSION};
+
+fn event_at(ms: u64, camera: &str, track_id: u64) -> Event {
+    Event {
+        kind: EventType::Speeding,
+        event_id: ulid::Ulid::from_parts(ms, u128::from(track_id)).to_string(),
+        device_id: "dev1".into(),
+        camera: camera.into(),
+        track_id,
+        class: "car".into(),
+        speed_kmh: 60.0 + track_id as f64,
+        limit_kmh: 50.0,
+        tolerance_kmh: 3.0,
+        t_enter_s: 1.0,
+        t_exit_s: 2.5,
+        time: "2026-01-01T00:00:00Z".into(),
+        samples: 12,
+        distance_m: 20.0,
+        method: "fit".into(),
+        model: "nanodet".into(),
+        calibration: "abc".into(),
+        measurement_id: None,
+        thumbnail_topic: None,
+        schema: SCHEMA_VERSION,
+    }
+}
+
+fn msg(topic: &str, payload: &[u8]) -> OutboxMessage {
+    OutboxMessage {
+        topic: topic.into(),
+        payload: payload.to_vec(),
+        qos: 1,
+        retain: false,
+    }
+}
+
+#[test]
+fn reopen_after_drop_keeps_events_thumbnails_and_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = event_at(1_700_000_000_000, "cam1", 7);
+    let keys = {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .record_event(
+                &ev,
+                Some(b"\xff\xd8jpeg"),
+                &[msg("a", b"1"), msg("b", b"2")],
+            )
+            .unwrap()
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.event(&ev.event_id).unwrap(), Some(ev.clone()));
+    assert_eq!(
+        store.thumbnail(&ev.event_id).unwrap().as_deref(),
+        Some(&b"\xff\xd8jpeg"[..])
+    );
+    assert_eq!(store.outbox_len(), 2);
+    let pending = store.outbox_pending(None, 10).unwrap();
+    assert_eq!(pending.iter().map(|p| p.0).collect::<Vec<_>>(), keys);
+    assert_eq!(pending[0].1, msg("a", b"1"));
+    assert_eq!(pending[1].1, msg("b", b"2"));
+}
+
+#[test]
+fn outbox_keys_increase_across_reopen_and_ack_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .record_event(&event_at(1000, "c", 1), None, &[msg("t", b"x")])
+            .unwrap()
+    };
+    let store = Store::open(dir.path()).unwrap();
+    let second = store
+        .record_event(&event_at(2000, "c", 2), None, &[msg("t", b"y")])
+        .unwrap();
+    assert!(second[0] > first[0], "{second:?} !> {first:?}");
+    store.outbox_ack(first[0]).unwrap();
+    store.outbox_ack(first[0]).unwrap(); // second ack is a no-op
+    assert_eq!(store.outbox_len(), 1);
+    let rest = store.outbox_pending(None, 10).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0, second[0]);
+    assert!(store
+        .outbox_pending(Some(second[0]), 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.outbox_pending(Some(first[0]), 10).unwrap().len(), 1);
+}
+
+#[test]
+fn duplicate_event_id_is_stored_once_and_adds_no_outbox_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let ev = event_at(5000, "cam1", 3);
+    let keys = store
+        .record_event(&ev, Some(b"one"), &[msg("t", b"first")])
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let mut changed = ev.clone();
+    changed.speed_kmh = 999.0;
+    let again = store
+        .record_event(&changed, Some(b"two"), &[msg("t", b"second")])
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(store.events(None, None).unwrap(), vec![ev.clone()]);
+    assert_eq!(
+        store.thumbnail(&ev.event_id).unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(store.outbox_len(), 1);
+    assert_eq!(
+        store.outbox_pending(None, 10).unwrap()[0].1.payload,
+        b"first"
+    );
+}
+
+#[test]
+fn rejected_event_leaves_every_tree_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut ev = event_at(5000, "cam1", 3);
+    ev.event_id = "not-a-ulid".into();
+    let err = store
+        .record_event(&ev, Some(b"jpeg"), &[msg("t", b"x")])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadEventId(_)), "{err}");
+    assert!(store.events(None, None).unwrap().is_empty());
+    assert_eq!(store.outbox_len(), 0);
+    assert!(store.outbox_pending(None, 10).unwrap().is_empty());
+    assert!(store.thumbnails.is_empty());
+}
+
+#[test]
+fn concurrent_writers_commit_outbox_keys_in_order_with_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25u64 {
+                    let ev = event_at(10_000 + i, &format!("cam{t}"), t * 100 + i);
+                    let m = msg("t", ev.event_id.as_bytes());
+                    store.record_event(&ev, Some(b"j"), &[m]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let pending = store.outbox_pending(None, 1000).unwrap();
+    assert_eq!(pending.len(), 100);
+    assert_eq!(store.outbox_len(), 100);
+    for (_, m) in &pending {
+        let id = std::str::from_utf8(&m.payload).unwrap();
+        assert!(
+            store.event(id).unwrap().is_some(),
+            "outbox entry without event {id}"
+        );
+        assert!(store.thumbnail(id).unwrap().is_some());
+    }
+}
+
+#[test]
+fn events_filter_by_camera_and_since_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let base_ms = 1_750_000_000_000u64;
+    // Insert out of time order; the store must return them sorted.
+    for (i, cam) in [(3u64, "a"), (1, "b"), (2, "a"), (0, "a")] {
+        store
+            .record_event(&event_at(base_ms + i * 1000, cam, i), None, &[])
+            .unwrap();
+    }
+    let ids = |evs: Vec<Event>| evs.iter().map(|e| e.track_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.events(None, None).unwrap()), vec![0, 1, 2, 3]);
+    assert_eq!(ids(store.events(Some("a"), None).unwrap()), vec![0, 2, 3]);
+    let since =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(base_ms + 1500) * 1_000_000)
+            .unwrap();
+    assert_eq!(ids(store.events(None, Some(since)).unwrap()), vec![2, 3]);
+    assert_eq!(
+        ids(store.events(Some("b"), Some(since)).unwrap()),
+        Vec::<u64>::new()
+    );
+    assert_eq!(store.events(Some("zzz"), None).unwrap(), vec![]);
+}
+
+#[test]
+fn track_summaries_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let t = TrackSummary {
+        camera: "cam1".into(),
+        track_id: 4,
+        class: "truck".into(),
+        first_t_s: 1.0,
+        last_t_s: 3.5,
+        hits: 40,
+        measured: true,
+    };
+    store.record_track(&t).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    assert_eq!(Store::open(dir.path()).unwrap().tracks().unwrap(), vec![t]);
+}
+
+#[test]
+fn newer_schema_is_refused_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let meta = store.db.open_tree("meta").unwrap();
+        let newer = serde_json::to_vec(&(STORE_SCHEMA_VERSION + 1)).unwrap();
+        meta.insert(META_SCHEMA_KEY, newer).unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    assert!(err.to_string().contains("upgrade speedcamd"), "{err}");
+}
+
+#[test]
+fn open_error_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file.join("sub")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("plain-file"), "{text}");
+    assert!(text.contains("writable"), "{text}");
+}
