@@ -1,0 +1,130 @@
+//! Matches measured vehicles to a scene's ground truth: how the demo and the end-to-end tests
+//! score speed accuracy.
+
+use super::SceneTruth;
+use crate::event::Event;
+use std::path::Path;
+
+/// One truth vehicle that crossed the zone and the measurement matched to it, if any.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// Vehicle id in the truth.
+    pub vehicle_id: u32,
+    /// True mean speed over the zone, km/h.
+    pub true_kmh: f64,
+    /// The matched measurement.
+    pub measured: Option<Event>,
+}
+
+impl Match {
+    /// Measured minus true speed, km/h.
+    pub fn error_kmh(&self) -> Option<f64> {
+        self.measured.as_ref().map(|m| m.speed_kmh - self.true_kmh)
+    }
+}
+
+/// Reads a scene's `truth.json`.
+pub fn load_truth(path: &Path) -> Result<SceneTruth, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Pairs each vehicle that fully crossed the zone with the measurement whose zone interval
+/// `[t_enter_s, t_exit_s]` overlaps its true crossing interval most (one-to-one, greedy by
+/// overlap). Measurements that overlap no vehicle are returned as unmatched.
+pub fn match_measurements(truth: &SceneTruth, measured: &[Event]) -> (Vec<Match>, Vec<Event>) {
+    let crossed: Vec<_> = truth
+        .vehicles
+        .iter()
+        .filter_map(|v| {
+            match (
+                v.crossed_zone,
+                v.zone_entry_s,
+                v.zone_exit_s,
+                v.zone_speed_kmh,
+            ) {
+                (true, Some(a), Some(b), Some(s)) => Some((v.id, a.min(b), a.max(b), s)),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for (vi, &(_, a, b, _)) in crossed.iter().enumerate() {
+        for (mi, m) in measured.iter().enumerate() {
+            let overlap = b.min(m.t_exit_s) - a.max(m.t_enter_s);
+            if overlap > 0.0 {
+                pairs.push((overlap, vi, mi));
+            }
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut vehicle_of = vec![None; crossed.len()];
+    let mut used = vec![false; measured.len()];
+    for (_, vi, mi) in pairs {
+        if vehicle_of[vi].is_none() && !used[mi] {
+            vehicle_of[vi] = Some(mi);
+            used[mi] = true;
+        }
+    }
+    let matches = crossed
+        .iter()
+        .zip(&vehicle_of)
+        .map(|(&(id, _, _, s), mi)| Match {
+            vehicle_id: id,
+            true_kmh: s,
+            measured: mi.map(|i| measured[i].clone()),
+        })
+        .collect();
+    let unmatched = measured
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| !**u)
+        .map(|(m, _)| m.clone())
+        .collect();
+    (matches, unmatched)
+}
+
+/// A human-readable table of true vs measured speeds with the mean absolute error.
+pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
+    let (matches, unmatched) = match_measurements(truth, measured);
+    let mut s = format!(
+        "{:<8} {:>10} {:>10} {:>9}\n",
+        "vehicle", "true km/h", "measured", "error"
+    );
+    let mut errs = Vec::new();
+    for m in &matches {
+        match m.error_kmh() {
+            Some(e) => {
+                errs.push(e.abs());
+                s += &format!(
+                    "{:<8} {:>10.1} {:>10.1} {:>+9.2}\n",
+                    m.vehicle_id,
+                    m.true_kmh,
+                    m.true_kmh + e,
+                    e
+                );
+            }
+            None => {
+                s += &format!(
+                    "{:<8} {:>10.1} {:>10} {:>9}\n",
+                    m.vehicle_id, m.true_kmh, "missed", "-"
+                )
+            }
+        }
+    }
+    if !errs.is_empty() {
+        let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+        let max = errs.iter().cloned().fold(0.0, f64::max);
+        s += &format!(
+            "{} of {} vehicles that crossed the zone measured; mean |error| {:.2} km/h, max {:.2} km/h\n",
+            errs.len(),
+            matches.len(),
+            mean,
+            max
+        );
+    }
+    if !unmatched.is_empty() {
+        s += &format!("{} measurement(s) matched no vehicle\n", unmatched.len());
+    }
+    s
+}
