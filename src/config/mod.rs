@@ -1,0 +1,648 @@
+//! Loads and validates speedcam.toml.
+//!
+//! Parsing rejects unknown keys and wrong types (the TOML parser's message names the line and
+//! the allowed keys). Validation then checks ranges and geometry and reports *every* problem at
+//! once, each with the key, its line and what is allowed, so an operator fixes the file in one go.
+//! The result is a [`Config`] whose values are ready to use (paths resolved, homography fitted).
+
+mod raw;
+
+use crate::detect::DetectorConfig;
+use crate::publish::MqttConfig;
+use crate::speed::{CalibrationReport, Homography, SpeedConfig, Zone};
+use crate::track::TrackerConfig;
+use raw::RawConfig;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The vehicle classes detected unless `detector.classes` says otherwise.
+pub const DEFAULT_CLASSES: [&str; 4] = ["car", "motorcycle", "bus", "truck"];
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Name of this device in topics and events.
+    pub device_id: String,
+    /// Where sled keeps events, tracks, thumbnails and the outbox (resolved against the config dir).
+    pub data_dir: PathBuf,
+    /// Log filter (tracing-subscriber EnvFilter syntax); RUST_LOG overrides it.
+    pub log_level: Option<String>,
+    /// Detector settings; `score_threshold` there is the low (candidate) threshold.
+    pub detector: DetectorConfig,
+    /// Tracker settings; `high_score` is the configured `detector.score_threshold`.
+    pub tracker: TrackerConfig,
+    /// MQTT settings, or None: nothing is published.
+    pub mqtt: Option<MqttConfig>,
+    /// The cameras, at least one.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// One camera's validated settings.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    /// Camera id, used in topics: letters, digits, `-` and `_`.
+    pub id: String,
+    /// Source URI or path (file paths resolved against the config dir).
+    pub source: String,
+    /// Speed limit, km/h.
+    pub speed_limit_kmh: f64,
+    /// Tolerance over the limit before a vehicle counts as speeding, km/h.
+    pub tolerance_kmh: f64,
+    /// Image size when configured (checked against the zone and calibration points).
+    pub image_size: Option<(u32, u32)>,
+    /// Calibration image points, px.
+    pub image_points: Vec<[f64; 2]>,
+    /// Calibration ground points, m.
+    pub world_points: Vec<[f64; 2]>,
+    /// Measurement zone polygon, px.
+    pub zone_polygon: Vec<[f64; 2]>,
+    /// The fitted image -> ground homography.
+    pub homography: Homography,
+    /// Residuals of that fit.
+    pub calibration_report: CalibrationReport,
+    /// The zone, ready for point tests.
+    pub zone: Zone,
+    /// Speed estimator settings.
+    pub speed: SpeedConfig,
+}
+
+impl CameraConfig {
+    /// The speed above which a vehicle is speeding, km/h.
+    pub fn threshold_kmh(&self) -> f64 {
+        self.speed_limit_kmh + self.tolerance_kmh
+    }
+
+    /// Length of the zone on the ground, m (None when the zone reaches above the horizon).
+    pub fn zone_length_m(&self) -> Option<f64> {
+        self.zone.length_m(&self.homography)
+    }
+}
+
+/// One thing wrong with the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Dotted key, e.g. `cameras[0].calibration.image_points`.
+    pub key: String,
+    /// 1-based line of the value, 0 when the key is missing.
+    pub line: usize,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}: {}", self.line, self.key, self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source} (pass an existing file with --config)")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown key or a wrong type; the message names the line.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The path given.
+        path: PathBuf,
+        /// The parser's message with line, column and allowed keys.
+        message: String,
+    },
+    /// Values out of range or inconsistent; every problem is listed.
+    #[error("config {path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The path given.
+        path: PathBuf,
+        /// Each problem with key and line.
+        problems: Vec<Problem>,
+    },
+}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text; `path` locates relative paths and names the file in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut v = Validator {
+        text,
+        problems: Vec::new(),
+    };
+    let cfg = v.config(raw, path, base);
+    match cfg {
+        Some(cfg) if v.problems.is_empty() => Ok(cfg),
+        _ => Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: v.problems,
+        }),
+    }
+}
+
+/// Resolves a path from the config against the config file's directory.
+pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Collects problems while building the validated config.
+struct Validator<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        if span.end == 0 {
+            return 0;
+        }
+        let start = span.start.min(self.text.len());
+        self.text[..start].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn problem(&mut self, key: impl Into<String>, span: Range<usize>, message: impl Into<String>) {
+        let line = self.line(span);
+        self.problems.push(Problem {
+            key: key.into(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// A float in `lo..=hi` (or the default when absent).
+    fn float(
+        &mut self,
+        key: &str,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        lo: f64,
+        hi: f64,
+    ) -> f64 {
+        match v {
+            None => default,
+            Some(s) => {
+                let x = *s.get_ref();
+                if !(lo..=hi).contains(&x) || !x.is_finite() {
+                    self.problem(
+                        key,
+                        s.span(),
+                        format!("{x} is out of range: allowed {lo} to {hi}"),
+                    );
+                    default
+                } else {
+                    x
+                }
+            }
+        }
+    }
+
+    /// An integer in `lo..=hi` (or the default when absent).
+    fn int(&mut self, key: &str, v: &Option<Spanned<i64>>, default: i64, lo: i64, hi: i64) -> i64 {
+        match v {
+            None => default,
+            Some(s) => {
+                let x = *s.get_ref();
+                if !(lo..=hi).contains(&x) {
+                    self.problem(
+                        key,
+                        s.span(),
+                        format!("{x} is out of range: allowed {lo} to {hi}"),
+                    );
+                    default
+                } else {
+                    x
+                }
+            }
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig, path: &Path, base: &Path) -> Option<Config> {
+        let device_id = raw.device_id.get_ref().clone();
+        if !valid_topic_id(&device_id) {
+            self.problem(
+                "device_id",
+                raw.device_id.span(),
+                format!("{device_id:?} is not allowed: use 1-64 letters, digits, '-' or '_' (it becomes an MQTT topic level)"),
+            );
+        }
+        let data_dir = resolve_path(base, raw.data_dir.get_ref());
+        let log_level = raw.log_level.as_ref().map(|s| s.get_ref().clone());
+        if let Some(l) = &raw.log_level {
+            if tracing_subscriber::EnvFilter::try_new(l.get_ref()).is_err() {
+                self.problem("log_level", l.span(), format!("{:?} is not a log filter: use error, warn, info, debug, trace or a RUST_LOG-style filter such as \"speedcam=debug\"", l.get_ref()));
+            }
+        }
+
+        let d = &raw.detector;
+        let family = d
+            .family
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "nanodet".into());
+        if family != "nanodet" {
+            let span = d.family.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            self.problem("detector.family", span, format!("{family:?} is not supported: allowed \"nanodet\" (yolov8, yolox and end2end come with the ONNX Runtime backend)"));
+        }
+        let backend = d
+            .backend
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "tract".into());
+        if backend != "tract" {
+            let span = d.backend.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            self.problem("detector.backend", span, format!("{backend:?} is not available in this build: allowed \"tract\" (pure-Rust CPU inference)"));
+        }
+        let high = self.float(
+            "detector.score_threshold",
+            &d.score_threshold,
+            0.35,
+            0.01,
+            1.0,
+        );
+        let low = self.float(
+            "detector.low_score_threshold",
+            &d.low_score_threshold,
+            0.1,
+            0.01,
+            1.0,
+        );
+        if low > high {
+            let span = d
+                .low_score_threshold
+                .as_ref()
+                .map(|s| s.span())
+                .unwrap_or(0..0);
+            self.problem(
+                "detector.low_score_threshold",
+                span,
+                format!(
+                    "{low} is above detector.score_threshold ({high}): it must be lower or equal"
+                ),
+            );
+        }
+        let nms_iou = self.float("detector.nms_iou", &d.nms_iou, 0.6, 0.05, 0.95);
+        let classes: Vec<String> = match &d.classes {
+            None => DEFAULT_CLASSES.iter().map(|s| s.to_string()).collect(),
+            Some(c) => {
+                for name in c.get_ref() {
+                    if !crate::detect::COCO_CLASSES.contains(&name.as_str()) {
+                        self.problem("detector.classes", c.span(), format!("unknown class {name:?}: allowed are the model's COCO class names, e.g. \"car\", \"motorcycle\", \"bus\", \"truck\""));
+                    }
+                }
+                if c.get_ref().is_empty() {
+                    self.problem(
+                        "detector.classes",
+                        c.span(),
+                        "empty: list at least one class, e.g. [\"car\", \"truck\"]",
+                    );
+                }
+                c.get_ref().clone()
+            }
+        };
+        let input_size = d
+            .input_size
+            .as_ref()
+            .map(|_| self.int("detector.input_size", &d.input_size, 416, 32, 2048) as u32);
+        if let (Some(s), Some(sp)) = (input_size, &d.input_size) {
+            if s % 32 != 0 {
+                self.problem(
+                    "detector.input_size",
+                    sp.span(),
+                    format!("{s} is not a multiple of 32 (the model's largest stride)"),
+                );
+            }
+        }
+        let model = resolve_path(base, d.model.get_ref());
+        if !model.is_file() {
+            self.problem("detector.model", d.model.span(), format!("file {} not found: give a path to an ONNX model, absolute or relative to the config file", model.display()));
+        }
+        let detector = DetectorConfig {
+            model,
+            family,
+            backend,
+            score_threshold: low as f32,
+            nms_iou: nms_iou as f32,
+            classes,
+            input_size,
+        };
+
+        let t = &raw.tracker;
+        let tracker = TrackerConfig {
+            high_score: high as f32,
+            low_score: low as f32,
+            match_iou: self.float(
+                "tracker.match_iou",
+                &t.match_iou,
+                TrackerConfig::default().match_iou as f64,
+                0.01,
+                0.99,
+            ) as f32,
+            min_hits: self.int(
+                "tracker.min_hits",
+                &t.min_hits,
+                TrackerConfig::default().min_hits as i64,
+                1,
+                100,
+            ) as u32,
+            max_age_s: self.float(
+                "tracker.max_age_s",
+                &t.max_age_s,
+                TrackerConfig::default().max_age_s,
+                0.05,
+                60.0,
+            ),
+            duplicate_overlap: self.float(
+                "tracker.duplicate_overlap",
+                &t.duplicate_overlap,
+                TrackerConfig::default().duplicate_overlap as f64,
+                0.0,
+                1.0,
+            ) as f32,
+            ..TrackerConfig::default()
+        };
+
+        let mqtt = raw.mqtt.as_ref().map(|m| self.mqtt(m, &device_id));
+
+        if raw.cameras.is_empty() {
+            self.problem("cameras", 0..0, "no camera configured: add at least one [[cameras]] table with id, source, speed_limit_kmh, calibration and zone");
+        }
+        let mut cameras = Vec::new();
+        for (i, c) in raw.cameras.iter().enumerate() {
+            if let Some(cam) = self.camera(i, c, base) {
+                if cameras.iter().any(|o: &CameraConfig| o.id == cam.id) {
+                    self.problem(
+                        format!("cameras[{i}].id"),
+                        c.get_ref().id.span(),
+                        format!("{:?} is used by another camera: ids must be unique", cam.id),
+                    );
+                }
+                cameras.push(cam);
+            }
+        }
+        Some(Config {
+            path: path.to_path_buf(),
+            device_id,
+            data_dir,
+            log_level,
+            detector,
+            tracker,
+            mqtt,
+            cameras,
+        })
+    }
+
+    fn mqtt(&mut self, m: &raw::RawMqtt, device_id: &str) -> MqttConfig {
+        let url = m.url.get_ref().clone();
+        let base_topic = m
+            .base_topic
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "speedcam".into());
+        if base_topic.is_empty()
+            || base_topic.contains(['+', '#'])
+            || base_topic.starts_with('/')
+            || base_topic.ends_with('/')
+        {
+            let span = m.base_topic.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            self.problem("mqtt.base_topic", span, format!("{base_topic:?} is not allowed: a non-empty topic prefix without '+', '#' or leading/trailing '/'"));
+        }
+        let cfg = MqttConfig {
+            url,
+            base_topic,
+            device_id: device_id.to_string(),
+            client_id: m.client_id.as_ref().map(|s| s.get_ref().clone()),
+            keepalive_s: self.int("mqtt.keepalive_s", &m.keepalive_s, 30, 5, 3600) as u64,
+            publish_measurements: m.publish_measurements.unwrap_or(true),
+        };
+        if let Err(e) = cfg.host_port() {
+            self.problem("mqtt.url", m.url.span(), e.to_string());
+        }
+        cfg
+    }
+
+    fn camera(
+        &mut self,
+        i: usize,
+        c: &Spanned<raw::RawCamera>,
+        base: &Path,
+    ) -> Option<CameraConfig> {
+        let c = c.get_ref();
+        let k = |s: &str| format!("cameras[{i}].{s}");
+        let id = c.id.get_ref().clone();
+        if !valid_topic_id(&id) {
+            self.problem(k("id"), c.id.span(), format!("{id:?} is not allowed: use 1-64 letters, digits, '-' or '_' (it becomes an MQTT topic level)"));
+        }
+        let source = resolve_source(base, c.source.get_ref());
+        if source.is_empty() {
+            self.problem(
+                k("source"),
+                c.source.span(),
+                "empty: give file:///path/video.mp4 or a path to an MP4 file",
+            );
+        }
+        let limit = *c.speed_limit_kmh.get_ref();
+        if !(1.0..=400.0).contains(&limit) {
+            self.problem(
+                k("speed_limit_kmh"),
+                c.speed_limit_kmh.span(),
+                format!("{limit} is out of range: allowed 1 to 400"),
+            );
+        }
+        let tolerance = self.float(&k("tolerance_kmh"), &c.tolerance_kmh, 0.0, 0.0, 100.0);
+        let min_samples = self.int(
+            &k("min_samples_in_zone"),
+            &c.min_samples_in_zone,
+            SpeedConfig::default().min_samples as i64,
+            2,
+            10_000,
+        ) as u32;
+        let max_speed = self.float(
+            &k("max_speed_kmh"),
+            &c.max_speed_kmh,
+            SpeedConfig::default().max_speed_kmh,
+            10.0,
+            1000.0,
+        );
+        let image_size = match (&c.image_width, &c.image_height) {
+            (None, None) => None,
+            (Some(_), Some(_)) => Some((
+                self.int(&k("image_width"), &c.image_width, 1, 16, 16384) as u32,
+                self.int(&k("image_height"), &c.image_height, 1, 16, 16384) as u32,
+            )),
+            (Some(w), None) => {
+                self.problem(
+                    k("image_height"),
+                    w.span(),
+                    "missing: set image_width and image_height together",
+                );
+                None
+            }
+            (None, Some(h)) => {
+                self.problem(
+                    k("image_width"),
+                    h.span(),
+                    "missing: set image_width and image_height together",
+                );
+                None
+            }
+        };
+
+        let ip = &c.calibration.image_points;
+        let wp = &c.calibration.world_points;
+        let mut ok = true;
+        for (name, pts) in [
+            ("calibration.image_points", ip),
+            ("calibration.world_points", wp),
+        ] {
+            if pts.get_ref().iter().flatten().any(|x| !x.is_finite()) {
+                self.problem(
+                    k(name),
+                    pts.span(),
+                    "contains a non-finite number: give [x, y] pairs of plain numbers",
+                );
+                ok = false;
+            }
+        }
+        let fitted = if ok {
+            match Homography::fit(ip.get_ref(), wp.get_ref()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.problem(k("calibration"), ip.span(), format!("{e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let zp = &c.zone.polygon;
+        let zone = match Zone::new(zp.get_ref().clone()) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                self.problem(k("zone.polygon"), zp.span(), format!("{e}"));
+                None
+            }
+        };
+        if let Some((w, h)) = image_size {
+            self.check_inside(&k("zone.polygon"), zp, w, h);
+            self.check_inside(&k("calibration.image_points"), ip, w, h);
+        }
+        let (homography, calibration_report) = fitted?;
+        let zone = zone?;
+        if let Some(len) = zone.length_m(&homography) {
+            if len < 2.0 {
+                self.problem(k("zone.polygon"), zp.span(), format!("the zone is only {len:.1} m long on the ground: make it at least 2 m (10-30 m gives accurate speeds)"));
+            }
+        } else {
+            self.problem(k("zone.polygon"), zp.span(), "part of the zone lies at or above the horizon of the calibration: keep it on the road surface");
+        }
+        Some(CameraConfig {
+            id,
+            source,
+            speed_limit_kmh: limit,
+            tolerance_kmh: tolerance,
+            image_size,
+            image_points: ip.get_ref().clone(),
+            world_points: wp.get_ref().clone(),
+            zone_polygon: zp.get_ref().clone(),
+            homography,
+            calibration_report,
+            zone,
+            speed: SpeedConfig {
+                min_samples,
+                max_speed_kmh: max_speed,
+            },
+        })
+    }
+
+    /// Every point must lie inside a `w x h` image.
+    fn check_inside(&mut self, key: &str, pts: &Spanned<Vec<[f64; 2]>>, w: u32, h: u32) {
+        if let Some((i, p)) =
+            pts.get_ref().iter().enumerate().find(|(_, p)| {
+                !(0.0..=w as f64).contains(&p[0]) || !(0.0..=h as f64).contains(&p[1])
+            })
+        {
+            self.problem(
+                key,
+                pts.span(),
+                format!(
+                    "point {i} [{}, {}] is outside the {w}x{h} image: allowed x 0..{w}, y 0..{h}",
+                    p[0], p[1]
+                ),
+            );
+        }
+    }
+}
+
+/// Problems with a camera's geometry for an image of `w x h` px (known only once the source is
+/// probed): zone vertices or calibration points outside the image.
+pub fn check_image_size(cam: &CameraConfig, w: u32, h: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let inside =
+        |p: &[f64; 2]| (0.0..=w as f64).contains(&p[0]) && (0.0..=h as f64).contains(&p[1]);
+    for (key, pts) in [
+        ("zone.polygon", &cam.zone_polygon),
+        ("calibration.image_points", &cam.image_points),
+    ] {
+        if let Some((i, p)) = pts.iter().enumerate().find(|(_, p)| !inside(p)) {
+            out.push(format!(
+                "cameras.{key} of camera {}: point {i} [{}, {}] is outside the {w}x{h} video: allowed x 0..{w}, y 0..{h}",
+                cam.id, p[0], p[1]
+            ));
+        }
+    }
+    out
+}
+
+/// True for ids usable as one MQTT topic level and a sled key prefix.
+pub fn valid_topic_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `file://` URIs and plain paths become absolute-or-config-relative paths; other URIs stay as given.
+fn resolve_source(base: &Path, s: &str) -> String {
+    if let Some(p) = s.strip_prefix("file://") {
+        resolve_path(base, p).display().to_string()
+    } else if s.contains("://") {
+        s.to_string()
+    } else if s.is_empty() {
+        String::new()
+    } else {
+        resolve_path(base, s).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The config file exactly as written: serde structs that reject unknown keys and keep the
+//! source span of every value that validation may complain about, so errors can name the line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Top level of speedcam.toml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub device_id: Spanned<String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: Spanned<String>,
+    #[serde(default)]
+    pub log_level: Option<Spanned<String>>,
+    pub detector: RawDetector,
+    #[serde(default)]
+    pub tracker: RawTracker,
+    #[serde(default)]
+    pub mqtt: Option<RawMqtt>,
+    #[serde(default)]
+    pub cameras: Vec<Spanned<RawCamera>>,
+}
+
+fn default_data_dir() -> Spanned<String> {
+    Spanned::new(0..0, "./data".to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetector {
+    pub model: Spanned<String>,
+    #[serde(default)]
+    pub family: Option<Spanned<String>>,
+    #[serde(default)]
+    pub backend: Option<Spanned<String>>,
+    #[serde(default)]
+    pub score_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub low_score_threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub nms_iou: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub classes: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub input_size: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracker {
+    #[serde(default)]
+    pub match_iou: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_hits: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max_age_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub duplicate_overlap: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub base_topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub keepalive_s: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub publish_measurements: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCamera {
+    pub id: Spanned<String>,
+    pub source: Spanned<String>,
+    pub speed_limit_kmh: Spanned<f64>,
+    #[serde(default)]
+    pub tolerance_kmh: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub min_samples_in_zone: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub max_speed_kmh: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub image_width: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub image_height: Option<Spanned<i64>>,
+    pub calibration: RawCalibration,
+    pub zone: RawZone,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalibration {
+    pub image_points: Spanned<Vec<[f64; 2]>>,
+    pub world_points: Spanned<Vec<[f64; 2]>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub polygon: Spanned<Vec<[f64; 2]>>,
+}

@@ -1,0 +1,174 @@
+use super::*;
+
+/// A config path inside the repository so `models/...` resolves to the bundled model.
+fn repo_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/test.toml")
+}
+
+const GOOD: &str = r#"
+device_id = "pole-1"
+data_dir = "../data/test"
+
+[detector]
+model = "../models/nanodet-g-416.onnx"
+score_threshold = 0.4
+
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[[cameras]]
+id = "cam1"
+source = "file:///tmp/video.mp4"
+speed_limit_kmh = 50.0
+tolerance_kmh = 3.0
+image_width = 1280
+image_height = 720
+
+[cameras.calibration]
+image_points = [[100.0, 600.0], [1180.0, 600.0], [900.0, 300.0], [380.0, 300.0]]
+world_points = [[0.0, 0.0], [20.0, 0.0], [20.0, 30.0], [0.0, 30.0]]
+
+[cameras.zone]
+polygon = [[200.0, 550.0], [1080.0, 550.0], [880.0, 320.0], [400.0, 320.0]]
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, &repo_path()) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn good_config_loads_with_derived_values() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.device_id, "pole-1");
+    assert!(cfg.data_dir.ends_with("config/../data/test"));
+    assert_eq!(cfg.cameras.len(), 1);
+    let cam = &cfg.cameras[0];
+    assert_eq!(cam.source, "/tmp/video.mp4");
+    assert_eq!(cam.threshold_kmh(), 53.0);
+    assert!(cam.calibration_report.rms_px < 1e-6);
+    let len = cam.zone_length_m().expect("zone on the ground");
+    assert!(len > 5.0 && len < 30.0, "zone length {len}");
+    assert_eq!(cfg.tracker.high_score, 0.4);
+    assert_eq!(cfg.detector.score_threshold, 0.1);
+    assert_eq!(cfg.detector.classes, DEFAULT_CLASSES);
+    assert_eq!(
+        cfg.mqtt.as_ref().map(|m| m.base_topic.as_str()),
+        Some("speedcam")
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_allowed_keys() {
+    let text = GOOD.replace("score_threshold = 0.4", "score_treshold = 0.4");
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(err.contains("line 7"), "{err}");
+    assert!(err.contains("score_treshold"), "{err}");
+    assert!(
+        err.contains("score_threshold"),
+        "allowed keys listed: {err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_a_parse_error_with_line() {
+    let text = GOOD.replace("speed_limit_kmh = 50.0", "speed_limit_kmh = \"fast\"");
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(err.contains("line 15"), "{err}");
+}
+
+#[test]
+fn out_of_range_values_are_all_reported_with_lines() {
+    let text = GOOD
+        .replace("score_threshold = 0.4", "score_threshold = 1.5")
+        .replace("tolerance_kmh = 3.0", "tolerance_kmh = -1.0");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].key, "detector.score_threshold");
+    assert_eq!(p[0].line, 7);
+    assert!(
+        p[0].message.contains("allowed 0.01 to 1"),
+        "{}",
+        p[0].message
+    );
+    assert_eq!(p[1].key, "cameras[0].tolerance_kmh");
+    assert_eq!(p[1].line, 16);
+}
+
+#[test]
+fn collinear_calibration_is_rejected() {
+    let text = GOOD.replace(
+        "world_points = [[0.0, 0.0], [20.0, 0.0], [20.0, 30.0], [0.0, 30.0]]",
+        "world_points = [[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [30.0, 0.0]]",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[0].calibration");
+    assert!(
+        p[0].message.to_lowercase().contains("collinear"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn too_few_points_and_mismatched_counts_are_rejected() {
+    let text = GOOD.replace(
+        "image_points = [[100.0, 600.0], [1180.0, 600.0], [900.0, 300.0], [380.0, 300.0]]",
+        "image_points = [[100.0, 600.0], [1180.0, 600.0], [900.0, 300.0]]",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[0].calibration");
+    assert_eq!(p[0].line, 21);
+}
+
+#[test]
+fn zone_outside_the_image_is_rejected() {
+    let text = GOOD.replace("[1080.0, 550.0]", "[1380.0, 550.0]");
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[0].zone.polygon");
+    assert!(
+        p[0].message.contains("outside the 1280x720 image"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn bad_ids_missing_model_and_no_cameras() {
+    let text = GOOD
+        .replace("device_id = \"pole-1\"", "device_id = \"pole/1\"")
+        .replace("nanodet-g-416.onnx", "missing.onnx");
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["device_id", "detector.model"], "{p:?}");
+
+    let head = GOOD.split("[[cameras]]").next().unwrap_or_default();
+    let p = problems(head);
+    assert_eq!(p[0].key, "cameras");
+}
+
+#[test]
+fn duplicate_camera_ids_are_rejected() {
+    let cam = GOOD
+        .split_once("[[cameras]]")
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let text = format!("{GOOD}\n[[cameras]]{cam}");
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[1].id");
+    assert!(p[0].message.contains("unique"));
+}
+
+#[test]
+fn bundled_configs_are_valid() {
+    for name in ["speedcam.toml", "demo.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name);
+        if let Err(e) = load(&path) {
+            panic!("{name}: {e}");
+        }
+    }
+}
