@@ -1,0 +1,386 @@
+//! Command-line interface: parses arguments, sets up logging, and runs one command.
+//! Errors are printed with their whole context chain, then the process exits with status 1.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use speedcam::config::{self, Config};
+use speedcam::event::{Event, EventType};
+use speedcam::service::{self, ReplayOptions, RunSummary, Verdict};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Default config of an installed daemon.
+const SYSTEM_CONFIG: &str = "/etc/speedcam/speedcam.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "speedcamd",
+    version,
+    about = "Vehicle speed camera daemon: video in, measured speeds and speeding alerts out over MQTT"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: every configured camera until SIGTERM / Ctrl-C.
+    Run {
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+    },
+    /// Process a video file as fast as possible and exit when it is done and the outbox is drained.
+    Replay {
+        /// The video (MP4, H.264); overrides the camera's configured source.
+        video: PathBuf,
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Camera whose calibration and zone apply (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// Print one JSON object per line per measurement / speeding event on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait at the end for the MQTT outbox to drain.
+        #[arg(long, default_value_t = 30.0)]
+        drain_timeout: f64,
+    },
+    /// Run the bundled demo: bundled model, bundled synthetic scene, bundled config; no setup.
+    Demo {
+        /// Config file (default: config/demo.toml of the repository).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON lines instead of the human-readable report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config file and print what it derives (calibration error, zone length, model).
+    CheckConfig {
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+    },
+    /// List stored measurements and speeding events.
+    Events {
+        /// Config file (its data_dir holds the store).
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Only this camera.
+        #[arg(long)]
+        camera: Option<String>,
+        /// Only events at or after this RFC 3339 time, e.g. 2026-11-26T08:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line, the same shape as `replay --json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a synthetic scene with known vehicle speeds (MP4 + truth.json + camera.toml).
+    Synth {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(_cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Ok(config::load(path)?)
+}
+
+fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Run { config } => {
+            let cfg = load(&config)?;
+            service::run(&cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            video,
+            config,
+            camera,
+            json,
+            drain_timeout,
+        } => {
+            let cfg = load(&config)?;
+            service::check_video(&video)?;
+            let opts = ReplayOptions {
+                camera,
+                video: Some(video),
+                drain_timeout: Duration::from_secs_f64(drain_timeout.max(0.0)),
+            };
+            let mut out = std::io::stdout().lock();
+            let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {
+                if json {
+                    print_json(&mut out, &v.event);
+                } else {
+                    print_human(&mut out, &v.event);
+                }
+            })?;
+            eprint!("{}", summary_text(&sum));
+            Ok(exit_for(&sum))
+        }
+        Command::Demo { config, json } => demo(config, json),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Events {
+            config,
+            camera,
+            since,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            let since = since
+                .map(|s| {
+                    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                        .with_context(|| format!("--since {s:?} is not an RFC 3339 time such as 2026-11-26T08:00:00Z"))
+                })
+                .transpose()?;
+            let store = service::open_store(&cfg)?;
+            let events = store.events(camera.as_deref(), since)?;
+            let mut out = std::io::stdout().lock();
+            for e in &events {
+                if json {
+                    print_json(&mut out, e);
+                } else {
+                    print_human(&mut out, e);
+                }
+            }
+            if !json {
+                let _ = writeln!(out, "{} event(s)", events.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Synth { out } => {
+            let start = std::time::Instant::now();
+            let truth = speedcam::synth::render_demo(&out)
+                .with_context(|| format!("rendering the demo scene into {}", out.display()))?;
+            eprintln!(
+                "rendered {} vehicles, {} frames into {} in {:.1} s",
+                truth.vehicles.len(),
+                truth.frames,
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit_for(sum: &RunSummary) -> ExitCode {
+    if sum.store_errors > 0 {
+        eprintln!("error: {} event(s) could not be stored", sum.store_errors);
+        ExitCode::FAILURE
+    } else if !sum.drained {
+        eprintln!("warning: the MQTT outbox was not drained before the deadline; it is kept in the store and published on the next start");
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_json(out: &mut impl Write, e: &Event) {
+    if let Ok(s) = serde_json::to_string(e) {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
+    }
+}
+
+fn print_human(out: &mut impl Write, e: &Event) {
+    let tag = match e.kind {
+        EventType::Measurement => "measured",
+        EventType::Speeding => "SPEEDING",
+    };
+    let _ = writeln!(
+        out,
+        "{tag:<9} {cam} track {tid:>3} {class:<10} {speed:6.1} km/h (limit {limit:.0}) t={t0:.2}-{t1:.2} s  {n} samples  {time}  {id}",
+        cam = e.camera,
+        tid = e.track_id,
+        class = e.class,
+        speed = e.speed_kmh,
+        limit = e.limit_kmh,
+        t0 = e.t_enter_s,
+        t1 = e.t_exit_s,
+        n = e.samples,
+        time = e.time,
+        id = e.event_id,
+    );
+    let _ = out.flush();
+}
+
+fn summary_text(sum: &RunSummary) -> String {
+    format!(
+        "frames {} (detected {}), {:.1} s of video in {:.1} s = {:.1} frames/s; {} measurement(s), {} speeding\n{}",
+        sum.frames,
+        sum.detected,
+        sum.video_s,
+        sum.wall_s,
+        sum.fps(),
+        sum.measurements,
+        sum.speeding,
+        sum.times.table()
+    )
+}
+
+/// The repository's demo config: from the working directory, else from where the binary was built.
+fn demo_config(config: Option<PathBuf>) -> PathBuf {
+    if let Some(c) = config {
+        return c;
+    }
+    let local = PathBuf::from("config/demo.toml");
+    if local.is_file() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml")
+    }
+}
+
+fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let path = demo_config(config);
+    let cfg = load(&path)?;
+    let cam = service::pick_camera(&cfg, None)?;
+    let video = PathBuf::from(&cam.source);
+    service::check_video(&video)?;
+    let mut out = std::io::stdout().lock();
+    if !json {
+        let _ = writeln!(
+            out,
+            "speedcam demo: {} with {} (limit {:.0} km/h + {:.0} tolerance); store in {}",
+            video.display(),
+            cfg.detector.model.display(),
+            cam.speed_limit_kmh,
+            cam.tolerance_kmh,
+            cfg.data_dir.display()
+        );
+    }
+    let opts = ReplayOptions {
+        camera: None,
+        video: None,
+        drain_timeout: Duration::from_secs(10),
+    };
+    let mut measured: Vec<Event> = Vec::new();
+    let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {
+        if json {
+            print_json(&mut out, &v.event);
+        } else {
+            print_human(&mut out, &v.event);
+        }
+        if v.event.kind == EventType::Measurement {
+            measured.push(v.event.clone());
+        }
+    })?;
+    let mut out = std::io::stdout().lock();
+    if !json {
+        let _ = write!(out, "\n{}", summary_text(&sum));
+        let truth = video.with_file_name("truth.json");
+        if let Ok(t) = speedcam::synth::load_truth(&truth) {
+            let _ = write!(out, "\n{}", speedcam::synth::compare_table(&t, &measured));
+        }
+    }
+    Ok(exit_for(&sum))
+}
+
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = load(path)?;
+    println!("config {}: OK", cfg.path.display());
+    println!(
+        "  device_id {}, data_dir {}",
+        cfg.device_id,
+        cfg.data_dir.display()
+    );
+    let det = service::open_detector(&cfg)?;
+    let model_id = det
+        .lock()
+        .map(|d| d.model_id().to_string())
+        .unwrap_or_default();
+    println!(
+        "  detector: {} ({} backend, family {}), classes {:?}, score >= {} (tracker low pass >= {})",
+        model_id, cfg.detector.backend, cfg.detector.family, cfg.detector.classes, cfg.tracker.high_score, cfg.tracker.low_score
+    );
+    match &cfg.mqtt {
+        Some(m) => println!("  mqtt: {} under {}/{}", m.url, m.base_topic, m.device_id),
+        None => println!("  mqtt: not configured (nothing is published)"),
+    }
+    let mut warnings = 0;
+    let mut errors = 0;
+    for cam in &cfg.cameras {
+        println!("  camera {}: source {}", cam.id, cam.source);
+        println!(
+            "    speeding above {:.1} km/h (limit {:.1} + tolerance {:.1})",
+            cam.threshold_kmh(),
+            cam.speed_limit_kmh,
+            cam.tolerance_kmh
+        );
+        let r = &cam.calibration_report;
+        println!(
+            "    calibration: {} points, RMS reprojection error {:.3} px / {:.3} m, fingerprint {}",
+            cam.image_points.len(),
+            r.rms_px,
+            r.rms_m,
+            cam.homography.fingerprint()
+        );
+        match cam.zone_length_m() {
+            Some(l) => println!(
+                "    zone: {} vertices, {:.1} m long on the ground",
+                cam.zone_polygon.len(),
+                l
+            ),
+            None => println!(
+                "    zone: {} vertices (length unknown)",
+                cam.zone_polygon.len()
+            ),
+        }
+        let path = Path::new(&cam.source);
+        if path.is_file() {
+            match speedcam::source::probe(path) {
+                Ok(info) => {
+                    println!(
+                        "    video: {}x{}, {} frames, {:.1} s",
+                        info.width, info.height, info.frame_count, info.duration_s
+                    );
+                    for e in config::check_image_size(cam, info.width, info.height) {
+                        errors += 1;
+                        println!("    ERROR: {e}");
+                    }
+                }
+                Err(e) => {
+                    warnings += 1;
+                    println!("    WARNING: cannot read the source video: {e}");
+                }
+            }
+        }
+    }
+    if warnings > 0 {
+        println!("{warnings} warning(s)");
+    }
+    if errors > 0 {
+        println!("{errors} error(s): fix the config and run check-config again");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,235 @@
+//! One camera's pipeline after detection: tracker -> speed estimator -> verdicts.
+//!
+//! It owns everything that is per camera (tracker, calibration, zone, thumbnail candidates) and
+//! nothing that is shared (detector, store, publisher), so several cameras can share one detector
+//! and tests can drive it with synthetic detections.
+
+use crate::config::CameraConfig;
+use crate::detect::{BBox, Detection};
+use crate::event::{thumbnail, Event, EventType, SCHEMA_VERSION};
+use crate::frame::Frame;
+use crate::speed::{SpeedEstimator, SpeedMeasurement};
+use crate::stats::{Stage, StageTimes};
+use crate::track::{Tracker, TrackerConfig, TrackerOutput};
+use std::collections::HashMap;
+use std::time::Instant;
+use time::OffsetDateTime;
+
+/// A finished verdict ready to store and publish.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The record.
+    pub event: Event,
+    /// JPEG crop of the vehicle (speeding events only).
+    pub thumbnail_jpeg: Option<Vec<u8>>,
+}
+
+/// The best view of a vehicle seen so far inside the zone.
+struct Candidate {
+    area_px: f32,
+    crop: image::RgbImage,
+}
+
+/// Tracker, speed estimator and event building for one camera.
+pub struct CameraPipeline {
+    cam: CameraConfig,
+    device_id: String,
+    model_id: String,
+    calibration_id: String,
+    tracker: Tracker,
+    speed: SpeedEstimator,
+    candidates: HashMap<u64, Candidate>,
+    /// Confirmed tracks still alive, to measure them at end of stream.
+    live: std::collections::HashSet<u64>,
+    /// The last frame's time and wall clock, to date verdicts of tracks that end.
+    last_time: Option<(f64, OffsetDateTime)>,
+}
+
+impl CameraPipeline {
+    /// A fresh pipeline for `cam`; `model_id` is stored with every event.
+    pub fn new(cam: CameraConfig, tracker: TrackerConfig, device_id: &str, model_id: &str) -> Self {
+        let calibration_id = cam.homography.fingerprint();
+        let speed =
+            SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
+        CameraPipeline {
+            cam,
+            device_id: device_id.to_string(),
+            model_id: model_id.to_string(),
+            calibration_id,
+            tracker: Tracker::new(tracker),
+            speed,
+            candidates: HashMap::new(),
+            live: Default::default(),
+            last_time: None,
+        }
+    }
+
+    /// The camera's settings.
+    pub fn camera(&self) -> &CameraConfig {
+        &self.cam
+    }
+
+    /// Advances with one frame: `detections` for a detected frame, None for a skipped one
+    /// (the tracker predicts only). Returns the verdicts this frame completed.
+    pub fn process(
+        &mut self,
+        frame: &Frame,
+        detections: Option<&[Detection]>,
+        times: &mut StageTimes,
+    ) -> Vec<Verdict> {
+        let t_s = frame.pts_s();
+        self.last_time = Some((t_s, frame.wall));
+        let start = Instant::now();
+        let out = match detections {
+            Some(d) => self.tracker.update(t_s, d),
+            None => self.tracker.predict(t_s),
+        };
+        let start = times.lap(Stage::Track, start);
+        let verdicts = self.apply(frame, out);
+        times.lap(Stage::Speed, start);
+        verdicts
+    }
+
+    /// End of stream: every live track ends, and vehicles still inside the zone are measured.
+    pub fn finish(&mut self) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        let mut ended: Vec<u64> = self.live.drain().collect();
+        ended.sort_unstable();
+        for id in ended {
+            if let Some(m) = self.speed.end_track(id) {
+                out.extend(self.verdicts(m, None));
+            }
+            self.candidates.remove(&id);
+        }
+        out
+    }
+
+    fn apply(&mut self, frame: &Frame, out: TrackerOutput) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        for tr in &out.tracks {
+            let Some(det) = tr.detection.as_ref() else {
+                continue;
+            };
+            if !tr.confirmed {
+                continue;
+            }
+            self.live.insert(tr.id);
+            self.keep_candidate(frame, tr.id, &det.bbox);
+            if let Some(m) = self
+                .speed
+                .observe(tr.id, tr.class, frame.pts_s(), &det.bbox)
+            {
+                verdicts.extend(self.verdicts(m, Some(frame)));
+            }
+        }
+        for e in &out.ended {
+            self.live.remove(&e.id);
+            if let Some(m) = self.speed.end_track(e.id) {
+                verdicts.extend(self.verdicts(m, Some(frame)));
+            }
+            self.candidates.remove(&e.id);
+        }
+        verdicts
+    }
+
+    /// Keeps the largest in-zone view of each vehicle for its thumbnail.
+    fn keep_candidate(&mut self, frame: &Frame, id: u64, bbox: &BBox) {
+        let (x, y) = bbox.bottom_center();
+        if !self.cam.zone.contains([x as f64, y as f64]) {
+            return;
+        }
+        let area = bbox.area();
+        let better = self
+            .candidates
+            .get(&id)
+            .is_none_or(|c| area > c.area_px * 1.1);
+        if better {
+            self.candidates.insert(
+                id,
+                Candidate {
+                    area_px: area,
+                    crop: thumbnail::crop(frame, bbox),
+                },
+            );
+        }
+    }
+
+    /// The measurement record, plus a speeding record when over limit + tolerance.
+    fn verdicts(&mut self, m: SpeedMeasurement, frame: Option<&Frame>) -> Vec<Verdict> {
+        let wall = match (frame, self.last_time) {
+            (Some(f), _) => wall_at(f.wall, f.pts_s(), m.t_exit_s),
+            (None, Some((t, w))) => wall_at(w, t, m.t_exit_s),
+            (None, None) => OffsetDateTime::now_utc(),
+        };
+        let time = wall
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let measurement = Event {
+            kind: EventType::Measurement,
+            event_id: ulid::Ulid::new().to_string(),
+            device_id: self.device_id.clone(),
+            camera: self.cam.id.clone(),
+            track_id: m.track_id,
+            class: m.class.clone(),
+            speed_kmh: round3(m.speed_kmh),
+            limit_kmh: self.cam.speed_limit_kmh,
+            tolerance_kmh: self.cam.tolerance_kmh,
+            t_enter_s: round6(m.t_enter_s),
+            t_exit_s: round6(m.t_exit_s),
+            time,
+            samples: m.samples,
+            distance_m: round3(m.distance_m),
+            method: m.method.to_string(),
+            model: self.model_id.clone(),
+            calibration: self.calibration_id.clone(),
+            measurement_id: None,
+            thumbnail_topic: None,
+            schema: SCHEMA_VERSION,
+        };
+        let candidate = self.candidates.remove(&m.track_id);
+        let mut out = Vec::with_capacity(2);
+        if m.speed_kmh > self.cam.threshold_kmh() {
+            let thumbnail_jpeg =
+                candidate.and_then(|c| match thumbnail::encode_jpeg(&c.crop, 85) {
+                    Ok(j) => Some(j),
+                    Err(e) => {
+                        tracing::warn!(camera = %self.cam.id, "{e}");
+                        None
+                    }
+                });
+            let speeding = Event {
+                kind: EventType::Speeding,
+                event_id: ulid::Ulid::new().to_string(),
+                measurement_id: Some(measurement.event_id.clone()),
+                ..measurement.clone()
+            };
+            out.push(Verdict {
+                event: measurement,
+                thumbnail_jpeg: None,
+            });
+            out.push(Verdict {
+                event: speeding,
+                thumbnail_jpeg,
+            });
+        } else {
+            out.push(Verdict {
+                event: measurement,
+                thumbnail_jpeg: None,
+            });
+        }
+        out
+    }
+}
+
+/// Wall-clock time at frame time `t_s`, given that frame time `ref_t_s` was at `ref_wall`.
+fn wall_at(ref_wall: OffsetDateTime, ref_t_s: f64, t_s: f64) -> OffsetDateTime {
+    ref_wall + time::Duration::seconds_f64(t_s - ref_t_s)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}

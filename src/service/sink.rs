@@ -1,0 +1,84 @@
+//! Where verdicts go: written to sled (event, thumbnail and outbox atomically, flushed) and only
+//! then handed to the publisher, so a crash or a broker outage never loses an accepted event.
+
+use super::camera::Verdict;
+use crate::event::EventType;
+use crate::publish::{Publisher, Topics};
+use crate::stats::{Stage, StageTimes};
+use crate::store::{Store, StoreError};
+use std::time::Instant;
+
+/// Stores verdicts and queues their MQTT messages.
+pub struct EventSink {
+    store: Store,
+    publisher: Option<Publisher>,
+    topics: Option<Topics>,
+    publish_measurements: bool,
+}
+
+impl EventSink {
+    /// A sink writing to `store`; with `publisher` (and its `topics`) messages are queued for MQTT.
+    pub fn new(
+        store: Store,
+        publisher: Option<Publisher>,
+        topics: Option<Topics>,
+        publish_measurements: bool,
+    ) -> Self {
+        EventSink {
+            store,
+            publisher,
+            topics,
+            publish_measurements,
+        }
+    }
+
+    /// The store behind this sink.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The publisher, when MQTT is configured.
+    pub fn publisher(&self) -> Option<&Publisher> {
+        self.publisher.as_ref()
+    }
+
+    /// Takes the publisher out (for shutdown).
+    pub fn take_publisher(&mut self) -> Option<Publisher> {
+        self.publisher.take()
+    }
+
+    /// Stores `v` with its outbox messages (and fills in its thumbnail topic), then wakes the
+    /// publisher. Returns the event as stored.
+    pub fn accept(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<(), StoreError> {
+        let start = Instant::now();
+        let outbox = match &self.topics {
+            Some(topics) => {
+                if v.event.kind == EventType::Speeding && v.thumbnail_jpeg.is_some() {
+                    v.event.thumbnail_topic =
+                        Some(topics.thumbnail(&v.event.camera, &v.event.event_id));
+                }
+                topics
+                    .event_messages(
+                        &v.event,
+                        v.thumbnail_jpeg.as_deref(),
+                        self.publish_measurements,
+                    )
+                    .unwrap_or_else(|e| {
+                        tracing::error!(event = %v.event.event_id, "cannot encode event for MQTT: {e}");
+                        Vec::new()
+                    })
+            }
+            None => Vec::new(),
+        };
+        self.store
+            .record_event(&v.event, v.thumbnail_jpeg.as_deref(), &outbox)?;
+        let start = times.lap(Stage::Store, start);
+        if let Some(p) = &self.publisher {
+            if !outbox.is_empty() {
+                p.notify();
+            }
+        }
+        times.lap(Stage::Publish, start);
+        Ok(())
+    }
+}
