@@ -218,6 +218,45 @@ impl Frame {
             data: Bytes::copy_from_slice(img.as_raw()),
         }
     }
+
+    /// Builds an I420 frame from an RGB image the way encoders do (BT.601 limited range, chroma
+    /// from the 2x2 block average): the format decoded video arrives in, for tests and tools.
+    pub fn i420_from_rgb_image(
+        camera: Arc<str>,
+        seq: u64,
+        pts_ns: i64,
+        img: &image::RgbImage,
+    ) -> Frame {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let mut data = vec![0u8; w * h + 2 * cw * ch];
+        for (x, y, p) in img.enumerate_pixels() {
+            data[y as usize * w + x as usize] = rgb_to_yuv(p[0], p[1], p[2])[0];
+        }
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let (mut u, mut v, mut n) = (0u32, 0u32, 0u32);
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (px, py) = ((2 * cx + dx).min(w - 1), (2 * cy + dy).min(h - 1));
+                    let p = img.get_pixel(px as u32, py as u32).0;
+                    let [_, pu, pv] = rgb_to_yuv(p[0], p[1], p[2]);
+                    (u, v, n) = (u + pu as u32, v + pv as u32, n + 1);
+                }
+                data[w * h + cy * cw + cx] = ((u + n / 2) / n) as u8;
+                data[w * h + cw * ch + cy * cw + cx] = ((v + n / 2) / n) as u8;
+            }
+        }
+        Frame {
+            camera,
+            seq,
+            pts_ns,
+            wall: OffsetDateTime::now_utc(),
+            width: img.width(),
+            height: img.height(),
+            format: PixelFormat::I420,
+            data: Bytes::from(data),
+        }
+    }
 }
 
 #[cfg(test)]

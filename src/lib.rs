@@ -18,4 +18,6 @@ pub mod speed;
 pub mod stats;
 pub mod store;
 pub mod synth;
+#[cfg(test)]
+mod test_rng;
 pub mod track;

@@ -232,10 +232,10 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
         let s = stored.iter().find(|s| s.event_id == e.event_id).unwrap();
         assert_eq!(s, e, "stored event differs from the printed one");
     }
-    let only_speeding = Command::new(bin)
+    let other_camera = Command::new(bin)
         .args(["events", "--json", "--camera", "nope", "--config"])
         .arg(&config)
         .output()
         .unwrap();
-    assert!(parse_lines(&only_speeding.stdout).is_empty());
+    assert!(parse_lines(&other_camera.stdout).is_empty());
 }

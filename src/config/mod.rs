@@ -199,6 +199,29 @@ impl Validator<'_> {
         });
     }
 
+    /// A string that must be `only` (the one value this build supports; the default when absent).
+    fn choice(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        only: &str,
+        allowed: &str,
+    ) -> String {
+        let v = value
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| only.into());
+        if v != only {
+            let span = value.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            self.problem(
+                key,
+                span,
+                format!("{v:?} is not supported in this build: {allowed}"),
+            );
+        }
+        v
+    }
+
     /// A float in `lo..=hi` (or the default when absent).
     fn float(
         &mut self,
@@ -264,24 +287,18 @@ impl Validator<'_> {
         }
 
         let d = &raw.detector;
-        let family = d
-            .family
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_else(|| "nanodet".into());
-        if family != "nanodet" {
-            let span = d.family.as_ref().map(|s| s.span()).unwrap_or(0..0);
-            self.problem("detector.family", span, format!("{family:?} is not supported: allowed \"nanodet\" (yolov8, yolox and end2end come with the ONNX Runtime backend)"));
-        }
-        let backend = d
-            .backend
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_else(|| "tract".into());
-        if backend != "tract" {
-            let span = d.backend.as_ref().map(|s| s.span()).unwrap_or(0..0);
-            self.problem("detector.backend", span, format!("{backend:?} is not available in this build: allowed \"tract\" (pure-Rust CPU inference)"));
-        }
+        let family = self.choice(
+            "detector.family",
+            &d.family,
+            "nanodet",
+            "allowed \"nanodet\" (yolov8, yolox and end2end come with the ONNX Runtime backend)",
+        );
+        let backend = self.choice(
+            "detector.backend",
+            &d.backend,
+            "tract",
+            "allowed \"tract\" (pure-Rust CPU inference; onnxruntime comes with its cargo feature)",
+        );
         let high = self.float(
             "detector.score_threshold",
             &d.score_threshold,

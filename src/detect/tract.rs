@@ -247,9 +247,13 @@ fn to_frame(
 mod tests {
     use super::*;
     use crate::detect::open;
-    use crate::frame::{buffer_len, rgb_to_yuv, Frame, PixelFormat};
+    use crate::frame::Frame;
     use std::path::PathBuf;
     use std::sync::{Mutex, OnceLock};
+
+    fn i420(img: &image::RgbImage) -> Frame {
+        Frame::i420_from_rgb_image("t".into(), 0, 0, img)
+    }
 
     fn root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -272,43 +276,6 @@ mod tests {
         image::open(root().join("tests/data/images").join(name))
             .unwrap()
             .to_rgb8()
-    }
-
-    fn to_i420(img: &image::RgbImage) -> Frame {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let mut data = vec![0u8; buffer_len(PixelFormat::I420, w as u32, h as u32)];
-        for y in 0..h {
-            for x in 0..w {
-                let p = img.get_pixel(x as u32, y as u32).0;
-                data[y * w + x] = rgb_to_yuv(p[0], p[1], p[2])[0];
-            }
-        }
-        // Chroma from the 2x2 block average, as encoders do.
-        for cy in 0..ch {
-            for cx in 0..cw {
-                let (mut u, mut v, mut n) = (0u32, 0u32, 0u32);
-                for (x, y) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    let (px, py) = ((2 * cx + x).min(w - 1), (2 * cy + y).min(h - 1));
-                    let p = img.get_pixel(px as u32, py as u32).0;
-                    let [_, pu, pv] = rgb_to_yuv(p[0], p[1], p[2]);
-                    (u, v, n) = (u + pu as u32, v + pv as u32, n + 1);
-                }
-                data[w * h + cy * cw + cx] = ((u + n / 2) / n) as u8;
-                data[w * h + cw * ch + cy * cw + cx] = ((v + n / 2) / n) as u8;
-            }
-        }
-        Frame::new(
-            "t".into(),
-            0,
-            0,
-            time::OffsetDateTime::UNIX_EPOCH,
-            w as u32,
-            h as u32,
-            PixelFormat::I420,
-            data.into(),
-        )
-        .unwrap()
     }
 
     /// A hand-labelled vehicle: box in image px and the classes that count as a hit.
@@ -378,7 +345,7 @@ mod tests {
         ] {
             let img = image(name);
             let rgb = check(name, &Frame::from_rgb_image("t".into(), 0, 0, &img));
-            let yuv = check(name, &to_i420(&img));
+            let yuv = check(name, &i420(&img));
             for s in rgb.into_iter().chain(yuv) {
                 assert!(
                     (s - published).abs() < 0.08,

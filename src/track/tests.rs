@@ -3,23 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-
-/// Small deterministic RNG (xorshift64*) with Gaussian samples, so scenarios are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        ((v >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+use crate::test_rng::Rng;
 
 /// An object moving at constant velocity; `tag` goes into `class_id` so tests can tell which
 /// object a matched detection came from (the tracker ignores class ids).
