@@ -205,8 +205,15 @@ impl Frame {
         }
     }
 
-    /// Builds an RGB frame from an image (tests, still images, synthetic scenes).
-    pub fn from_rgb_image(camera: Arc<str>, seq: u64, pts_ns: i64, img: &image::RgbImage) -> Frame {
+    /// A frame of `img`'s size captured now; `data` must already match size and format.
+    fn now(
+        camera: Arc<str>,
+        seq: u64,
+        pts_ns: i64,
+        img: &image::RgbImage,
+        format: PixelFormat,
+        data: Bytes,
+    ) -> Frame {
         Frame {
             camera,
             seq,
@@ -214,9 +221,15 @@ impl Frame {
             wall: OffsetDateTime::now_utc(),
             width: img.width(),
             height: img.height(),
-            format: PixelFormat::Rgb8,
-            data: Bytes::copy_from_slice(img.as_raw()),
+            format,
+            data,
         }
+    }
+
+    /// Builds an RGB frame from an image (tests, still images, synthetic scenes).
+    pub fn from_rgb_image(camera: Arc<str>, seq: u64, pts_ns: i64, img: &image::RgbImage) -> Frame {
+        let data = Bytes::copy_from_slice(img.as_raw());
+        Self::now(camera, seq, pts_ns, img, PixelFormat::Rgb8, data)
     }
 
     /// Builds an I420 frame from an RGB image the way encoders do (BT.601 limited range, chroma
@@ -246,16 +259,14 @@ impl Frame {
                 data[w * h + cw * ch + cy * cw + cx] = ((v + n / 2) / n) as u8;
             }
         }
-        Frame {
+        Self::now(
             camera,
             seq,
             pts_ns,
-            wall: OffsetDateTime::now_utc(),
-            width: img.width(),
-            height: img.height(),
-            format: PixelFormat::I420,
-            data: Bytes::from(data),
-        }
+            img,
+            PixelFormat::I420,
+            Bytes::from(data),
+        )
     }
 }
 

@@ -33,6 +33,25 @@ fn config(url: String, device_id: &str) -> MqttConfig {
     }
 }
 
+/// A broker and a publisher for `device` on a fresh store (the temp dir holds the store).
+fn broker_and_publisher(
+    device: &str,
+) -> (
+    common::TestBroker,
+    Topics,
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+    Publisher,
+) {
+    let broker = start_broker();
+    let topics = Topics::new("speedcam", device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rt = runtime();
+    let publisher = Publisher::spawn(config(broker.url(), device), store, rt.handle()).unwrap();
+    (broker, topics, dir, rt, publisher)
+}
+
 fn speeding_event(device_id: &str, camera: &str, track_id: u64) -> Event {
     Event {
         kind: EventType::Speeding,
@@ -256,13 +275,7 @@ fn entries_leave_the_outbox_only_after_puback_and_are_resent_on_reconnect() {
 
 #[test]
 fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
-    let broker = start_broker();
-    let device = "dev-status";
-    let topics = Topics::new("speedcam", device).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let rt = runtime();
-    let publisher = Publisher::spawn(config(broker.url(), device), store, rt.handle()).unwrap();
+    let (broker, topics, _dir, _rt, publisher) = broker_and_publisher("dev-status");
     let status = topics.status();
     let live = subscribe(broker.port, &[&status]);
     let got = live.wait_until(Duration::from_secs(5), |m| {
@@ -410,13 +423,7 @@ fn a_broker_restart_in_the_middle_of_a_backlog_loses_nothing() {
 
 #[test]
 fn camera_state_is_retained_and_stats_are_published() {
-    let broker = start_broker();
-    let device = "dev-state";
-    let topics = Topics::new("speedcam", device).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let rt = runtime();
-    let publisher = Publisher::spawn(config(broker.url(), device), store, rt.handle()).unwrap();
+    let (broker, topics, _dir, _rt, publisher) = broker_and_publisher("dev-state");
     let stats_sub = subscribe(broker.port, &[&topics.stats()]);
     publisher.set_camera_state("cam1", b"reconnecting: timeout");
     publisher.set_camera_state("cam1", b"streaming");
