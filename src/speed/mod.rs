@@ -11,9 +11,9 @@
 //!   calibration holds and the whole vehicle is in view.
 //! - [`SpeedEstimator`]: speed = slope of ground position over capture time, fitted over all
 //!   in-zone samples ([`fit_velocity_weighted`], each sample weighted by how precisely one pixel
-//!   of box noise places it on the ground: far samples are much noisier than near ones). Time comes only from frame timestamps, so skipped frames
-//!   and jitter do not bias it; the fit averages box noise over the zone instead of relying on two
-//!   crossing instants.
+//!   of box noise places it on the ground: far samples are much noisier than near ones). Time
+//!   comes only from frame timestamps, so skipped frames and jitter do not bias it; the fit
+//!   averages box noise over the zone instead of relying on two crossing instants.
 
 mod estimator;
 mod fit;
