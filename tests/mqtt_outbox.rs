@@ -44,12 +44,28 @@ fn broker_and_publisher(
     Publisher,
 ) {
     let broker = start_broker();
+    let (topics, dir, _store, rt, publisher) = publisher_for(broker.url(), device);
+    (broker, topics, dir, rt, publisher)
+}
+
+/// A publisher for `device` to `url` on a fresh store (kept in the returned temp dir), with the
+/// store handle for recording events.
+fn publisher_for(
+    url: String,
+    device: &str,
+) -> (
+    Topics,
+    tempfile::TempDir,
+    Store,
+    tokio::runtime::Runtime,
+    Publisher,
+) {
     let topics = Topics::new("speedcam", device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rt = runtime();
-    let publisher = Publisher::spawn(config(broker.url(), device), store, rt.handle()).unwrap();
-    (broker, topics, dir, rt, publisher)
+    let publisher = Publisher::spawn(config(url, device), store.clone(), rt.handle()).unwrap();
+    (topics, dir, store, rt, publisher)
 }
 
 fn speeding_event(device_id: &str, camera: &str, track_id: u64) -> Event {
@@ -233,12 +249,8 @@ impl Drop for SilentBroker {
 fn entries_leave_the_outbox_only_after_puback_and_are_resent_on_reconnect() {
     let (port, silent) = SilentBroker::start();
     let device = "dev-puback";
-    let topics = Topics::new("speedcam", device).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let rt = runtime();
-    let url = format!("mqtt://127.0.0.1:{port}");
-    let publisher = Publisher::spawn(config(url, device), store.clone(), rt.handle()).unwrap();
+    let (topics, _dir, store, _rt, publisher) =
+        publisher_for(format!("mqtt://127.0.0.1:{port}"), device);
     let ids = record_events(&store, &topics, device, 5);
     publisher.notify();
     assert!(
@@ -314,12 +326,8 @@ fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
 fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
     let port = common::free_port();
     let device = "dev-nobroker";
-    let topics = Topics::new("speedcam", device).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let rt = runtime();
-    let url = format!("mqtt://127.0.0.1:{port}");
-    let publisher = Publisher::spawn(config(url, device), store.clone(), rt.handle()).unwrap();
+    let (topics, dir, store, _rt, publisher) =
+        publisher_for(format!("mqtt://127.0.0.1:{port}"), device);
     record_events(&store, &topics, device, 2);
     publisher.notify();
     let t0 = Instant::now();
