@@ -77,6 +77,7 @@ fn speeding_event(device_id: &str, camera: &str, track_id: u64) -> Event {
         track_id,
         class: "car".into(),
         speed_kmh: 70.0 + track_id as f64,
+        speed_ci95_kmh: Some([68.0 + track_id as f64, 72.0 + track_id as f64]),
         limit_kmh: 50.0,
         tolerance_kmh: 3.0,
         t_enter_s: 1.0,

@@ -36,6 +36,11 @@ pub struct Event {
     pub class: String,
     /// Measured speed, km/h.
     pub speed_kmh: f64,
+    /// 95% confidence interval of `speed_kmh`, km/h, `[low, high]`: from the scatter of the
+    /// detections about the fitted motion and the calibration's residuals. Absent only in records
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_ci95_kmh: Option<[f64; 2]>,
     /// Configured speed limit, km/h.
     pub limit_kmh: f64,
     /// Configured tolerance, km/h: speeding means speed_kmh > limit_kmh + tolerance_kmh.

@@ -112,6 +112,7 @@ mod tests {
             track_id: 1,
             class: "car".into(),
             speed_kmh: 70.0,
+            speed_ci95_kmh: Some([68.0, 72.0]),
             limit_kmh: 50.0,
             tolerance_kmh: 3.0,
             t_enter_s: 0.0,

@@ -77,15 +77,38 @@ impl CameraPipeline {
         detections: Option<&[Detection]>,
         times: &mut StageTimes,
     ) -> Vec<Verdict> {
-        let t_s = frame.pts_s();
-        self.last_time = Some((t_s, frame.wall));
+        self.step(frame.pts_s(), frame.wall, Some(frame), detections, times)
+    }
+
+    /// Advances with detections that come without pixels (MOT files, the accuracy benchmark):
+    /// the same tracker, speed and event path as [`CameraPipeline::process`], without
+    /// thumbnails. `t_s` is the frame time, `wall` its wall-clock time.
+    pub fn process_detections(
+        &mut self,
+        t_s: f64,
+        wall: OffsetDateTime,
+        detections: Option<&[Detection]>,
+        times: &mut StageTimes,
+    ) -> Vec<Verdict> {
+        self.step(t_s, wall, None, detections, times)
+    }
+
+    fn step(
+        &mut self,
+        t_s: f64,
+        wall: OffsetDateTime,
+        frame: Option<&Frame>,
+        detections: Option<&[Detection]>,
+        times: &mut StageTimes,
+    ) -> Vec<Verdict> {
+        self.last_time = Some((t_s, wall));
         let start = Instant::now();
         let out = match detections {
             Some(d) => self.tracker.update(t_s, d),
             None => self.tracker.predict(t_s),
         };
         let start = times.lap(Stage::Track, start);
-        let verdicts = self.apply(frame, out);
+        let verdicts = self.apply(t_s, frame, out);
         times.lap(Stage::Speed, start);
         verdicts
     }
@@ -97,14 +120,14 @@ impl CameraPipeline {
         ended.sort_unstable();
         for id in ended {
             if let Some(m) = self.speed.end_track(id) {
-                out.extend(self.verdicts(m, None));
+                out.extend(self.verdicts(m));
             }
             self.candidates.remove(&id);
         }
         out
     }
 
-    fn apply(&mut self, frame: &Frame, out: TrackerOutput) -> Vec<Verdict> {
+    fn apply(&mut self, t_s: f64, frame: Option<&Frame>, out: TrackerOutput) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         for tr in &out.tracks {
             let Some(det) = tr.detection.as_ref() else {
@@ -114,18 +137,17 @@ impl CameraPipeline {
                 continue;
             }
             self.live.insert(tr.id);
-            self.keep_candidate(frame, tr.id, &det.bbox);
-            if let Some(m) = self
-                .speed
-                .observe(tr.id, tr.class, frame.pts_s(), &det.bbox)
-            {
-                verdicts.extend(self.verdicts(m, Some(frame)));
+            if let Some(frame) = frame {
+                self.keep_candidate(frame, tr.id, &det.bbox);
+            }
+            if let Some(m) = self.speed.observe(tr.id, tr.class, t_s, &det.bbox) {
+                verdicts.extend(self.verdicts(m));
             }
         }
         for e in &out.ended {
             self.live.remove(&e.id);
             if let Some(m) = self.speed.end_track(e.id) {
-                verdicts.extend(self.verdicts(m, Some(frame)));
+                verdicts.extend(self.verdicts(m));
             }
             self.candidates.remove(&e.id);
         }
@@ -155,11 +177,10 @@ impl CameraPipeline {
     }
 
     /// The measurement record, plus a speeding record when over limit + tolerance.
-    fn verdicts(&mut self, m: SpeedMeasurement, frame: Option<&Frame>) -> Vec<Verdict> {
-        let wall = match (frame, self.last_time) {
-            (Some(f), _) => wall_at(f.wall, f.pts_s(), m.t_exit_s),
-            (None, Some((t, w))) => wall_at(w, t, m.t_exit_s),
-            (None, None) => OffsetDateTime::now_utc(),
+    fn verdicts(&mut self, m: SpeedMeasurement) -> Vec<Verdict> {
+        let wall = match self.last_time {
+            Some((t, w)) => wall_at(w, t, m.t_exit_s),
+            None => OffsetDateTime::now_utc(),
         };
         let time = wall
             .format(&time::format_description::well_known::Rfc3339)
@@ -172,6 +193,7 @@ impl CameraPipeline {
             track_id: m.track_id,
             class: m.class.clone(),
             speed_kmh: round3(m.speed_kmh),
+            speed_ci95_kmh: Some([round3(m.speed_ci95_kmh[0]), round3(m.speed_ci95_kmh[1])]),
             limit_kmh: self.cam.speed_limit_kmh,
             tolerance_kmh: self.cam.tolerance_kmh,
             t_enter_s: round6(m.t_enter_s),

@@ -49,6 +49,8 @@ pub struct SpeedMeasurement {
     pub class: String,
     /// Speed, km/h.
     pub speed_kmh: f64,
+    /// 95% confidence interval of the speed, km/h, `[low, high]`.
+    pub speed_ci95_kmh: [f64; 2],
     /// In-zone samples used by the fit.
     pub samples: u32,
     /// Capture time of the first in-zone sample, s.
@@ -257,6 +259,10 @@ impl SpeedEstimator {
             track_id,
             class,
             speed_kmh,
+            speed_ci95_kmh: {
+                let half_kmh = 1.96 * fit.speed_se_m_s * 3.6;
+                [(speed_kmh - half_kmh).max(0.0), speed_kmh + half_kmh]
+            },
             samples: u32::try_from(samples.len()).unwrap_or(u32::MAX),
             t_enter_s,
             t_exit_s,

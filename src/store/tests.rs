@@ -10,6 +10,7 @@ fn event_at(ms: u64, camera: &str, track_id: u64) -> Event {
         track_id,
         class: "car".into(),
         speed_kmh: 60.0 + track_id as f64,
+        speed_ci95_kmh: Some([59.0, 61.0 + track_id as f64]),
         limit_kmh: 50.0,
         tolerance_kmh: 3.0,
         t_enter_s: 1.0,
