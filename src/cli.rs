@@ -50,6 +50,29 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         drain_timeout: f64,
     },
+    /// Track and measure recorded detections (MOTChallenge `frame,id,x,y,w,h,conf,...`) with a
+    /// camera's calibration, zone and speed settings; nothing is stored or published.
+    #[command(group(clap::ArgGroup::new("frame_times").required(true).args(["fps", "timestamps"])))]
+    Analyze {
+        /// MOTChallenge detection file: frames from 1, boxes in px, the id column is ignored.
+        #[arg(long)]
+        mot: PathBuf,
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Camera whose calibration and zone apply (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// Frame times: nominal frames per second (frame N at (N-1)/RATE).
+        #[arg(long)]
+        fps: Option<f64>,
+        /// Frame times: a file with one time in seconds per line, line N = frame N.
+        #[arg(long)]
+        timestamps: Option<PathBuf>,
+        /// Print one JSON object per line per measurement / speeding event (as `replay --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the bundled demo: bundled model, bundled synthetic scene, bundled config; no setup.
     Demo {
         /// Config file (default: config/demo.toml of the repository).
@@ -147,6 +170,34 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             })?;
             eprint!("{}", summary_text(&sum));
             Ok(exit_for(&sum))
+        }
+        Command::Analyze {
+            mot,
+            config,
+            camera,
+            fps,
+            timestamps,
+            json,
+        } => {
+            let cfg = load(&config)?;
+            let opts = service::analyze::AnalyzeOptions {
+                times: service::analyze::frame_times(timestamps, fps)?,
+                mot,
+                camera,
+            };
+            let mut out = std::io::stdout().lock();
+            let sum = service::analyze::analyze(&cfg, &opts, &mut |v: &Verdict| {
+                if json {
+                    print_json(&mut out, &v.event);
+                } else {
+                    print_human(&mut out, &v.event);
+                }
+            })?;
+            eprintln!(
+                "{} frame(s) with {} detection(s) over {:.1} s: {} measurement(s), {} speeding",
+                sum.frames, sum.detections, sum.video_s, sum.measurements, sum.speeding
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { config, json } => demo(config, json),
         Command::CheckConfig { config } => check_config(&config),

@@ -80,6 +80,7 @@ fn speeding_event(device_id: &str, camera: &str, track_id: u64) -> Event {
         speed_ci95_kmh: Some([68.0 + track_id as f64, 72.0 + track_id as f64]),
         limit_kmh: 50.0,
         tolerance_kmh: 3.0,
+        strict: false,
         t_enter_s: 1.0,
         t_exit_s: 2.0,
         time: "2026-01-01T00:00:00Z".into(),

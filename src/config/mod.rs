@@ -52,6 +52,9 @@ pub struct CameraConfig {
     pub speed_limit_kmh: f64,
     /// Tolerance over the limit before a vehicle counts as speeding, km/h.
     pub tolerance_kmh: f64,
+    /// Strict mode: speeding only when the whole 95% interval is above limit + tolerance, so
+    /// that an uncertain measurement never raises an alert.
+    pub strict: bool,
     /// Image size when configured (checked against the zone and calibration points).
     pub image_size: Option<(u32, u32)>,
     /// Calibration image points, px.
@@ -74,6 +77,13 @@ impl CameraConfig {
     /// The speed above which a vehicle is speeding, km/h.
     pub fn threshold_kmh(&self) -> f64 {
         self.speed_limit_kmh + self.tolerance_kmh
+    }
+
+    /// Whether a measurement of `speed_kmh` with 95% interval `ci95_kmh` is speeding: its value
+    /// above the threshold, or in strict mode the interval's low end.
+    pub fn is_speeding(&self, speed_kmh: f64, ci95_kmh: [f64; 2]) -> bool {
+        let judged_kmh = if self.strict { ci95_kmh[0] } else { speed_kmh };
+        judged_kmh > self.threshold_kmh()
     }
 
     /// Length of the zone on the ground, m (None when the zone reaches above the horizon).
@@ -587,6 +597,7 @@ impl Validator<'_> {
             source,
             speed_limit_kmh: limit,
             tolerance_kmh: tolerance,
+            strict: c.strict.unwrap_or(false),
             image_size,
             image_points: ip.get_ref().clone(),
             world_points: wp.get_ref().clone(),

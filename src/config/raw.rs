@@ -86,6 +86,8 @@ pub struct RawCamera {
     #[serde(default)]
     pub max_speed_kmh: Option<Spanned<f64>>,
     #[serde(default)]
+    pub strict: Option<bool>,
+    #[serde(default)]
     pub image_width: Option<Spanned<i64>>,
     #[serde(default)]
     pub image_height: Option<Spanned<i64>>,

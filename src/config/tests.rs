@@ -172,3 +172,29 @@ fn bundled_configs_are_valid() {
         }
     }
 }
+
+#[test]
+fn strict_mode_judges_the_interval_low_end() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    let lenient = &cfg.cameras[0];
+    assert!(!lenient.strict, "strict is off unless set");
+    // Threshold 53: 55 with an interval reaching down to 52 is speeding, but not in strict mode.
+    assert!(lenient.is_speeding(55.0, [52.0, 58.0]));
+    assert!(
+        !lenient.is_speeding(53.0, [52.0, 54.0]),
+        "equal is not over"
+    );
+    let text = GOOD.replace("tolerance_kmh = 3.0", "tolerance_kmh = 3.0\nstrict = true");
+    let cfg = parse(&text, &repo_path()).expect("valid config");
+    let strict = &cfg.cameras[0];
+    assert!(strict.strict);
+    assert!(!strict.is_speeding(55.0, [52.0, 58.0]));
+    assert!(strict.is_speeding(55.0, [53.5, 56.5]));
+
+    let text = GOOD.replace(
+        "tolerance_kmh = 3.0",
+        "tolerance_kmh = 3.0\nstrict = \"yes\"",
+    );
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(err.contains("strict") && err.contains("line"), "{err}");
+}

@@ -43,8 +43,12 @@ pub struct Event {
     pub speed_ci95_kmh: Option<[f64; 2]>,
     /// Configured speed limit, km/h.
     pub limit_kmh: f64,
-    /// Configured tolerance, km/h: speeding means speed_kmh > limit_kmh + tolerance_kmh.
+    /// Configured tolerance, km/h: speeding means speed_kmh > limit_kmh + tolerance_kmh (see
+    /// `strict`).
     pub tolerance_kmh: f64,
+    /// Strict mode: speeding means the interval's low end `speed_ci95_kmh[0]` > limit + tolerance.
+    #[serde(default)]
+    pub strict: bool,
     /// Frame time of the first detection inside the zone, s (for files: from the file start).
     pub t_enter_s: f64,
     /// Frame time of the last detection inside the zone, s.

@@ -115,6 +115,7 @@ mod tests {
             speed_ci95_kmh: Some([68.0, 72.0]),
             limit_kmh: 50.0,
             tolerance_kmh: 3.0,
+            strict: false,
             t_enter_s: 0.0,
             t_exit_s: 1.0,
             time: "2026-01-01T00:00:00Z".into(),

@@ -196,6 +196,7 @@ impl CameraPipeline {
             speed_ci95_kmh: Some([round3(m.speed_ci95_kmh[0]), round3(m.speed_ci95_kmh[1])]),
             limit_kmh: self.cam.speed_limit_kmh,
             tolerance_kmh: self.cam.tolerance_kmh,
+            strict: self.cam.strict,
             t_enter_s: round6(m.t_enter_s),
             t_exit_s: round6(m.t_exit_s),
             time,
@@ -210,7 +211,7 @@ impl CameraPipeline {
         };
         let candidate = self.candidates.remove(&m.track_id);
         let mut out = Vec::with_capacity(2);
-        if m.speed_kmh > self.cam.threshold_kmh() {
+        if self.cam.is_speeding(m.speed_kmh, m.speed_ci95_kmh) {
             let thumbnail_jpeg =
                 candidate.and_then(|c| match thumbnail::encode_jpeg(&c.crop, 85) {
                     Ok(j) => Some(j),

@@ -4,6 +4,7 @@
 //! (capacity 2), so decode overlaps inference; the detector is shared by all cameras behind a
 //! mutex. `replay` runs one file as fast as possible; `run` is the daemon.
 
+pub mod analyze;
 pub mod camera;
 pub mod sink;
 

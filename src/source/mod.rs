@@ -27,6 +27,7 @@
 mod annexb;
 mod container;
 mod decode;
+pub mod mot;
 mod mp4_source;
 mod sps;
 

@@ -13,6 +13,7 @@ fn event_at(ms: u64, camera: &str, track_id: u64) -> Event {
         speed_ci95_kmh: Some([59.0, 61.0 + track_id as f64]),
         limit_kmh: 50.0,
         tolerance_kmh: 3.0,
+        strict: false,
         t_enter_s: 1.0,
         t_exit_s: 2.5,
         time: "2026-01-01T00:00:00Z".into(),
