@@ -241,39 +241,33 @@ impl Validator<'_> {
         lo: f64,
         hi: f64,
     ) -> f64 {
-        match v {
-            None => default,
-            Some(s) => {
-                let x = *s.get_ref();
-                if !(lo..=hi).contains(&x) || !x.is_finite() {
-                    self.problem(
-                        key,
-                        s.span(),
-                        format!("{x} is out of range: allowed {lo} to {hi}"),
-                    );
-                    default
-                } else {
-                    x
-                }
-            }
-        }
+        // NaN is outside every range; infinities are caught by the bounds.
+        self.ranged(key, v, default, lo, hi)
     }
 
     /// An integer in `lo..=hi` (or the default when absent).
     fn int(&mut self, key: &str, v: &Option<Spanned<i64>>, default: i64, lo: i64, hi: i64) -> i64 {
+        self.ranged(key, v, default, lo, hi)
+    }
+
+    /// A value in `lo..=hi` (or the default when absent); out of range is a problem at its span.
+    fn ranged<T>(&mut self, key: &str, v: &Option<Spanned<T>>, default: T, lo: T, hi: T) -> T
+    where
+        T: PartialOrd + Copy + std::fmt::Display,
+    {
         match v {
             None => default,
             Some(s) => {
                 let x = *s.get_ref();
-                if !(lo..=hi).contains(&x) {
+                if (lo..=hi).contains(&x) {
+                    x
+                } else {
                     self.problem(
                         key,
                         s.span(),
                         format!("{x} is out of range: allowed {lo} to {hi}"),
                     );
                     default
-                } else {
-                    x
                 }
             }
         }
