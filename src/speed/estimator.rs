@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::{fit_velocity_weighted, Homography, Zone};
+use super::{fit_velocity_weighted, Homography, SpeedLines, Zone};
 
 /// One in-zone sample: capture time (s), ground point (m), fit weight (1/m² per px² of noise).
 type Sample = (f64, [f64; 2], f64);
@@ -24,6 +24,19 @@ pub struct SpeedConfig {
     pub min_samples: u32,
     /// Speeds above this are discarded as implausible (a track that jumped between vehicles).
     pub max_speed_kmh: f64,
+    /// How the speed is obtained from the in-zone samples.
+    pub method: SpeedMethod,
+}
+
+/// How a track's in-zone samples become a speed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SpeedMethod {
+    /// Least-squares slope of ground position against time over the zone (needs the calibration).
+    #[default]
+    Fit,
+    /// Time between two lines across the road a known distance apart (see [`SpeedLines`]); the
+    /// zone must contain both lines.
+    Lines(SpeedLines),
 }
 
 /// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
@@ -36,6 +49,7 @@ impl Default for SpeedConfig {
         Self {
             min_samples: 5,
             max_speed_kmh: 250.0,
+            method: SpeedMethod::Fit,
         }
     }
 }
@@ -61,7 +75,9 @@ pub struct SpeedMeasurement {
     pub distance_m: f64,
     /// RMS distance of the samples from the fitted straight line, m (a quality figure).
     pub residual_rms_m: f64,
-    /// How the speed was obtained: `"fit"` (least squares over the zone).
+    /// How the speed was obtained: `"fit"` (least squares over the zone) or `"lines"` (time
+    /// between two lines; then `t_enter_s`/`t_exit_s` are the crossing times and `distance_m`
+    /// the configured distance).
     pub method: &'static str,
 }
 
@@ -233,6 +249,15 @@ impl SpeedEstimator {
                 "no speed: too few samples in the zone"
             );
             return None;
+        }
+        if let SpeedMethod::Lines(lines) = &self.cfg.method {
+            // Back to image px (an exact round trip): the lines method needs no calibration.
+            let px: Vec<(f64, [f64; 2])> = samples
+                .iter()
+                .filter_map(|s| Some((s.0, self.h.world_to_image(s.1)?)))
+                .collect();
+            let max_kmh = self.cfg.max_speed_kmh;
+            return super::lines::measure_lines(lines, track_id, class, &px, max_kmh);
         }
         let points: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.0, s.1)).collect();
         let weights: Vec<f64> = samples.iter().map(|s| s.2).collect();

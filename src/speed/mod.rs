@@ -18,6 +18,9 @@
 mod estimator;
 mod fit;
 mod homography;
+mod lines;
+#[cfg(test)]
+mod lines_tests;
 #[cfg(test)]
 mod test_camera;
 #[cfg(test)]
@@ -25,8 +28,10 @@ mod tests;
 mod zone;
 
 pub use estimator::{
-    SpeedConfig, SpeedEstimator, SpeedMeasurement, DEFAULT_MAX_IDLE_S, DEFAULT_MAX_SAMPLES,
+    SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, DEFAULT_MAX_IDLE_S,
+    DEFAULT_MAX_SAMPLES,
 };
 pub use fit::{fit_velocity, fit_velocity_weighted, Fit};
 pub use homography::{CalibrationError, CalibrationReport, Homography};
+pub use lines::{SpeedLines, SpeedLinesError, LINES_DISTANCE_TOLERANCE_M};
 pub use zone::{Zone, ZoneError};
