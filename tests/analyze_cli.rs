@@ -218,3 +218,61 @@ fn analyze_rejects_bad_input_with_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn lines_method_times_vehicles_between_two_lines() {
+    let truth = truth();
+    let dir = tempfile::tempdir().unwrap();
+    let (det, ts) = write_mot(&truth, dir.path(), 1);
+    let demo_path = repo().join("config/demo.toml");
+    let cfg = speedcam::config::load(&demo_path).expect("demo config");
+    let h = &cfg.cameras[0].homography;
+    // Two lines across the road (constant ground x), inside the zone with a 2 m margin.
+    let xs: Vec<f64> = truth.zone_world_m.iter().map(|p| p[0]).collect();
+    let (x0, x1) = (
+        xs.iter().cloned().fold(f64::INFINITY, f64::min) + 2.0,
+        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - 2.0,
+    );
+    let line = |x: f64| {
+        let a = h.world_to_image([x, -3.0]).unwrap();
+        let b = h.world_to_image([x, 3.0]).unwrap();
+        format!("[[{}, {}], [{}, {}]]", a[0], a[1], b[0], b[1])
+    };
+    let demo = std::fs::read_to_string(&demo_path).unwrap();
+    let text = demo
+        .replace("../", &format!("{}/", repo().display()))
+        .replace(
+            "tolerance_kmh = 3.0",
+            "tolerance_kmh = 3.0\nmethod = \"lines\"",
+        )
+        + &format!(
+            "\n[cameras.lines]\nfirst = {}\nsecond = {}\ndistance_m = {}\n",
+            line(x0),
+            line(x1),
+            x1 - x0
+        );
+    let config = dir.path().join("lines.toml");
+    std::fs::write(&config, text).unwrap();
+    let measured = measurements(&analyze(&config, &det, &ts));
+    let (matches, spurious) = match_measurements(&truth, &measured);
+    assert!(spurious.is_empty(), "spurious {spurious:?}");
+    let mut n = 0;
+    for m in &matches {
+        let Some(e) = &m.measured else { continue };
+        n += 1;
+        assert_eq!(e.method, "lines");
+        assert!((e.distance_m - (x1 - x0)).abs() < 1e-3, "{e:?}");
+        // Crossing instants between noisy boxes: about 1% of speed.
+        let bound_kmh = 0.5 + 0.03 * m.true_kmh;
+        assert!(
+            (e.speed_kmh - m.true_kmh).abs() < bound_kmh,
+            "vehicle {} {} measured {}",
+            m.vehicle_id,
+            m.true_kmh,
+            e.speed_kmh
+        );
+        let [lo, hi] = e.speed_ci95_kmh.unwrap();
+        assert!(lo < e.speed_kmh && e.speed_kmh < hi, "{e:?}");
+    }
+    assert!(n >= matches.len() - 1, "measured {n} of {}", matches.len());
+}

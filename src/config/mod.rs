@@ -9,7 +9,7 @@ mod raw;
 
 use crate::detect::DetectorConfig;
 use crate::publish::MqttConfig;
-use crate::speed::{CalibrationReport, Homography, SpeedConfig, Zone};
+use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
 use crate::track::TrackerConfig;
 use raw::RawConfig;
 use std::fmt;
@@ -577,6 +577,7 @@ impl Validator<'_> {
             self.check_inside(&k("zone.polygon"), zp, w, h);
             self.check_inside(&k("calibration.image_points"), ip, w, h);
         }
+        let method = self.speed_method(i, c, &zone, image_size);
         let (homography, calibration_report) = fitted?;
         let zone = zone?;
         if let Some(len) = zone.length_m(&homography) {
@@ -602,9 +603,73 @@ impl Validator<'_> {
             speed: SpeedConfig {
                 min_samples,
                 max_speed_kmh: max_speed,
-                ..SpeedConfig::default()
+                method: method?,
             },
         })
+    }
+
+    /// `method` and `[cameras.lines]`: None (with problems recorded) when they do not fit together.
+    fn speed_method(
+        &mut self,
+        i: usize,
+        c: &raw::RawCamera,
+        zone: &Option<Zone>,
+        image_size: Option<(u32, u32)>,
+    ) -> Option<SpeedMethod> {
+        let k = |s: &str| format!("cameras[{i}].{s}");
+        let method = c.method.as_ref().map(|m| m.get_ref().as_str());
+        let span = c.method.as_ref().map(|m| m.span()).unwrap_or(0..0);
+        let lines = match (method, &c.lines) {
+            (None | Some("fit"), _) => return Some(SpeedMethod::Fit),
+            (Some("lines"), Some(l)) => l,
+            (Some("lines"), None) => {
+                self.problem(k("method"), span, "\"lines\" needs a [cameras.lines] table: first = [[x, y], [x, y]] and second = [[x, y], [x, y]] (image px, two lines across the road) and distance_m (their distance on the road, m)");
+                return None;
+            }
+            (Some(other), _) => {
+                self.problem(
+                    k("method"),
+                    span,
+                    format!("{other:?} is not a speed method: allowed \"fit\" (least squares over the zone, the default) or \"lines\" (time between two lines a known distance apart)"),
+                );
+                return None;
+            }
+        };
+        let raw = lines.get_ref();
+        let l = SpeedLines {
+            first_px: *raw.first.get_ref(),
+            second_px: *raw.second.get_ref(),
+            distance_m: *raw.distance_m.get_ref(),
+        };
+        if let Err(e) = l.validate() {
+            self.problem(k("lines"), lines.span(), e.to_string());
+            return None;
+        }
+        let mut ok = true;
+        for (name, line) in [("lines.first", &raw.first), ("lines.second", &raw.second)] {
+            let [a, b] = *line.get_ref();
+            let mid = [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
+            if let Some((w, h)) = image_size {
+                if [a, b]
+                    .iter()
+                    .any(|p| !(0.0..=w as f64).contains(&p[0]) || !(0.0..=h as f64).contains(&p[1]))
+                {
+                    self.problem(
+                        k(name),
+                        line.span(),
+                        format!(
+                            "an end point is outside the {w}x{h} image: allowed x 0..{w}, y 0..{h}"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            if zone.as_ref().is_some_and(|z| !z.contains(mid)) {
+                self.problem(k(name), line.span(), format!("the line's middle [{:.0}, {:.0}] is outside the zone: detections are taken inside the zone only, so the zone must contain both lines with a margin (enlarge cameras.zone.polygon or move the line)", mid[0], mid[1]));
+                ok = false;
+            }
+        }
+        ok.then_some(SpeedMethod::Lines(l))
     }
 
     /// Every point must lie inside a `w x h` image.

@@ -91,8 +91,20 @@ pub struct RawCamera {
     pub image_width: Option<Spanned<i64>>,
     #[serde(default)]
     pub image_height: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
     pub calibration: RawCalibration,
     pub zone: RawZone,
+    #[serde(default)]
+    pub lines: Option<Spanned<RawLines>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLines {
+    pub first: Spanned<[[f64; 2]; 2]>,
+    pub second: Spanned<[[f64; 2]; 2]>,
+    pub distance_m: Spanned<f64>,
 }
 
 #[derive(Debug, Deserialize)]

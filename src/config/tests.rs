@@ -198,3 +198,79 @@ fn strict_mode_judges_the_interval_low_end() {
     let err = parse(&text, &repo_path()).unwrap_err().to_string();
     assert!(err.contains("strict") && err.contains("line"), "{err}");
 }
+
+const LINES: &str = r#"
+[cameras.lines]
+first = [[300.0, 500.0], [1000.0, 500.0]]
+second = [[420.0, 380.0], [860.0, 380.0]]
+distance_m = 10.0
+"#;
+
+#[test]
+fn speed_method_lines_is_parsed_and_checked() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.cameras[0].speed.method, SpeedMethod::Fit);
+
+    let text = GOOD.replace(
+        "tolerance_kmh = 3.0",
+        "tolerance_kmh = 3.0\nmethod = \"lines\"",
+    ) + LINES;
+    let cfg = parse(&text, &repo_path()).expect("valid config");
+    match &cfg.cameras[0].speed.method {
+        SpeedMethod::Lines(l) => {
+            assert_eq!(l.distance_m, 10.0);
+            assert_eq!(l.first_px, [[300.0, 500.0], [1000.0, 500.0]]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The lines table alone does not switch the method.
+    let cfg = parse(&(GOOD.to_string() + LINES), &repo_path()).expect("valid config");
+    assert_eq!(cfg.cameras[0].speed.method, SpeedMethod::Fit);
+
+    let bad = |text: String, key: &str, needle: &str| {
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.key == key && p.message.contains(needle) && p.line > 0),
+            "{key}: {p:?}"
+        );
+    };
+    let with = |method: &str, lines: &str| {
+        GOOD.replace(
+            "tolerance_kmh = 3.0",
+            &format!("tolerance_kmh = 3.0\nmethod = {method:?}"),
+        ) + lines
+    };
+    bad(with("radar", ""), "cameras[0].method", "allowed \"fit\"");
+    bad(with("lines", ""), "cameras[0].method", "[cameras.lines]");
+    bad(
+        with(
+            "lines",
+            &LINES.replace("distance_m = 10.0", "distance_m = 0.0"),
+        ),
+        "cameras[0].lines",
+        "distance",
+    );
+    bad(
+        with(
+            "lines",
+            &LINES.replace(
+                "[[420.0, 380.0], [860.0, 380.0]]",
+                "[[420.0, 250.0], [860.0, 250.0]]",
+            ),
+        ),
+        "cameras[0].lines.second",
+        "outside the zone",
+    );
+    bad(
+        with(
+            "lines",
+            &LINES.replace(
+                "[[300.0, 500.0], [1000.0, 500.0]]",
+                "[[300.0, 500.0], [1500.0, 500.0]]",
+            ),
+        ),
+        "cameras[0].lines.first",
+        "outside the 1280x720 image",
+    );
+}
