@@ -89,6 +89,12 @@ pub fn zone_length_warning(cam: &CameraConfig, rate: &DetectionRate) -> Option<S
     let need_length_m = n / rate.hz * speed_ms;
     let max_speed_kmh = t.zone_length_m * rate.hz / n * 3.6;
     let need_hz = n * speed_ms / t.zone_length_m;
+    // A lower max_speed_kmh is advice only while it stays above the speeding threshold.
+    let slower = if max_speed_kmh.floor() > cam.threshold_kmh() {
+        format!(", lower max_speed_kmh to {:.0}", max_speed_kmh.floor())
+    } else {
+        String::new()
+    };
     let fewer = t.expected_detections.floor() as u32;
     let fewer = if fewer >= 2 {
         format!(", lower min_samples_in_zone to {fewer}")
@@ -98,8 +104,8 @@ pub fn zone_length_warning(cam: &CameraConfig, rate: &DetectionRate) -> Option<S
     Some(format!(
         "camera {}: the zone is too short for max_speed_kmh: it is {:.1} m long, a vehicle at {:.0} km/h \
          crosses it in {:.2} s and is detected about {:.1} times at {:.1} Hz ({}), fewer than \
-         min_samples_in_zone = {}, so it gets no measurement. Make the zone at least {:.1} m long, \
-         lower max_speed_kmh to {:.0}{fewer}, or detect at {:.1} Hz or more",
+         min_samples_in_zone = {}, so it gets no measurement. Make the zone at least {:.1} m long\
+         {slower}{fewer}, or detect at {:.1} Hz or more",
         cam.id,
         t.zone_length_m,
         t.speed_kmh,
@@ -109,7 +115,6 @@ pub fn zone_length_warning(cam: &CameraConfig, rate: &DetectionRate) -> Option<S
         rate.source,
         t.min_samples,
         need_length_m,
-        max_speed_kmh.floor(),
         need_hz,
     ))
 }
@@ -335,6 +340,13 @@ mod tests {
         }
         // At 30 Hz the same zone gives 8.6 detections: enough.
         assert!(geometry_warnings(&cam, &rate(30.0)).is_empty());
+        // At 2 Hz, a max_speed_kmh low enough (28) would be below the 53 km/h threshold: not
+        // offered; nor is min_samples_in_zone 1 (below the allowed 2).
+        let w = geometry_warnings(&cam, &rate(2.0));
+        assert!(w[0].contains("about 0.6 times at 2.0 Hz"), "{}", w[0]);
+        assert!(!w[0].contains("lower max_speed_kmh"), "{}", w[0]);
+        assert!(!w[0].contains("lower min_samples_in_zone"), "{}", w[0]);
+        assert!(w[0].contains("at least 173.6 m"), "{}", w[0]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod camera;
 pub mod sink;
+pub mod snapshot;
 
 use crate::config::{CameraConfig, Config};
 use crate::detect::Detector;

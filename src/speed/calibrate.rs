@@ -78,6 +78,69 @@ impl CalibrationCheck {
     }
 }
 
+impl CalibrationCheck {
+    /// The human-readable report: the matrix, the RMS errors, one table row per point (index,
+    /// image px, ground m, residuals px and m, leave-one-out error px, OUTLIER flag) and the
+    /// outlier verdict with its rule.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "homography (image px -> ground m, unit Frobenius norm):");
+        for row in &self.homography {
+            let _ = writeln!(s, "  [ {:+.9e}  {:+.9e}  {:+.9e} ]", row[0], row[1], row[2]);
+        }
+        let _ = writeln!(
+            s,
+            "RMS reprojection error: {:.3} px in the image, {:.4} m on the ground ({} points)",
+            self.rms_px,
+            self.rms_m,
+            self.points.len()
+        );
+        let _ = writeln!(
+            s,
+            "  {:>3}  {:>9} {:>9}  {:>9} {:>9}  {:>8} {:>8}  {:>8}",
+            "#", "image x", "image y", "ground x", "ground y", "resid px", "resid m", "LOO px"
+        );
+        for p in &self.points {
+            let loo = p
+                .loo_error_px
+                .map(|v| format!("{v:8.2}"))
+                .unwrap_or_else(|| format!("{:>8}", "-"));
+            let _ = writeln!(
+                s,
+                "  {:>3}  {:9.1} {:9.1}  {:9.3} {:9.3}  {:8.2} {:8.4}  {loo}{}",
+                p.index,
+                p.image_px[0],
+                p.image_px[1],
+                p.world_m[0],
+                p.world_m[1],
+                p.residual_px,
+                p.residual_m,
+                if p.outlier { "  OUTLIER" } else { "" }
+            );
+        }
+        let outliers = self.outliers();
+        if !self.outliers_checked {
+            let _ = writeln!(
+                s,
+                "outliers: not checked (needs {MIN_POINTS_FOR_OUTLIERS} or more points, have {})",
+                self.points.len()
+            );
+        } else if outliers.is_empty() {
+            let _ = writeln!(s, "outliers: none");
+        } else {
+            let list: Vec<String> = outliers.iter().map(|i| i.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "outliers: point(s) {}: check their pixel and ground coordinates, fix or remove them, run again",
+                list.join(", ")
+            );
+        }
+        let _ = writeln!(s, "  ({}; LOO px = that error)", outlier_rule());
+        s
+    }
+}
+
 /// A one-line statement of the outlier rule, for reports.
 pub fn outlier_rule() -> String {
     format!(
@@ -187,6 +250,13 @@ mod tests {
         assert!(check.outliers_checked);
         assert!(check.outliers().is_empty(), "{check:#?}");
         assert!(check.rms_px < 0.5, "{}", check.rms_px);
+        let text = check.to_text();
+        assert!(text.contains("outliers: none"), "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.contains("[ ")).count(),
+            3,
+            "{text}"
+        );
         for p in &check.points {
             let loo = p.loo_error_px.expect("refit without a point of 12");
             assert!(loo < 2.0, "point {}: {loo}", p.index);
@@ -204,6 +274,11 @@ mod tests {
         assert!(p.loo_error_px.unwrap() > 15.0, "{p:?}");
         assert!(p.residual_px > 5.0, "{p:?}");
         assert!(outlier_rule().contains("3 x the RMS"));
+        let text = check.to_text();
+        assert!(text.contains("outliers: point(s) 7:"), "{text}");
+        let row7: Vec<&str> = text.lines().filter(|l| l.ends_with("OUTLIER")).collect();
+        assert_eq!(row7.len(), 1, "{text}");
+        assert!(row7[0].trim_start().starts_with("7 "), "{text}");
     }
 
     #[test]
