@@ -87,6 +87,44 @@ enum Command {
         /// Config file.
         #[arg(long, default_value = SYSTEM_CONFIG)]
         config: PathBuf,
+        /// Detections per second of each vehicle assumed by the zone-length check (default: the
+        /// frame rate of a file source, else 10).
+        #[arg(long)]
+        detection_hz: Option<f64>,
+    },
+    /// Check a camera's calibration on a frame: homography, RMS error, per-point residuals and
+    /// outliers, and an overlay image with a 1 m / 5 m ground grid, the zone and the points.
+    Calibrate {
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Camera whose calibration is checked (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// A frame of that camera (JPEG or PNG), e.g. from `speedcamd snapshot`.
+        #[arg(long)]
+        image: PathBuf,
+        /// Where to write the overlay (PNG, or JPEG when the name ends in .jpg/.jpeg).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grab one frame of a camera's source as JPEG (to measure calibration points on).
+    Snapshot {
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Camera whose source is read (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// Output JPEG file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Time of the frame in the source, s from its start (default: the first frame).
+        #[arg(long)]
+        at: Option<f64>,
     },
     /// List stored measurements and speeding events.
     Events {
@@ -200,7 +238,23 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { config, json } => demo(config, json),
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config,
+            detection_hz,
+        } => check_config(&config, detection_hz),
+        Command::Calibrate {
+            config,
+            camera,
+            image,
+            out,
+            json,
+        } => calibrate(&config, camera.as_deref(), &image, &out, json),
+        Command::Snapshot {
+            config,
+            camera,
+            out,
+            at,
+        } => snapshot(&config, camera.as_deref(), &out, at),
         Command::Events {
             config,
             camera,
@@ -358,7 +412,12 @@ fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     Ok(exit_for(&sum))
 }
 
-fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCode> {
+    if let Some(hz) = detection_hz {
+        if !(hz.is_finite() && hz > 0.0) {
+            anyhow::bail!("--detection-hz {hz} is not allowed: give the detections per second the detector reaches on this device, a number above 0, e.g. 10");
+        }
+    }
     let cfg = load(path)?;
     println!("config {}: OK", cfg.path.display());
     println!(
@@ -389,6 +448,22 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
             cam.speed_limit_kmh,
             cam.tolerance_kmh
         );
+        let method = match &cam.speed.method {
+            speedcam::speed::SpeedMethod::Fit => "fit (least squares over the zone)".to_string(),
+            speedcam::speed::SpeedMethod::Lines(l) => {
+                format!("lines ({:.2} m apart)", l.distance_m)
+            }
+        };
+        println!(
+            "    speed: method {method}, at least {} detections in the zone, at most {:.0} km/h{}",
+            cam.speed.min_samples,
+            cam.speed.max_speed_kmh,
+            if cam.strict {
+                "; strict: speeding only when the 95% interval is above the threshold"
+            } else {
+                ""
+            }
+        );
         let r = &cam.calibration_report;
         println!(
             "    calibration: {} points, RMS reprojection error {:.3} px / {:.3} m, fingerprint {}",
@@ -409,9 +484,11 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
             ),
         }
         let path = Path::new(&cam.source);
+        let mut probed = None;
         if path.is_file() {
             match speedcam::source::probe(path) {
                 Ok(info) => {
+                    probed = Some(info.clone());
                     println!(
                         "    video: {}x{}, {} frames, {:.1} s",
                         info.width, info.height, info.frame_count, info.duration_s
@@ -427,6 +504,10 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        for w in camera_geometry_warnings(cam, probed.as_ref(), detection_hz) {
+            warnings += 1;
+            println!("    WARNING: {w}");
+        }
     }
     if warnings > 0 {
         println!("{warnings} warning(s)");
@@ -435,5 +516,177 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         println!("{errors} error(s): fix the config and run check-config again");
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// check-config's geometry warnings for one camera; `probed` is its source video, if readable.
+fn camera_geometry_warnings(
+    cam: &config::CameraConfig,
+    probed: Option<&speedcam::source::VideoInfo>,
+    detection_hz: Option<f64>,
+) -> Vec<String> {
+    use config::geometry::{DetectionRate, DEFAULT_DETECTION_HZ};
+    let rate = match (detection_hz, probed) {
+        (Some(hz), _) => DetectionRate {
+            hz,
+            source: "from --detection-hz".into(),
+        },
+        (None, Some(info)) if info.nominal_fps.is_finite() && info.nominal_fps > 0.0 => {
+            DetectionRate {
+                hz: info.nominal_fps,
+                source: format!(
+                    "the frame rate of {}, if every frame is detected; pass --detection-hz for a slower detector",
+                    cam.source
+                ),
+            }
+        }
+        (None, _) => DetectionRate {
+            hz: DEFAULT_DETECTION_HZ,
+            source: "the default of --detection-hz; pass the rate the detector reaches on this device".into(),
+        },
+    };
+    let mut out = Vec::new();
+    if cam.image_size.is_none() && probed.is_none() {
+        out.push(format!(
+            "camera {}: image size unknown (no image_width/image_height and the source cannot be probed): the zone and calibration points cannot be checked against the frame; set image_width and image_height",
+            cam.id
+        ));
+    }
+    out.extend(config::geometry::geometry_warnings(cam, &rate));
+    out
+}
+
+/// `speedcamd snapshot`: one frame of the camera's source as JPEG.
+fn snapshot(
+    config: &Path,
+    camera: Option<&str>,
+    out: &Path,
+    at_s: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    use speedcam::source::{DefaultOpener, Opener};
+    if let Some(at) = at_s {
+        if !(at.is_finite() && at >= 0.0) {
+            anyhow::bail!(
+                "--at {at} is not allowed: give seconds from the start of the source, 0 or more"
+            );
+        }
+    }
+    let cfg = load(config)?;
+    let cam = service::pick_camera(&cfg, camera)?;
+    let mut source = DefaultOpener
+        .open(&cam.source, cam.id.as_str().into())
+        .with_context(|| format!("opening the source of camera {}", cam.id))?;
+    let frame = service::snapshot::grab_frame(source.as_mut(), at_s)
+        .with_context(|| format!("grabbing a frame of camera {}", cam.id))?;
+    let jpeg = speedcam::event::thumbnail::encode_jpeg(&frame.to_rgb(), 92)?;
+    std::fs::write(out, jpeg).with_context(|| {
+        format!(
+            "writing {}: pass --out a path in a writable directory",
+            out.display()
+        )
+    })?;
+    eprintln!(
+        "wrote {} ({}x{}, frame {} at {:.3} s of {})",
+        out.display(),
+        frame.width,
+        frame.height,
+        frame.seq,
+        frame.pts_s(),
+        source.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `speedcamd calibrate`: the calibration report and the overlay image.
+fn calibrate(
+    config: &Path,
+    camera: Option<&str>,
+    image_path: &Path,
+    out: &Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use speedcam::speed::calibrate::{check_calibration, overlay};
+    let cfg = load(config)?;
+    let cam = service::pick_camera(&cfg, camera)?;
+    let mut img = image::open(image_path)
+        .with_context(|| {
+            format!(
+                "cannot read image {}: give a JPEG or PNG frame of camera {}, e.g. from `speedcamd snapshot --config {} --camera {} --out frame.jpg`",
+                image_path.display(),
+                cam.id,
+                config.display(),
+                cam.id
+            )
+        })?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    let mut warnings = Vec::new();
+    match cam.image_size {
+        Some((cw, ch)) if (cw, ch) != (w, h) => warnings.push(format!(
+            "{} is {w}x{h} but camera {} has image_width x image_height = {cw}x{ch}: the calibration points are pixels of a {cw}x{ch} frame, so the overlay is misplaced; use a frame of the same stream (speedcamd snapshot) or fix the config",
+            image_path.display(),
+            cam.id
+        )),
+        Some(_) => {}
+        None => warnings.extend(config::check_image_size(cam, w, h)),
+    }
+    let (homography, check) = check_calibration(&cam.image_points, &cam.world_points)
+        .with_context(|| format!("fitting the calibration of camera {}", cam.id))?;
+    let outliers: Vec<bool> = check.points.iter().map(|p| p.outlier).collect();
+    overlay::draw_overlay(
+        &mut img,
+        &overlay::OverlayInput {
+            homography: &homography,
+            image_points_px: &cam.image_points,
+            world_points_m: &cam.world_points,
+            zone_px: &cam.zone_polygon,
+            outliers: &outliers,
+        },
+    );
+    img.save(out).with_context(|| {
+        format!(
+            "writing the overlay {}: pass --out a .png (or .jpg) path in a writable directory",
+            out.display()
+        )
+    })?;
+    warnings.extend(config::geometry::zone_extrapolation_warning(cam));
+    warnings.extend(config::geometry::calibration_warnings(cam));
+    // Written in one go, ignoring a closed pipe (`| head`) like the other commands.
+    let mut text = String::new();
+    if json {
+        let v = serde_json::json!({
+            "camera": cam.id,
+            "image": image_path.display().to_string(),
+            "overlay": out.display().to_string(),
+            "calibration": check,
+            "zone_length_m": cam.zone_length_m(),
+            "warnings": warnings,
+        });
+        text = format!("{v}\n");
+    } else {
+        text += &format!(
+            "camera {}: {} calibration points, frame {} ({w}x{h})\n",
+            cam.id,
+            cam.image_points.len(),
+            image_path.display()
+        );
+        text += &check.to_text();
+        if let Some(l) = cam.zone_length_m() {
+            text += &format!(
+                "zone: {} vertices, {l:.1} m long on the ground\n",
+                cam.zone_polygon.len()
+            );
+        }
+        text += &format!(
+            "overlay {}: ground grid every 1 m (grey), 5 m (yellow), axes x=0 and y=0 (orange); zone (cyan); surveyed points (green circles, red = outlier, numbered as above), ground points reprojected (magenta crosses), joined by white lines\n",
+            out.display()
+        );
+        for w in &warnings {
+            text += &format!("WARNING: {w}\n");
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
     Ok(ExitCode::SUCCESS)
 }

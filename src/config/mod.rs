@@ -5,6 +5,7 @@
 //! once, each with the key, its line and what is allowed, so an operator fixes the file in one go.
 //! The result is a [`Config`] whose values are ready to use (paths resolved, homography fitted).
 
+pub mod geometry;
 mod raw;
 
 use crate::detect::DetectorConfig;

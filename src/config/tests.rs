@@ -274,3 +274,75 @@ fn speed_method_lines_is_parsed_and_checked() {
         "outside the 1280x720 image",
     );
 }
+
+fn duplicate_calibration_points_are_rejected() {
+    let text = GOOD
+        .replace(
+            "image_points = [[100.0, 600.0], [1180.0, 600.0], [900.0, 300.0], [380.0, 300.0]]",
+            "image_points = [[100.0, 600.0], [1180.0, 600.0], [900.0, 300.0], [380.0, 300.0], [900.0, 300.0]]",
+        )
+        .replace(
+            "world_points = [[0.0, 0.0], [20.0, 0.0], [20.0, 30.0], [0.0, 30.0]]",
+            "world_points = [[0.0, 0.0], [20.0, 0.0], [20.0, 30.0], [0.0, 30.0], [10.0, 40.0]]",
+        );
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[0].calibration");
+    assert_eq!(p[0].line, 21);
+    assert!(
+        p[0].message.contains("points 2 and 4 coincide"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn calibration_point_outside_the_image_is_rejected() {
+    let text = GOOD.replace(
+        "[900.0, 300.0], [380.0, 300.0]]",
+        "[900.0, 300.0], [380.0, 730.0]]",
+    );
+    let p = problems(&text);
+    let p = p
+        .iter()
+        .find(|p| p.key == "cameras[0].calibration.image_points")
+        .unwrap_or_else(|| panic!("no image_points problem in {p:?}"));
+    assert!(
+        p.message
+            .contains("point 3 [380, 730] is outside the 1280x720 image"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn probed_video_size_is_checked() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    let cam = &cfg.cameras[0];
+    assert!(check_image_size(cam, 1280, 720).is_empty());
+    let e = check_image_size(cam, 640, 480);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("zone.polygon") && e[0].contains("640x480"),
+        "{}",
+        e[0]
+    );
+    assert!(e[1].contains("calibration.image_points"), "{}", e[1]);
+}
+
+#[test]
+fn geometry_warnings_of_the_good_config() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    let cam = &cfg.cameras[0];
+    let rate = geometry::DetectionRate {
+        hz: 1.0,
+        source: "test".into(),
+    };
+    let w = geometry::geometry_warnings(cam, &rate);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("too short"), "{}", w[0]);
+    let rate = geometry::DetectionRate {
+        hz: 100.0,
+        source: "test".into(),
+    };
+    assert!(geometry::geometry_warnings(cam, &rate).is_empty());
+}

@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod camera;
 pub mod sink;
+pub mod snapshot;
 
 use crate::config::{CameraConfig, Config};
 use crate::detect::Detector;

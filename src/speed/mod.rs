@@ -15,6 +15,7 @@
 //!   comes only from frame timestamps, so skipped frames and jitter do not bias it; the fit
 //!   averages box noise over the zone instead of relying on two crossing instants.
 
+pub mod calibrate;
 mod estimator;
 mod fit;
 mod homography;
