@@ -597,6 +597,7 @@ impl Validator<'_> {
             speed: SpeedConfig {
                 min_samples,
                 max_speed_kmh: max_speed,
+                ..SpeedConfig::default()
             },
         })
     }

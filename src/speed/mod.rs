@@ -22,11 +22,17 @@ mod homography;
 mod test_camera;
 #[cfg(test)]
 mod tests;
+mod uncertainty;
 mod zone;
 
 pub use estimator::{
-    SpeedConfig, SpeedEstimator, SpeedMeasurement, DEFAULT_MAX_IDLE_S, DEFAULT_MAX_SAMPLES,
+    SpeedConfig, SpeedEstimator, SpeedMeasurement, DEFAULT_ACCEL_PRIOR_SD_M_S2, DEFAULT_MAX_IDLE_S,
+    DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
 };
-pub use fit::{fit_velocity, fit_velocity_weighted, Fit};
+pub use fit::{
+    fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,
+    MotionFitOptions,
+};
+pub use uncertainty::{student_t_cdf, student_t_quantile, CalibrationUncertainty};
 pub use homography::{CalibrationError, CalibrationReport, Homography};
 pub use zone::{Zone, ZoneError};
