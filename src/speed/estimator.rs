@@ -33,6 +33,10 @@ pub struct SpeedConfig {
     /// Samples further than this many robust standard deviations from the fitted motion are
     /// dropped before the final fit (boxes of another vehicle after a bad association).
     pub outlier_z: f64,
+    /// A track whose samples scatter about the fitted motion by more than this box-edge noise
+    /// (estimated from the fit, along or across the road) is not measured, px: its boxes are not
+    /// one vehicle's (an identity switch between vehicles) or the detector failed on it.
+    pub max_noise_px: f64,
 }
 
 /// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
@@ -43,6 +47,8 @@ pub const DEFAULT_MAX_IDLE_S: f64 = 60.0;
 pub const DEFAULT_ACCEL_PRIOR_SD_M_S2: f64 = 1.5;
 /// Default outlier cut, robust standard deviations.
 pub const DEFAULT_OUTLIER_Z: f64 = 4.0;
+/// Default largest box-edge noise estimated from a track's fit, px.
+pub const DEFAULT_MAX_NOISE_PX: f64 = 6.0;
 
 impl Default for SpeedConfig {
     fn default() -> Self {
@@ -51,6 +57,7 @@ impl Default for SpeedConfig {
             max_speed_kmh: 250.0,
             accel_prior_sd_m_s2: DEFAULT_ACCEL_PRIOR_SD_M_S2,
             outlier_z: DEFAULT_OUTLIER_Z,
+            max_noise_px: DEFAULT_MAX_NOISE_PX,
         }
     }
 }
@@ -286,6 +293,16 @@ impl SpeedEstimator {
             return None;
         };
         let speed_kmh = fit.speed_m_s * 3.6;
+        let noise_px = fit.noise_px.max(fit.lateral_noise_px);
+        if noise_px > self.cfg.max_noise_px {
+            tracing::debug!(
+                track_id,
+                noise_px,
+                max_noise_px = self.cfg.max_noise_px,
+                "no speed: samples scatter too much for one vehicle"
+            );
+            return None;
+        }
         if speed_kmh > self.cfg.max_speed_kmh {
             tracing::debug!(
                 track_id,

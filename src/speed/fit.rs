@@ -159,6 +159,9 @@ pub struct MotionFit {
     pub residual_rms_m: f64,
     /// Estimated box-edge noise, px (the residual scale in units of the sample covariances).
     pub noise_px: f64,
+    /// The same estimated from the lateral scatter about the fitted path, px. Much larger than
+    /// `noise_px` or than the detector's box noise means the track mixed two vehicles.
+    pub lateral_noise_px: f64,
     /// Samples kept after outlier rejection.
     pub inliers: usize,
 }
@@ -344,7 +347,24 @@ pub fn fit_zone_motion(
             let pos = (s.ground_m[0] - origin[0]) * dir[0] + (s.ground_m[1] - origin[1]) * dir[1];
             (s.t_s, pos, 1.0 / var.max(1e-300))
         };
+        let perp = [-dir[1], dir[0]];
+        // Lateral offset from the fitted path (m) and its weight (1/m² per px²).
+        let lateral = |s: &GroundSample| -> (f64, f64) {
+            let c = s.cov_m2_per_px2;
+            let var = perp[0] * perp[0] * c[0][0]
+                + 2.0 * perp[0] * perp[1] * c[0][1]
+                + perp[1] * perp[1] * c[1][1];
+            let off = (s.ground_m[0] - origin[0]) * perp[0] + (s.ground_m[1] - origin[1]) * perp[1];
+            (off, 1.0 / var.max(1e-300))
+        };
         let rows: Vec<(f64, f64, f64)> = kept.iter().map(|s| along(s)).collect();
+        let lateral_wssr: f64 = kept
+            .iter()
+            .map(|s| {
+                let (off, w) = lateral(s);
+                w * off * off
+            })
+            .sum();
         let w_sum: f64 = rows.iter().map(|r| r.2).sum();
         let tc = rows.iter().map(|r| r.2 * r.0).sum::<f64>() / w_sum;
         // Noise scale from the constant-speed fit, then the prior's precision in those units.
@@ -415,33 +435,44 @@ pub fn fit_zone_motion(
             t_in_out_s: t_in_out,
             residual_rms_m: (ssr_m / m).sqrt(),
             noise_px: sigma2.sqrt(),
+            lateral_noise_px: (lateral_wssr / (m - 2.0).max(1.0)).sqrt(),
             inliers: rows.len(),
         };
         let finite = fit.speed_m_s.is_finite() && fit.speed_se_m_s.is_finite();
         if !finite {
             return None;
         }
-        // Outliers: standardised residuals of all samples against this fit, robust scale.
-        let z: Vec<f64> = samples
+        // Outliers: standardised along-track and lateral residuals of all samples against this
+        // fit, each against its robust (MAD) scale. A box of another vehicle (a track that
+        // jumped lanes) is far off laterally even when it is level along the road.
+        let z: Vec<(f64, f64)> = samples
             .iter()
             .map(|s| {
                 let (t, pos, w) = along(s);
                 let tau = t - tc;
-                (pos - beta[0] - beta[1] * tau - 0.5 * beta[2] * tau * tau) * w.sqrt()
+                let za = (pos - beta[0] - beta[1] * tau - 0.5 * beta[2] * tau * tau) * w.sqrt();
+                let (lat, w_lat) = lateral(s);
+                (za, lat * w_lat.sqrt())
             })
             .collect();
-        let scale = 1.4826
-            * median(
-                z.iter()
-                    .zip(&keep)
-                    .filter_map(|(z, k)| k.then_some(z.abs()))
-                    .collect(),
-            );
+        let robust_scale = |f: fn(&(f64, f64)) -> f64| {
+            1.4826
+                * median(
+                    z.iter()
+                        .zip(&keep)
+                        .filter_map(|(z, k)| k.then_some(f(z).abs()))
+                        .collect(),
+                )
+        };
+        let (scale_a, scale_l) = (robust_scale(|z| z.0), robust_scale(|z| z.1));
         result = Some(fit);
-        if !(scale > 1e-12) {
+        if !(scale_a > 1e-12 && scale_l > 1e-12) {
             break;
         }
-        let next: Vec<bool> = z.iter().map(|z| z.abs() <= opts.outlier_z * scale).collect();
+        let next: Vec<bool> = z
+            .iter()
+            .map(|z| z.0.abs() <= opts.outlier_z * scale_a && z.1.abs() <= opts.outlier_z * scale_l)
+            .collect();
         if next == keep || next.iter().filter(|k| **k).count() < min_keep {
             break;
         }

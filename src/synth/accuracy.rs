@@ -24,10 +24,14 @@
 //! Truth per vehicle is its mean speed over the zone: zone length / the time between its reference
 //! point crossing the two zone edges (the demo's definition).
 //!
-//! Matching measurements to vehicles ([`evaluate_case`]): a measurement's zone interval
-//! `[t_enter_s, t_exit_s]` is paired with the vehicle whose true crossing interval it overlaps most,
-//! one to one and greedily by intersection-over-union of the two intervals, which must be at least
-//! [`MIN_MATCH_IOU`]. Measurements left over are false measurements.
+//! Matching measurements to vehicles ([`evaluate_case`]) is by track: the evaluation runs a second
+//! tracker beside the pipeline's, with the same settings and the same input, so it makes the same
+//! associations and gives the same track ids (ByteTrack is deterministic). Each track is the
+//! vehicle that produced most of its detections inside the zone (the ones the speed estimator
+//! fitted). A measurement whose track is mostly false positives, or a second measurement of a
+//! vehicle already measured (a fragmented track; the one with more samples counts), is a false
+//! measurement. Matching by time alone is not enough: two vehicles crossing the zone side by side
+//! in opposite directions have the same zone interval.
 
 use super::camera::{Camera, CameraSpec};
 use super::scene::{lane_centre_y_m, road_half_width_m};
@@ -42,13 +46,11 @@ use crate::speed::{
     ZoneError,
 };
 use crate::stats::StageTimes;
-use crate::track::TrackerConfig;
+use crate::track::{Tracker, TrackerConfig};
+use std::collections::HashMap;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// Least interval IoU between a measurement's zone interval and a vehicle's crossing to match.
-pub const MIN_MATCH_IOU: f64 = 0.3;
 
 /// Why a benchmark case could not be built or evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,9 @@ pub struct NoiseSpec {
     pub false_positive_rate: f64,
     /// Standard deviation of each calibration image coordinate, px.
     pub calibration_sigma_px: f64,
+    /// Installation rule: coarsest ground resolution along the road allowed at a zone corner,
+    /// m per px (a camera whose best zone is coarser is not used).
+    pub max_zone_m_per_px: f64,
 }
 
 impl Default for NoiseSpec {
@@ -144,6 +149,7 @@ impl Default for NoiseSpec {
             miss_rate: 0.08,
             false_positive_rate: 0.03,
             calibration_sigma_px: 0.5,
+            max_zone_m_per_px: 0.12,
         }
     }
 }
@@ -297,9 +303,6 @@ struct Geometry {
 
 }
 
-/// Coarsest ground resolution along the road allowed at a zone corner, m per px.
-const MAX_ZONE_M_PER_PX: f64 = 0.25;
-
 /// Least box height for a vehicle to count as visible (detectable), px.
 const MIN_BOX_HEIGHT_PX: f64 = 12.0;
 
@@ -405,7 +408,7 @@ fn draw_geometry(rng: &mut Rng, noise: &NoiseSpec) -> Option<Geometry> {
             .filter_map(|xc| fits(xc - half, xc + half).map(|cost| (cost, xc)))
             .min_by(|a, b| a.0.total_cmp(&b.0));
         if let Some((cost, xc)) = best {
-            if cost > MAX_ZONE_M_PER_PX {
+            if cost > noise.max_zone_m_per_px {
                 return None;
             }
             let zone = GroundZone {
@@ -838,24 +841,18 @@ pub fn case_camera_config(
     })
 }
 
-fn interval_iou(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let inter = (a.1.min(b.1) - a.0.max(b.0)).max(0.0);
-    let union = a.1.max(b.1) - a.0.min(b.0);
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 /// Runs a case through [`CameraPipeline::process_detections`] + `finish` (tracker, speed,
-/// events, exactly as `analyze --mot` does) and matches the measurements to the truth (see the
-/// module doc).
+/// events, exactly as `analyze --mot` does) and matches the measurements to the truth by track
+/// (see the module doc).
 pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEval, BenchError> {
     let cam = case_camera_config(case, speed)?;
     let plain_ls_errors_kmh = plain_ls_errors(case, &cam);
     let oracle = oracle_measurements(case, &cam);
+    let zone = cam.zone.clone();
     let mut pipeline = CameraPipeline::new(cam, TrackerConfig::default(), "bench", "synthetic");
+    let mut shadow = Tracker::new(TrackerConfig::default());
+    // Per track id: vehicle id (None = false positive) -> in-zone detections.
+    let mut votes: HashMap<u64, HashMap<Option<u32>, u32>> = HashMap::new();
     let mut times = StageTimes::default();
     let mut events = Vec::new();
     let epoch = time::OffsetDateTime::UNIX_EPOCH;
@@ -866,80 +863,91 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
         .zip(&case.detections)
     {
         let wall = epoch + time::Duration::seconds_f64(t);
-        let dets: Vec<Detection> = rows
-            .iter()
-            .map(|r| {
-                let b = r.bbox_px;
-                let (class_id, class) = match r.class {
-                    VehicleClass::Car => (2, "car"),
-                    VehicleClass::Truck => (7, "truck"),
-                };
-                Detection {
-                    bbox: BBox {
-                        x1: b[0] as f32,
-                        y1: b[1] as f32,
-                        x2: b[2] as f32,
-                        y2: b[3] as f32,
-                    },
-                    score: r.score as f32,
-                    class_id,
-                    class,
-                }
-            })
-            .collect();
+        let dets: Vec<Detection> = rows.iter().map(detection).collect();
         let verdicts = pipeline.process_detections(t, wall, det.then_some(&dets[..]), &mut times);
         events.extend(verdicts.into_iter().map(|v| v.event));
+        let out = if det {
+            shadow.update(t, &dets)
+        } else {
+            shadow.predict(t)
+        };
+        for tr in out.tracks.iter().filter(|tr| tr.confirmed) {
+            let Some(d) = &tr.detection else { continue };
+            let (x, y) = d.bbox.bottom_center();
+            if !zone.contains([f64::from(x), f64::from(y)]) {
+                continue;
+            }
+            if let Some(k) = dets.iter().position(|o| o.bbox == d.bbox) {
+                *votes
+                    .entry(tr.id)
+                    .or_default()
+                    .entry(rows[k].vehicle_id)
+                    .or_default() += 1;
+            }
+        }
     }
     events.extend(pipeline.finish().into_iter().map(|v| v.event));
-    let measured: Vec<Measured> = events
-        .into_iter()
-        .filter(|e| e.kind == EventType::Measurement)
-        .map(|e| Measured {
+    let crossed: Vec<&TruthVehicle> = case.vehicles.iter().filter(|v| v.crossed_zone).collect();
+    let mut of_vehicle: Vec<Option<Measured>> = vec![None; crossed.len()];
+    let mut false_measurements = Vec::new();
+    for e in events.iter().filter(|e| e.kind == EventType::Measurement) {
+        let m = Measured {
             speed_kmh: e.speed_kmh,
             ci95_kmh: e.speed_ci95_kmh.unwrap_or([e.speed_kmh, e.speed_kmh]),
             t_enter_s: e.t_enter_s,
             t_exit_s: e.t_exit_s,
             samples: e.samples,
-        })
-        .collect();
-    let crossed: Vec<&TruthVehicle> = case.vehicles.iter().filter(|v| v.crossed_zone).collect();
-    let mut pairs = Vec::new();
-    for (vi, v) in crossed.iter().enumerate() {
-        for (mi, m) in measured.iter().enumerate() {
-            let iou = interval_iou(
-                (v.zone_entry_s, v.zone_exit_s),
-                (m.t_enter_s, m.t_exit_s),
-            );
-            if iou >= MIN_MATCH_IOU {
-                pairs.push((iou, vi, mi));
+        };
+        let vehicle = votes.get(&e.track_id).and_then(|v| {
+            v.iter()
+                .max_by_key(|(id, n)| (**n, id.map_or(0, |i| u64::from(i) + 1)))
+                .and_then(|(id, _)| *id)
+        });
+        let slot = vehicle.and_then(|id| crossed.iter().position(|v| v.id == id));
+        match slot {
+            Some(i) => {
+                let better = of_vehicle[i].as_ref().is_none_or(|o| o.samples < m.samples);
+                if better {
+                    if let Some(old) = of_vehicle[i].replace(m) {
+                        false_measurements.push(old);
+                    }
+                } else {
+                    false_measurements.push(m);
+                }
             }
-        }
-    }
-    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut of_vehicle = vec![None; crossed.len()];
-    let mut used = vec![false; measured.len()];
-    for (_, vi, mi) in pairs {
-        if of_vehicle[vi].is_none() && !used[mi] {
-            of_vehicle[vi] = Some(mi);
-            used[mi] = true;
+            None => false_measurements.push(m),
         }
     }
     Ok(CaseEval {
         name: case.name.clone(),
         vehicles: crossed
             .iter()
-            .zip(&of_vehicle)
-            .map(|(v, mi)| (v.zone_speed_kmh, mi.map(|i| measured[i].clone())))
+            .zip(of_vehicle)
+            .map(|(v, m)| (v.zone_speed_kmh, m))
             .collect(),
-        false_measurements: measured
-            .iter()
-            .zip(&used)
-            .filter(|(_, u)| !**u)
-            .map(|(m, _)| m.clone())
-            .collect(),
+        false_measurements,
         plain_ls_errors_kmh,
         oracle,
     })
+}
+
+fn detection(r: &MotBox) -> Detection {
+    let b = r.bbox_px;
+    let (class_id, class) = match r.class {
+        VehicleClass::Car => (2, "car"),
+        VehicleClass::Truck => (7, "truck"),
+    };
+    Detection {
+        bbox: BBox {
+            x1: b[0] as f32,
+            y1: b[1] as f32,
+            x2: b[2] as f32,
+            y2: b[3] as f32,
+        },
+        score: r.score as f32,
+        class_id,
+        class,
+    }
 }
 
 /// See [`CaseEval::oracle`].
@@ -956,15 +964,8 @@ fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<(f64, f64
         let mut m = None;
         for (&t, rows) in case.frame_times_s.iter().zip(&case.detections) {
             for r in rows.iter().filter(|r| r.vehicle_id == Some(v.id)) {
-                let b = r.bbox_px;
-                let bbox = BBox {
-                    x1: b[0] as f32,
-                    y1: b[1] as f32,
-                    x2: b[2] as f32,
-                    y2: b[3] as f32,
-                };
                 if m.is_none() {
-                    m = est.observe(id, "car", t, &bbox);
+                    m = est.observe(id, "car", t, &detection(r).bbox);
                 }
             }
         }
