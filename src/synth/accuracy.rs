@@ -851,8 +851,8 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
     let zone = cam.zone.clone();
     let mut pipeline = CameraPipeline::new(cam, TrackerConfig::default(), "bench", "synthetic");
     let mut shadow = Tracker::new(TrackerConfig::default());
-    // Per track id: vehicle id (None = false positive) -> in-zone detections.
-    let mut votes: HashMap<u64, HashMap<Option<u32>, u32>> = HashMap::new();
+    // Per track id: its in-zone detections as (time, vehicle id or None for a false positive).
+    let mut votes: HashMap<u64, Vec<(f64, Option<u32>)>> = HashMap::new();
     let mut times = StageTimes::default();
     let mut events = Vec::new();
     let epoch = time::OffsetDateTime::UNIX_EPOCH;
@@ -878,11 +878,7 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
                 continue;
             }
             if let Some(k) = dets.iter().position(|o| o.bbox == d.bbox) {
-                *votes
-                    .entry(tr.id)
-                    .or_default()
-                    .entry(rows[k].vehicle_id)
-                    .or_default() += 1;
+                votes.entry(tr.id).or_default().push((t, rows[k].vehicle_id));
             }
         }
     }
@@ -898,11 +894,18 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
             t_exit_s: e.t_exit_s,
             samples: e.samples,
         };
-        let vehicle = votes.get(&e.track_id).and_then(|v| {
-            v.iter()
-                .max_by_key(|(id, n)| (**n, id.map_or(0, |i| u64::from(i) + 1)))
-                .and_then(|(id, _)| *id)
-        });
+        // The samples the estimator fitted: the track's in-zone detections in the interval
+        // (events round times to the microsecond).
+        let mut count: HashMap<Option<u32>, u32> = HashMap::new();
+        for (t, id) in votes.get(&e.track_id).into_iter().flatten() {
+            if *t >= e.t_enter_s - 1e-5 && *t <= e.t_exit_s + 1e-5 {
+                *count.entry(*id).or_default() += 1;
+            }
+        }
+        let vehicle = count
+            .iter()
+            .max_by_key(|(id, n)| (**n, id.map_or(0, |i| u64::from(i) + 1)))
+            .and_then(|(id, _)| *id);
         let slot = vehicle.and_then(|id| crossed.iter().position(|v| v.id == id));
         match slot {
             Some(i) => {
