@@ -517,7 +517,78 @@ mod tests {
         assert!((plain.vx_m_s - 2.0).abs() > 0.5, "{plain:?}");
     }
 
+    /// Samples of `x(t) = x0 + v0 t + a t²/2` along unit direction `dir` at times `ts`.
+    fn motion(dir: [f64; 2], v0: f64, a: f64, ts: &[f64]) -> Vec<GroundSample> {
+        ts.iter()
+            .map(|&t| {
+                let s = 5.0 + v0 * t + 0.5 * a * t * t;
+                GroundSample {
+                    t_s: t,
+                    ground_m: [3.0 + s * dir[0], -2.0 + s * dir[1]],
+                    cov_m2_per_px2: [[0.01, 0.002], [0.002, 0.02]],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outlier_from_another_vehicle_is_dropped() {
+        let ts: Vec<f64> = (0..20).map(|i| f64::from(i) / 30.0).collect();
+        let mut samples = motion([1.0, 0.0], 20.0, 0.0, &ts);
+        // Small alternating jitter, and one box from the next lane (3.5 m across).
+        for (i, s) in samples.iter_mut().enumerate() {
+            s.ground_m[0] += if i % 2 == 0 { 0.02 } else { -0.02 };
+        }
+        samples[7].ground_m[1] += 3.5;
+        let opts = MotionFitOptions {
+            accel_prior_sd_m_s2: 1.5,
+            outlier_z: 4.0,
+        };
+        let fit = fit_zone_motion(&samples, None, &opts).unwrap();
+        assert_eq!(fit.inliers, 19, "{fit:?}");
+        assert!((fit.speed_m_s - 20.0).abs() < 0.2, "{fit:?}");
+    }
+
     proptest! {
+        /// Noiseless constant-acceleration motion: with the acceleration prior, the interval holds
+        /// the true mean speed over the zone (zone length / crossing time; a tight prior may shrink
+        /// an acceleration few samples cannot pin down, and the interval accounts for it); without
+        /// a prior the fit is exact.
+        #[test]
+        fn mean_zone_speed_on_noiseless_motion(
+            heading in -3.1f64..3.1, v0 in 5.0f64..45.0, a in -3.0f64..3.0,
+            zone_len in 10.0f64..40.0, dt in 0.02f64..0.15, prior in 0.5f64..3.0,
+        ) {
+            let dir = [heading.cos(), heading.sin()];
+            // Zone from 10 m to 10 + zone_len m along the path (a rectangle across it).
+            let perp = [-dir[1], dir[0]];
+            let at = |s: f64, l: f64| [3.0 + s * dir[0] + l * perp[0], -2.0 + s * dir[1] + l * perp[1]];
+            let zone = [at(10.0, -4.0), at(10.0 + zone_len, -4.0), at(10.0 + zone_len, 4.0), at(10.0, 4.0)];
+            // True crossing times of s = 10 and s = 10 + zone_len (x(t) = 5 + v0 t + a t²/2).
+            let t_at = |s: f64| {
+                let d = s - 5.0;
+                2.0 * d / (v0 + (v0 * v0 + 2.0 * a * d).sqrt())
+            };
+            prop_assume!(v0 * v0 + 2.0 * a * (5.0 + zone_len) > 4.0);
+            let (t0, t1) = (t_at(10.0), t_at(10.0 + zone_len));
+            let truth = zone_len / (t1 - t0);
+            let n = ((t1 - t0) / dt).floor() as usize;
+            prop_assume!(n >= 4);
+            let ts: Vec<f64> = (0..n).map(|i| t0 + dt * (i as f64 + 0.5)).collect();
+            let samples = motion(dir, v0, a, &ts);
+            let opts = MotionFitOptions { accel_prior_sd_m_s2: prior, outlier_z: 4.0 };
+            let fit = fit_zone_motion(&samples, Some(&zone), &opts).unwrap();
+            let half = 1.96 * fit.speed_se_m_s;
+            prop_assert!((fit.speed_m_s - truth).abs() <= half + 1e-6 * truth,
+                "fit {} truth {} half {}", fit.speed_m_s, truth, half);
+            // Without a prior the constant-acceleration fit is exact, crossing times included.
+            let free = MotionFitOptions { accel_prior_sd_m_s2: f64::INFINITY, outlier_z: 4.0 };
+            let fit = fit_zone_motion(&samples, Some(&zone), &free).unwrap();
+            prop_assert!((fit.speed_m_s - truth).abs() < 1e-6 * truth);
+            prop_assert!((fit.t_in_out_s[0] - t0).abs() < 1e-6 && (fit.t_in_out_s[1] - t1).abs() < 1e-6);
+            prop_assert!((fit.accel_m_s2 - a).abs() < 1e-4);
+        }
+
         /// Exact straight-line motion at irregular times is recovered exactly.
         #[test]
         fn exact_line(

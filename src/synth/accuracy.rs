@@ -170,11 +170,11 @@ pub struct BenchConfig {
 }
 
 impl Default for BenchConfig {
-    /// The benchmark proper: 40 cameras x 10 vehicles per condition.
+    /// The benchmark proper: 100 cameras x 10 vehicles per condition.
     fn default() -> Self {
         Self {
             seed: 2026,
-            cases: 40,
+            cases: 100,
             vehicles_per_case: 10,
             noise: NoiseSpec::default(),
             conditions: standard_conditions(),
@@ -1173,4 +1173,136 @@ pub fn format_table(rows: &[ConditionSummary]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(conditions: Vec<Condition>) -> BenchConfig {
+        BenchConfig {
+            seed: 7,
+            cases: 8,
+            vehicles_per_case: 8,
+            conditions,
+            ..BenchConfig::default()
+        }
+    }
+
+    fn condition(name: &str) -> Condition {
+        standard_conditions()
+            .into_iter()
+            .find(|c| c.name == name)
+            .expect("standard condition")
+    }
+
+    /// A small version of the benchmark: every-frame and every-3rd frame with jitter, through
+    /// the whole pipeline. Bounds are looser than the targets (few vehicles), but tight enough
+    /// that the first-cut estimator's coverage (about 80%) or a broken match would fail.
+    #[test]
+    fn small_benchmark_meets_bounds() {
+        let cfg = small(vec![
+            condition("every-frame"),
+            condition("every-3rd+jitter5ms"),
+        ]);
+        let rows = run_benchmark(&cfg, &SpeedConfig::default()).expect("cases build");
+        let table = format_table(&rows);
+        for (r, (max_mean, max_p95)) in rows.iter().zip([(0.45, 1.5), (0.8, 2.2)]) {
+            assert!(r.vehicles >= 40, "{table}");
+            assert!(r.measured * 2 >= r.vehicles, "{table}");
+            assert!(r.mean_abs_error_kmh <= max_mean, "{table}");
+            assert!(r.p95_abs_error_kmh <= max_p95, "{table}");
+            assert!(r.ci_coverage >= 0.85, "{table}");
+            assert!(r.median_ci_width_kmh < 3.0, "{table}");
+            assert!(r.false_measurements <= 2, "{table}");
+        }
+    }
+
+    #[test]
+    fn cases_are_seeded_and_share_geometry_across_conditions() {
+        let cfg = small(standard_conditions());
+        let a = generate_case(&cfg, &cfg.conditions[0], 3).unwrap();
+        assert_eq!(a, generate_case(&cfg, &cfg.conditions[0], 3).unwrap());
+        let b = generate_case(&cfg, &cfg.conditions[2], 3).unwrap();
+        assert_eq!(a.camera, b.camera);
+        assert_eq!(a.calibration_image_px, b.calibration_image_px);
+        assert_eq!(a.vehicles, b.vehicles);
+        assert_ne!(a.detections, b.detections);
+        // Generator ranges.
+        for i in 0..cfg.cases {
+            let c = generate_case(&cfg, &cfg.conditions[0], i).unwrap();
+            assert!((4.0..=15.0).contains(&c.camera.height_m));
+            assert!((8.0..=40.0).contains(&c.camera.tilt_deg));
+            let len = c.zone_world_m[1][0] - c.zone_world_m[0][0];
+            assert!((10.0..=40.0).contains(&len), "{len}");
+            for v in &c.vehicles {
+                assert!((20.0..=160.0).contains(&v.speed_kmh));
+                assert!(v.zone_speed_kmh > 0.0 && v.zone_exit_s > v.zone_entry_s);
+            }
+        }
+    }
+
+    #[test]
+    fn strides_jitter_and_gaps_shape_the_frames() {
+        let cfg = small(standard_conditions());
+        let every = generate_case(&cfg, &condition("every-frame"), 1).unwrap();
+        let third = generate_case(&cfg, &condition("every-3rd+jitter5ms"), 1).unwrap();
+        let gaps = generate_case(&cfg, &condition("gaps-3of40+jitter2ms"), 1).unwrap();
+        assert!(every.detected.iter().all(|d| *d));
+        let n3 = third.detected.iter().filter(|d| **d).count();
+        assert!(n3.abs_diff(third.detected.len() / 3) <= 1);
+        assert!(third
+            .detections
+            .iter()
+            .zip(&third.detected)
+            .all(|(rows, d)| *d || rows.is_empty()));
+        let dt: Vec<f64> = every.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(dt.iter().all(|d| (d - 1.0 / 30.0).abs() < 1e-9));
+        let dt: Vec<f64> = third.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(dt.iter().all(|d| (d - 1.0 / 30.0).abs() <= 0.010 + 1e-9));
+        assert!(dt.iter().any(|d| (d - 1.0 / 30.0).abs() > 0.001));
+        let dt: Vec<f64> = gaps.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(dt.iter().any(|d| *d > 3.5 / 30.0));
+    }
+
+    #[test]
+    fn write_case_writes_mot_timestamps_truth_and_camera() {
+        let cfg = small(standard_conditions());
+        let case = generate_case(&cfg, &condition("every-2nd"), 2).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_case(&case, dir.path()).unwrap();
+        let det = std::fs::read_to_string(dir.path().join("det.txt")).unwrap();
+        let rows: Vec<Vec<f64>> = det
+            .lines()
+            .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
+            .collect();
+        let boxes: usize = case.detections.iter().map(Vec::len).sum();
+        assert_eq!(rows.len(), boxes);
+        for r in &rows {
+            assert_eq!(r.len(), 10);
+            let frame = r[0] as usize;
+            assert!(frame >= 1 && case.detected[frame - 1], "row of an undetected frame");
+            assert_eq!(r[1], -1.0);
+            assert!(r[4] > 0.0 && r[5] > 0.0);
+        }
+        let ts = std::fs::read_to_string(dir.path().join("timestamps.txt")).unwrap();
+        let times: Vec<f64> = ts.lines().map(|l| l.parse().unwrap()).collect();
+        assert_eq!(times.len(), case.frame_times_s.len());
+        assert!((times[10] - case.frame_times_s[10]).abs() < 1e-6);
+        let truth: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("truth.json")).unwrap())
+                .unwrap();
+        assert_eq!(truth["vehicles"].as_array().unwrap().len(), case.vehicles.len());
+        assert!(truth["vehicles"][0]["zone_speed_kmh"].as_f64().unwrap() > 0.0);
+        let cam: toml::Value =
+            toml::from_str(&std::fs::read_to_string(dir.path().join("camera.toml")).unwrap())
+                .unwrap();
+        let cam = &cam["cameras"][0];
+        assert_eq!(
+            cam["calibration"]["image_points"].as_array().unwrap().len(),
+            case.calibration_image_px.len()
+        );
+        assert_eq!(cam["zone"]["polygon"].as_array().unwrap().len(), 4);
+        assert_eq!(cam["source"].as_str(), Some("det.txt"));
+    }
 }
