@@ -51,9 +51,11 @@ impl CameraPipeline {
         let calibration_id = cam.homography.fingerprint();
         let mut speed =
             SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
-        if let Some(cal) =
-            CalibrationUncertainty::from_points(&cam.homography, &cam.image_points, &cam.world_points)
-        {
+        if let Some(cal) = CalibrationUncertainty::from_points(
+            &cam.homography,
+            &cam.image_points,
+            &cam.world_points,
+        ) {
             speed = speed.with_calibration(cal);
         }
         CameraPipeline {

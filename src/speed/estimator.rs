@@ -318,11 +318,9 @@ impl SpeedEstimator {
                 (lo.min(s.0), hi.max(s.0))
             });
         let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
-        let cal_half_kmh = self
-            .calibration_rel_sd(&fit)
-            .map_or(0.0, |(rel_sd, dof)| {
-                student_t_quantile(0.975, dof) * rel_sd * speed_kmh
-            });
+        let cal_half_kmh = self.calibration_rel_sd(&fit).map_or(0.0, |(rel_sd, dof)| {
+            student_t_quantile(0.975, dof) * rel_sd * speed_kmh
+        });
         let half_kmh = fit_half_kmh.hypot(cal_half_kmh);
         Some(SpeedMeasurement {
             track_id,

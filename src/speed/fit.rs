@@ -392,9 +392,11 @@ pub fn fit_zone_motion(
         }
         let dof = (m - edf).max(1.0);
         // Zone crossing on the fitted path.
-        let span_t = kept.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, s| {
-            (a.0.min(s.t_s), a.1.max(s.t_s))
-        });
+        let span_t = kept
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |a, s| {
+                (a.0.min(s.t_s), a.1.max(s.t_s))
+            });
         let (s_in_out, t_in_out) = zone_m
             .and_then(|z| line_polygon_span(origin, dir, z))
             .and_then(|[lo, hi]| {

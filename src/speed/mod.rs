@@ -33,6 +33,6 @@ pub use fit::{
     fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,
     MotionFitOptions,
 };
-pub use uncertainty::{student_t_cdf, student_t_quantile, CalibrationUncertainty};
 pub use homography::{CalibrationError, CalibrationReport, Homography};
+pub use uncertainty::{student_t_cdf, student_t_quantile, CalibrationUncertainty};
 pub use zone::{Zone, ZoneError};

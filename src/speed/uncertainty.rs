@@ -323,7 +323,9 @@ mod tests {
         let (h, img, world) = survey(0.0, 1);
         let u = CalibrationUncertainty::from_points(&h, &img, &world).expect("enough points");
         assert!(u.sigma_px < 1e-6, "{}", u.sigma_px);
-        let sd = u.distance_sd_m(img[0], img[9], [1.0, 0.0]).expect("in view");
+        let sd = u
+            .distance_sd_m(img[0], img[9], [1.0, 0.0])
+            .expect("in view");
         assert!(sd < 1e-6, "{sd}");
     }
 
@@ -343,10 +345,16 @@ mod tests {
             let u = CalibrationUncertainty::from_points(&h, &img, &world).unwrap();
             predicted += u.distance_sd_m(a, b, [1.0, 0.0]).unwrap().powi(2);
         }
-        let (actual_sd, predicted_sd) = ((sq / trials as f64).sqrt(), (predicted / trials as f64).sqrt());
+        let (actual_sd, predicted_sd) = (
+            (sq / trials as f64).sqrt(),
+            (predicted / trials as f64).sqrt(),
+        );
         assert!(actual_sd > 1e-4, "noise has an effect: {actual_sd}");
         let ratio = predicted_sd / actual_sd;
-        assert!((0.75..1.33).contains(&ratio), "predicted {predicted_sd} vs actual {actual_sd}");
+        assert!(
+            (0.75..1.33).contains(&ratio),
+            "predicted {predicted_sd} vs actual {actual_sd}"
+        );
         let _ = world;
     }
 }

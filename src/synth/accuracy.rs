@@ -47,8 +47,8 @@ use crate::speed::{
 };
 use crate::stats::StageTimes;
 use crate::track::{Tracker, TrackerConfig};
-use std::collections::HashMap;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -286,10 +286,9 @@ impl Rng {
 }
 
 fn name_hash(s: &str) -> u64 {
-    s.bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Geometry of a case, independent of the condition.
@@ -300,7 +299,6 @@ struct Geometry {
     zone_px: Vec<[f64; 2]>,
     cal_image_px: Vec<[f64; 2]>,
     cal_world_m: Vec<[f64; 2]>,
-
 }
 
 /// Least box height for a vehicle to count as visible (detectable), px.
@@ -443,7 +441,6 @@ fn draw_geometry(rng: &mut Rng, noise: &NoiseSpec) -> Option<Geometry> {
         zone_px,
         cal_image_px,
         cal_world_m: cal.world_m,
-
     })
 }
 
@@ -878,7 +875,10 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
                 continue;
             }
             if let Some(k) = dets.iter().position(|o| o.bbox == d.bbox) {
-                votes.entry(tr.id).or_default().push((t, rows[k].vehicle_id));
+                votes
+                    .entry(tr.id)
+                    .or_default()
+                    .push((t, rows[k].vehicle_id));
             }
         }
     }
@@ -1256,9 +1256,17 @@ mod tests {
             .iter()
             .zip(&third.detected)
             .all(|(rows, d)| *d || rows.is_empty()));
-        let dt: Vec<f64> = every.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        let dt: Vec<f64> = every
+            .frame_times_s
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
         assert!(dt.iter().all(|d| (d - 1.0 / 30.0).abs() < 1e-9));
-        let dt: Vec<f64> = third.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
+        let dt: Vec<f64> = third
+            .frame_times_s
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
         assert!(dt.iter().all(|d| (d - 1.0 / 30.0).abs() <= 0.010 + 1e-9));
         assert!(dt.iter().any(|d| (d - 1.0 / 30.0).abs() > 0.001));
         let dt: Vec<f64> = gaps.frame_times_s.windows(2).map(|w| w[1] - w[0]).collect();
@@ -1281,7 +1289,10 @@ mod tests {
         for r in &rows {
             assert_eq!(r.len(), 10);
             let frame = r[0] as usize;
-            assert!(frame >= 1 && case.detected[frame - 1], "row of an undetected frame");
+            assert!(
+                frame >= 1 && case.detected[frame - 1],
+                "row of an undetected frame"
+            );
             assert_eq!(r[1], -1.0);
             assert!(r[4] > 0.0 && r[5] > 0.0);
         }
@@ -1292,7 +1303,10 @@ mod tests {
         let truth: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("truth.json")).unwrap())
                 .unwrap();
-        assert_eq!(truth["vehicles"].as_array().unwrap().len(), case.vehicles.len());
+        assert_eq!(
+            truth["vehicles"].as_array().unwrap().len(),
+            case.vehicles.len()
+        );
         assert!(truth["vehicles"][0]["zone_speed_kmh"].as_f64().unwrap() > 0.0);
         let cam: toml::Value =
             toml::from_str(&std::fs::read_to_string(dir.path().join("camera.toml")).unwrap())
