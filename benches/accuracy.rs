@@ -2,7 +2,7 @@
 //! the real tracker -> speed -> events pipeline, one table row per capture/detection condition.
 //!
 //! `cargo bench --bench accuracy` (release). Optional arguments after `--`:
-//! `--cases N` (cameras per condition, default 100), `--seed S`, `--out DIR` (also writes every
+//! `--cases N` (cameras per condition, default 300), `--seed S`, `--out DIR` (also writes every
 //! case's MOT detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
 
 use speedcam::speed::SpeedConfig;

@@ -9,11 +9,17 @@
 //!   be mapped to a point beyond the vehicle, with an error that changes along the zone.)
 //! - [`Zone`]: samples are taken only inside an image polygon over the surveyed stretch, where the
 //!   calibration holds and the whole vehicle is in view.
-//! - [`SpeedEstimator`]: speed = slope of ground position over capture time, fitted over all
-//!   in-zone samples ([`fit_velocity_weighted`], each sample weighted by how precisely one pixel
-//!   of box noise places it on the ground: far samples are much noisier than near ones). Time
-//!   comes only from frame timestamps, so skipped frames and jitter do not bias it; the fit
-//!   averages box noise over the zone instead of relying on two crossing instants.
+//! - [`SpeedEstimator`]: speed = the mean speed over the zone, from a robust fit of along-track
+//!   ground position over capture time on all in-zone samples ([`fit_zone_motion`]): each sample
+//!   weighted by how precisely box noise places it along the road (far samples are much noisier
+//!   than near ones), constant speed plus an acceleration with a zero-mean prior, outliers (boxes
+//!   of another vehicle) dropped, and the mean taken between the fitted zone entry and exit. Time
+//!   comes only from frame timestamps, so skipped frames, lost frames and jitter do not bias it;
+//!   the fit averages box noise over the zone instead of relying on two crossing instants.
+//! - The 95% interval ([`SpeedMeasurement::speed_ci95_kmh`]) combines the fit's error (residual
+//!   scatter, Student-t quantile for its degrees of freedom) and the calibration's error (the
+//!   homography's parameter covariance from its survey residuals, pushed through the zone length:
+//!   [`CalibrationUncertainty`]), root-sum-square: the two are independent.
 
 mod estimator;
 mod fit;

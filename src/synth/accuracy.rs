@@ -170,11 +170,12 @@ pub struct BenchConfig {
 }
 
 impl Default for BenchConfig {
-    /// The benchmark proper: 100 cameras x 10 vehicles per condition.
+    /// The benchmark proper: 300 cameras x 10 vehicles per condition (camera difficulty varies
+    /// a lot, so fewer cameras give figures that move by 10-20% with the seed).
     fn default() -> Self {
         Self {
             seed: 2026,
-            cases: 100,
+            cases: 300,
             vehicles_per_case: 10,
             noise: NoiseSpec::default(),
             conditions: standard_conditions(),
@@ -526,9 +527,13 @@ fn draw_vehicles(rng: &mut Rng, g: &Geometry, n: u32) -> Vec<Motion> {
         } else {
             0.0
         };
-        // Keep at least 4 m/s at the end of the path.
-        if v0 * v0 + 2.0 * a * path_m < 16.0 {
-            a = (16.0 - v0 * v0) / (2.0 * path_m);
+        // Keep the speed within 20-160 km/h over the whole visible path.
+        let (v_min, v_max) = (20.0 / 3.6, 160.0 / 3.6);
+        let v_end2 = v0 * v0 + 2.0 * a * path_m;
+        if v_end2 < v_min * v_min {
+            a = (v_min * v_min - v0 * v0) / (2.0 * path_m);
+        } else if v_end2 > v_max * v_max {
+            a = (v_max * v_max - v0 * v0) / (2.0 * path_m);
         }
         let mut m = Motion {
             truth: TruthVehicle {
@@ -1134,10 +1139,12 @@ pub fn run_benchmark(
     Ok(out)
 }
 
-/// The summaries as a fixed-width table.
+/// The summaries as a fixed-width table: the pipeline's figures, then two references on the
+/// same vehicles: the speed estimator fed the true association (`est-only`, no tracker) and a
+/// plain least-squares line (`plain LS`, see [`CaseEval::plain_ls_errors_kmh`]).
 pub fn format_table(rows: &[ConditionSummary]) -> String {
     let mut s = format!(
-        "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>6} {:>8} {:>8}\n",
+        "{:<22} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>5} | {:>8} {:>7} {:>7} | {:>8} {:>7}\n",
         "condition",
         "vehicles",
         "measured",
@@ -1147,18 +1154,21 @@ pub fn format_table(rows: &[ConditionSummary]) -> String {
         "CI cov",
         "CI width",
         "false",
-        "LS mean",
-        "LS p95"
+        "est-only",
+        "p95",
+        "CI cov",
+        "plain LS",
+        "p95"
     );
     let _ = writeln!(
         s,
-        "{:<22} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>6} {:>8} {:>8}",
-        "", "", "", "km/h", "km/h", "km/h", "%", "km/h", "", "km/h", "km/h"
+        "{:<22} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>5} | {:>8} {:>7} {:>7} | {:>8} {:>7}",
+        "", "", "", "km/h", "km/h", "km/h", "%", "km/h", "", "mean", "km/h", "%", "mean", "km/h"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:<22} {:>8} {:>8} {:>9.3} {:>8.3} {:>8.2} {:>8.1} {:>9.2} {:>6} {:>8.3} {:>8.3}",
+            "{:<22} {:>8} {:>8} {:>8.3} {:>7.3} {:>7.2} {:>7.1} {:>8.2} {:>5} | {:>8.3} {:>7.3} {:>7.1} | {:>8.3} {:>7.3}",
             r.condition,
             r.vehicles,
             r.measured,
@@ -1168,6 +1178,9 @@ pub fn format_table(rows: &[ConditionSummary]) -> String {
             100.0 * r.ci_coverage,
             r.median_ci_width_kmh,
             r.false_measurements,
+            r.oracle_mean_abs_error_kmh,
+            r.oracle_p95_abs_error_kmh,
+            100.0 * r.oracle_ci_coverage,
             r.plain_ls_mean_abs_error_kmh,
             r.plain_ls_p95_abs_error_kmh
         );
@@ -1237,6 +1250,7 @@ mod tests {
             assert!((10.0..=40.0).contains(&len), "{len}");
             for v in &c.vehicles {
                 assert!((20.0..=160.0).contains(&v.speed_kmh));
+                assert!((19.99..=160.01).contains(&v.zone_speed_kmh), "{v:?}");
                 assert!(v.zone_speed_kmh > 0.0 && v.zone_exit_s > v.zone_entry_s);
             }
         }
