@@ -410,6 +410,13 @@ impl Validator<'_> {
                 0.0,
                 1.0,
             ) as f32,
+            tentative_buffer: self.float(
+                "tracker.tentative_buffer",
+                &t.tentative_buffer,
+                TrackerConfig::default().tentative_buffer as f64,
+                0.0,
+                2.0,
+            ) as f32,
             ..TrackerConfig::default()
         };
 
@@ -605,6 +612,7 @@ impl Validator<'_> {
                 min_samples,
                 max_speed_kmh: max_speed,
                 method: method?,
+                ..SpeedConfig::default()
             },
         })
     }

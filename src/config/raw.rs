@@ -57,6 +57,8 @@ pub struct RawTracker {
     pub max_age_s: Option<Spanned<f64>>,
     #[serde(default)]
     pub duplicate_overlap: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub tentative_buffer: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -275,6 +275,7 @@ fn speed_method_lines_is_parsed_and_checked() {
     );
 }
 
+#[test]
 fn duplicate_calibration_points_are_rejected() {
     let text = GOOD
         .replace(

@@ -8,7 +8,7 @@ use crate::config::CameraConfig;
 use crate::detect::{BBox, Detection};
 use crate::event::{thumbnail, Event, EventType, SCHEMA_VERSION};
 use crate::frame::Frame;
-use crate::speed::{SpeedEstimator, SpeedMeasurement};
+use crate::speed::{CalibrationUncertainty, SpeedEstimator, SpeedMeasurement};
 use crate::stats::{Stage, StageTimes};
 use crate::track::{Tracker, TrackerConfig, TrackerOutput};
 use std::collections::HashMap;
@@ -49,8 +49,15 @@ impl CameraPipeline {
     /// A fresh pipeline for `cam`; `model_id` is stored with every event.
     pub fn new(cam: CameraConfig, tracker: TrackerConfig, device_id: &str, model_id: &str) -> Self {
         let calibration_id = cam.homography.fingerprint();
-        let speed =
+        let mut speed =
             SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
+        if let Some(cal) = CalibrationUncertainty::from_points(
+            &cam.homography,
+            &cam.image_points,
+            &cam.world_points,
+        ) {
+            speed = speed.with_calibration(cal);
+        }
         CameraPipeline {
             cam,
             device_id: device_id.to_string(),

@@ -11,11 +11,13 @@
 
 use std::collections::HashMap;
 
-use super::{fit_velocity_weighted, Homography, SpeedLines, Zone};
-
-/// One in-zone sample: capture time (s), ground point (m), fit weight (1/m² per px² of noise).
-type Sample = (f64, [f64; 2], f64);
+use super::uncertainty::{student_t_quantile, CalibrationUncertainty};
+use super::{fit_zone_motion, GroundSample, Homography, MotionFitOptions, SpeedLines, Zone};
 use crate::detect::BBox;
+
+/// One in-zone sample: capture time (s), ground point (m), ground covariance per px² of box noise
+/// (m²/px²), and the image point it came from (px).
+type Sample = (f64, [f64; 2], [[f64; 2]; 2], [f64; 2]);
 
 /// Measurement thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,17 @@ pub struct SpeedConfig {
     pub min_samples: u32,
     /// Speeds above this are discarded as implausible (a track that jumped between vehicles).
     pub max_speed_kmh: f64,
+    /// Prior standard deviation of a vehicle's acceleration in the zone, m/s². The fit estimates
+    /// the acceleration with this zero-mean prior and reports the mean speed over the zone; 0
+    /// fits a constant speed. See [`super::fit_zone_motion`].
+    pub accel_prior_sd_m_s2: f64,
+    /// Samples further than this many robust standard deviations from the fitted motion are
+    /// dropped before the final fit (boxes of another vehicle after a bad association).
+    pub outlier_z: f64,
+    /// A track whose samples scatter about the fitted motion by more than this box-edge noise
+    /// (estimated from the fit, along or across the road) is not measured, px: its boxes are not
+    /// one vehicle's (an identity switch between vehicles) or the detector failed on it.
+    pub max_noise_px: f64,
     /// How the speed is obtained from the in-zone samples.
     pub method: SpeedMethod,
 }
@@ -43,12 +56,21 @@ pub enum SpeedMethod {
 pub const DEFAULT_MAX_SAMPLES: usize = 4096;
 /// Default idle time after which a track's state is dropped, s.
 pub const DEFAULT_MAX_IDLE_S: f64 = 60.0;
+/// Default prior standard deviation of the acceleration in the zone, m/s².
+pub const DEFAULT_ACCEL_PRIOR_SD_M_S2: f64 = 1.5;
+/// Default outlier cut, robust standard deviations.
+pub const DEFAULT_OUTLIER_Z: f64 = 4.0;
+/// Default largest box-edge noise estimated from a track's fit, px.
+pub const DEFAULT_MAX_NOISE_PX: f64 = 6.0;
 
 impl Default for SpeedConfig {
     fn default() -> Self {
         Self {
             min_samples: 5,
             max_speed_kmh: 250.0,
+            accel_prior_sd_m_s2: DEFAULT_ACCEL_PRIOR_SD_M_S2,
+            outlier_z: DEFAULT_OUTLIER_Z,
+            max_noise_px: DEFAULT_MAX_NOISE_PX,
             method: SpeedMethod::Fit,
         }
     }
@@ -63,7 +85,9 @@ pub struct SpeedMeasurement {
     pub class: String,
     /// Speed, km/h.
     pub speed_kmh: f64,
-    /// 95% confidence interval of the speed, km/h, `[low, high]`.
+    /// 95% confidence interval of the speed, km/h, `[low, high]`: the fit's statistical error
+    /// (Student-t) combined with the calibration's error when the estimator has it
+    /// ([`SpeedEstimator::with_calibration`]).
     pub speed_ci95_kmh: [f64; 2],
     /// In-zone samples used by the fit.
     pub samples: u32,
@@ -73,11 +97,11 @@ pub struct SpeedMeasurement {
     pub t_exit_s: f64,
     /// Distance covered between `t_enter_s` and `t_exit_s` according to the fit, m.
     pub distance_m: f64,
-    /// RMS distance of the samples from the fitted straight line, m (a quality figure).
+    /// RMS along-track distance of the samples kept from the fitted motion, m (a quality figure).
     pub residual_rms_m: f64,
-    /// How the speed was obtained: `"fit"` (least squares over the zone) or `"lines"` (time
-    /// between two lines; then `t_enter_s`/`t_exit_s` are the crossing times and `distance_m`
-    /// the configured distance).
+    /// How the speed was obtained: `"fit"` (robust least squares over the zone, mean speed
+    /// between the fitted zone entry and exit) or `"lines"` (time between two lines; then
+    /// `t_enter_s`/`t_exit_s` are the crossing times and `distance_m` the configured distance).
     pub method: &'static str,
 }
 
@@ -109,6 +133,9 @@ impl TrackZone {
 pub struct SpeedEstimator {
     h: Homography,
     zone: Zone,
+    /// The zone polygon on the ground, m (None when a vertex maps to no ground point).
+    zone_ground_m: Option<Vec<[f64; 2]>>,
+    calibration: Option<CalibrationUncertainty>,
     cfg: SpeedConfig,
     max_samples: usize,
     max_idle_s: f64,
@@ -120,9 +147,16 @@ pub struct SpeedEstimator {
 impl SpeedEstimator {
     /// An estimator for one camera's calibration and zone.
     pub fn new(h: Homography, zone: Zone, cfg: SpeedConfig) -> Self {
+        let zone_ground_m = zone
+            .polygon_px()
+            .iter()
+            .map(|p| h.image_to_world(*p))
+            .collect::<Option<Vec<_>>>();
         Self {
             h,
             zone,
+            zone_ground_m,
+            calibration: None,
             cfg,
             max_samples: DEFAULT_MAX_SAMPLES,
             max_idle_s: DEFAULT_MAX_IDLE_S,
@@ -139,6 +173,13 @@ impl SpeedEstimator {
     pub fn with_state_limits(mut self, max_samples: usize, max_idle_s: f64) -> Self {
         self.max_samples = max_samples.max(2);
         self.max_idle_s = max_idle_s;
+        self
+    }
+
+    /// Adds the calibration's uncertainty, so that intervals include the calibration error
+    /// (without it they carry only the fit's statistical error).
+    pub fn with_calibration(mut self, calibration: CalibrationUncertainty) -> Self {
+        self.calibration = Some(calibration);
         self
     }
 
@@ -191,8 +232,8 @@ impl SpeedEstimator {
                     if held_class != class {
                         class.clone_into(held_class);
                     }
-                    if let Some((g, w)) = ground_sample(&self.h, ground_px) {
-                        samples.push((t_s, g, w));
+                    if let Some((g, cov)) = ground_sample(&self.h, ground_px) {
+                        samples.push((t_s, g, cov, ground_px));
                         if samples.len() > self.max_samples {
                             thin(samples);
                         }
@@ -214,7 +255,7 @@ impl SpeedEstimator {
             None => {
                 if inside {
                     let samples = ground_sample(&self.h, ground_px)
-                        .map(|(g, w)| vec![(t_s, g, w)])
+                        .map(|(g, cov)| vec![(t_s, g, cov, ground_px)])
                         .unwrap_or_default();
                     self.tracks.insert(
                         track_id,
@@ -251,21 +292,38 @@ impl SpeedEstimator {
             return None;
         }
         if let SpeedMethod::Lines(lines) = &self.cfg.method {
-            // Back to image px (an exact round trip): the lines method needs no calibration.
-            let px: Vec<(f64, [f64; 2])> = samples
-                .iter()
-                .filter_map(|s| Some((s.0, self.h.world_to_image(s.1)?)))
-                .collect();
+            // The image points themselves: the lines method needs no calibration.
+            let px: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.0, s.3)).collect();
             let max_kmh = self.cfg.max_speed_kmh;
             return super::lines::measure_lines(lines, track_id, class, &px, max_kmh);
         }
-        let points: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.0, s.1)).collect();
-        let weights: Vec<f64> = samples.iter().map(|s| s.2).collect();
-        let Some(fit) = fit_velocity_weighted(&points, &weights) else {
+        let ground: Vec<GroundSample> = samples
+            .iter()
+            .map(|s| GroundSample {
+                t_s: s.0,
+                ground_m: s.1,
+                cov_m2_per_px2: s.2,
+            })
+            .collect();
+        let opts = MotionFitOptions {
+            accel_prior_sd_m_s2: self.cfg.accel_prior_sd_m_s2,
+            outlier_z: self.cfg.outlier_z,
+        };
+        let Some(fit) = fit_zone_motion(&ground, self.zone_ground_m.as_deref(), &opts) else {
             tracing::debug!(track_id, "no speed: samples span no time");
             return None;
         };
-        let speed_kmh = fit.speed_kmh();
+        let speed_kmh = fit.speed_m_s * 3.6;
+        let noise_px = fit.noise_px.max(fit.lateral_noise_px);
+        if noise_px > self.cfg.max_noise_px {
+            tracing::debug!(
+                track_id,
+                noise_px,
+                max_noise_px = self.cfg.max_noise_px,
+                "no speed: samples scatter too much for one vehicle"
+            );
+            return None;
+        }
         if speed_kmh > self.cfg.max_speed_kmh {
             tracing::debug!(
                 track_id,
@@ -280,21 +338,39 @@ impl SpeedEstimator {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
                 (lo.min(s.0), hi.max(s.0))
             });
+        let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
+        let cal_half_kmh = self.calibration_rel_sd(&fit).map_or(0.0, |(rel_sd, dof)| {
+            student_t_quantile(0.975, dof) * rel_sd * speed_kmh
+        });
+        let half_kmh = fit_half_kmh.hypot(cal_half_kmh);
         Some(SpeedMeasurement {
             track_id,
             class,
             speed_kmh,
-            speed_ci95_kmh: {
-                let half_kmh = 1.96 * fit.speed_se_m_s * 3.6;
-                [(speed_kmh - half_kmh).max(0.0), speed_kmh + half_kmh]
-            },
-            samples: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+            speed_ci95_kmh: [(speed_kmh - half_kmh).max(0.0), speed_kmh + half_kmh],
+            samples: u32::try_from(fit.inliers).unwrap_or(u32::MAX),
             t_enter_s,
             t_exit_s,
             distance_m: fit.speed_m_s * (t_exit_s - t_enter_s),
             residual_rms_m: fit.residual_rms_m,
             method: "fit",
         })
+    }
+
+    /// Relative standard deviation of the speed due to the calibration, and its degrees of
+    /// freedom: that of the ground distance between the fitted zone entry and exit points.
+    fn calibration_rel_sd(&self, fit: &super::MotionFit) -> Option<(f64, f64)> {
+        let cal = self.calibration.as_ref()?;
+        let [s0, s1] = fit.s_in_out_m;
+        let at = |s: f64| {
+            self.h.world_to_image([
+                fit.origin_m[0] + s * fit.direction[0],
+                fit.origin_m[1] + s * fit.direction[1],
+            ])
+        };
+        let sd_m = cal.distance_sd_m(at(s0)?, at(s1)?, fit.direction)?;
+        let len_m = (s1 - s0).abs();
+        (len_m > 0.0).then(|| (sd_m / len_m, cal.dof as f64))
     }
 
     /// Drops state of tracks not seen for `max_idle_s` (checked about once per second of stream).
@@ -314,17 +390,22 @@ impl SpeedEstimator {
     }
 }
 
-/// The ground point of an image point and its fit weight: the inverse of the ground variance caused
-/// by one pixel of noise on the box's bottom edge plus half a pixel² on its centre column (the
-/// mean of two edges). None at or near the horizon.
-fn ground_sample(h: &Homography, p_px: [f64; 2]) -> Option<([f64; 2], f64)> {
+/// The ground point of an image point and its ground covariance per px² of box-edge noise: one
+/// px² on the box's bottom edge plus half a px² on its centre column (the mean of two edges),
+/// pushed through the homography's Jacobian (central differences). None at or near the horizon.
+fn ground_sample(h: &Homography, p_px: [f64; 2]) -> Option<([f64; 2], [[f64; 2]; 2])> {
     let g = h.image_to_world(p_px)?;
-    let down = h.image_to_world([p_px[0], p_px[1] + 1.0])?;
-    let right = h.image_to_world([p_px[0] + 1.0, p_px[1]])?;
-    let d2 = |a: [f64; 2]| (a[0] - g[0]).powi(2) + (a[1] - g[1]).powi(2);
-    let var_m2 = d2(down) + 0.5 * d2(right);
-    let w = 1.0 / var_m2;
-    (w.is_finite() && w > 0.0).then_some((g, w))
+    let diff = |d: [f64; 2]| -> Option<[f64; 2]> {
+        let a = h.image_to_world([p_px[0] + 0.5 * d[0], p_px[1] + 0.5 * d[1]])?;
+        let b = h.image_to_world([p_px[0] - 0.5 * d[0], p_px[1] - 0.5 * d[1]])?;
+        Some([a[0] - b[0], a[1] - b[1]])
+    };
+    let (down, right) = (diff([0.0, 1.0])?, diff([1.0, 0.0])?);
+    let cov = |i: usize, j: usize| down[i] * down[j] + 0.5 * right[i] * right[j];
+    let c = [[cov(0, 0), cov(0, 1)], [cov(1, 0), cov(1, 1)]];
+    let det = c[0][0] * c[1][1] - c[0][1] * c[1][0];
+    (c.iter().flatten().all(|v| v.is_finite()) && c[0][0] + c[1][1] > 0.0 && det >= 0.0)
+        .then_some((g, c))
 }
 
 /// Halves a sample list by keeping every other sample (first and last kept).

@@ -9,11 +9,17 @@
 //!   be mapped to a point beyond the vehicle, with an error that changes along the zone.)
 //! - [`Zone`]: samples are taken only inside an image polygon over the surveyed stretch, where the
 //!   calibration holds and the whole vehicle is in view.
-//! - [`SpeedEstimator`]: speed = slope of ground position over capture time, fitted over all
-//!   in-zone samples ([`fit_velocity_weighted`], each sample weighted by how precisely one pixel
-//!   of box noise places it on the ground: far samples are much noisier than near ones). Time
-//!   comes only from frame timestamps, so skipped frames and jitter do not bias it; the fit
-//!   averages box noise over the zone instead of relying on two crossing instants.
+//! - [`SpeedEstimator`]: speed = the mean speed over the zone, from a robust fit of along-track
+//!   ground position over capture time on all in-zone samples ([`fit_zone_motion`]): each sample
+//!   weighted by how precisely box noise places it along the road (far samples are much noisier
+//!   than near ones), constant speed plus an acceleration with a zero-mean prior, outliers (boxes
+//!   of another vehicle) dropped, and the mean taken between the fitted zone entry and exit. Time
+//!   comes only from frame timestamps, so skipped frames, lost frames and jitter do not bias it;
+//!   the fit averages box noise over the zone instead of relying on two crossing instants.
+//! - The 95% interval ([`SpeedMeasurement::speed_ci95_kmh`]) combines the fit's error (residual
+//!   scatter, Student-t quantile for its degrees of freedom) and the calibration's error (the
+//!   homography's parameter covariance from its survey residuals, pushed through the zone length:
+//!   [`CalibrationUncertainty`]), root-sum-square: the two are independent.
 
 pub mod calibrate;
 mod estimator;
@@ -26,13 +32,18 @@ mod lines_tests;
 mod test_camera;
 #[cfg(test)]
 mod tests;
+mod uncertainty;
 mod zone;
 
 pub use estimator::{
-    SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, DEFAULT_MAX_IDLE_S,
-    DEFAULT_MAX_SAMPLES,
+    SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, DEFAULT_ACCEL_PRIOR_SD_M_S2,
+    DEFAULT_MAX_IDLE_S, DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
 };
-pub use fit::{fit_velocity, fit_velocity_weighted, Fit};
+pub use fit::{
+    fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,
+    MotionFitOptions,
+};
 pub use homography::{CalibrationError, CalibrationReport, Homography};
 pub use lines::{SpeedLines, SpeedLinesError, LINES_DISTANCE_TOLERANCE_M};
+pub use uncertainty::{student_t_cdf, student_t_quantile, CalibrationUncertainty};
 pub use zone::{Zone, ZoneError};

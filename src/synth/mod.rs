@@ -27,6 +27,7 @@
 //! Output of [`render`]: `scene.mp4` (H.264 Baseline, no B-frames), `truth.json`
 //! ([`SceneTruth`]) and `camera.toml` (a `[[cameras]]` table with calibration and zone).
 
+pub mod accuracy;
 pub mod camera;
 pub mod compare;
 pub mod mp4out;

@@ -5,8 +5,10 @@
 //! 2. match confirmed tracks to high-score detections (IoU, optimal assignment);
 //! 3. match the confirmed tracks that were matched on their previous detection round and are still
 //!    free to low-score detections (stricter IoU): this bridges partial occlusions;
-//! 4. match tentative tracks to the remaining high-score detections; a tentative track that finds
-//!    none dies at once (a one-frame false positive must not linger);
+//! 4. match tentative tracks to the remaining high-score detections, on IoU of boxes buffered by
+//!    `tentative_buffer` (a track without a velocity yet must still find a fast vehicle's next
+//!    box when frames are skipped); a tentative track that finds none dies at once (a one-frame
+//!    false positive must not linger);
 //! 5. remaining high-score detections scoring at least `new_track_score` start tentative tracks,
 //!    unless they mostly lie inside a box already matched or born in this step
 //!    (`duplicate_overlap`: one vehicle reported twice must not be measured twice);
@@ -16,6 +18,24 @@ use super::kalman::BoxKalman;
 use super::match_by_iou;
 use super::{EndedTrack, TrackState, TrackerConfig, TrackerOutput};
 use crate::detect::{BBox, Detection};
+
+/// How a track and a detection must overlap to be associated.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    /// Minimum IoU.
+    min_iou: f32,
+    /// Both boxes grown by this share of their size on every side first (0: plain IoU).
+    buffer: f32,
+}
+
+impl Gate {
+    fn iou(min_iou: f32) -> Self {
+        Gate {
+            min_iou,
+            buffer: 0.0,
+        }
+    }
+}
 
 /// One track's internal state.
 #[derive(Debug, Clone)]
@@ -164,7 +184,7 @@ impl Tracker {
             &high,
             &mut high_used,
             &mut track_hit,
-            self.cfg.match_iou,
+            Gate::iou(self.cfg.match_iou),
         );
 
         // 2. Still-free confirmed tracks that were matched last round against low-score ones.
@@ -180,7 +200,7 @@ impl Tracker {
             &low,
             &mut low_used,
             &mut track_hit,
-            self.cfg.low_match_iou,
+            Gate::iou(self.cfg.low_match_iou),
         );
 
         // 3. Tentative tracks against the remaining high-score detections.
@@ -193,7 +213,10 @@ impl Tracker {
             &high,
             &mut high_used,
             &mut track_hit,
-            self.cfg.match_iou,
+            Gate {
+                min_iou: self.cfg.match_iou,
+                buffer: self.cfg.tentative_buffer,
+            },
         );
 
         let mut ended = Vec::new();
@@ -298,17 +321,27 @@ impl Tracker {
         dets: &[&Detection],
         det_used: &mut [bool],
         track_hit: &mut [bool],
-        min_iou: f32,
+        gate: Gate,
     ) {
+        let Gate { min_iou, buffer } = gate;
         let free_dets: Vec<usize> = (0..dets.len()).filter(|&j| !det_used[j]).collect();
         if track_idx.is_empty() || free_dets.is_empty() {
             return;
         }
+        let grow = |b: BBox| {
+            let (dx, dy) = (buffer * (b.x2 - b.x1), buffer * (b.y2 - b.y1));
+            BBox {
+                x1: b.x1 - dx,
+                y1: b.y1 - dy,
+                x2: b.x2 + dx,
+                y2: b.y2 + dy,
+            }
+        };
         let track_boxes: Vec<BBox> = track_idx
             .iter()
-            .map(|&i| self.tracks[i].kf.bbox())
+            .map(|&i| grow(self.tracks[i].kf.bbox()))
             .collect();
-        let det_boxes: Vec<BBox> = free_dets.iter().map(|&j| dets[j].bbox).collect();
+        let det_boxes: Vec<BBox> = free_dets.iter().map(|&j| grow(dets[j].bbox)).collect();
         for (ti, dj) in match_by_iou(&track_boxes, &det_boxes, min_iou) {
             let (i, j) = (track_idx[ti], free_dets[dj]);
             self.tracks[i].hit(t_s, dets[j], self.cfg.min_hits);

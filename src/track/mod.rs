@@ -45,6 +45,12 @@ pub struct TrackerConfig {
     /// class, the cab of a truck), and a second track on it would measure it twice. 0..=1; 1
     /// disables the guard for all but exact duplicates.
     pub duplicate_overlap: f32,
+    /// Tentative tracks are matched on *buffered* IoU: both boxes grown by this share of their
+    /// width and height on every side (C-BIoU, Yang et al. 2023). A new track has no velocity
+    /// yet, so when frames are skipped a fast vehicle's next box may not overlap its first one at
+    /// all; the buffer bridges that without loosening the match of confirmed tracks, whose
+    /// Kalman prediction already follows the motion. 0 disables it.
+    pub tentative_buffer: f32,
     /// A track is confirmed after this many matched detections (its first included); a
     /// tentative track that misses one detection round dies at once.
     pub min_hits: u32,
@@ -61,6 +67,7 @@ impl Default for TrackerConfig {
             low_match_iou: 0.5,
             new_track_score: 0.45,
             duplicate_overlap: 0.7,
+            tentative_buffer: 0.5,
             min_hits: 3,
             max_age_s: 1.0,
         }

@@ -335,3 +335,41 @@ fn duplicate_detections_of_one_vehicle_give_one_track() {
         "without the guard the twin should start a second track"
     );
 }
+
+#[test]
+fn fast_vehicle_with_skipped_frames_is_confirmed_through_the_buffer() {
+    // 60 px wide, 525 px/s, detected every 4th frame of 30 fps: 70 px between detections, so
+    // consecutive boxes do not overlap at all and a new track has no velocity to predict with.
+    let car = Object {
+        tag: 1,
+        x0: 100.0,
+        y0: 300.0,
+        vx_px_s: 525.0,
+        vy_px_s: 0.0,
+        w: 60.0,
+        h: 40.0,
+    };
+    let confirmed_ids = |buffer: f32| {
+        let mut tracker = Tracker::new(TrackerConfig {
+            tentative_buffer: buffer,
+            ..TrackerConfig::default()
+        });
+        let mut rng = Rng(11);
+        let mut ids = BTreeSet::new();
+        for k in 0..8 {
+            let t = k as f64 * 4.0 / 30.0;
+            let out = tracker.update(t, &[car.detect(t, &mut rng, 0.5, 0.9)]);
+            ids.extend(out.tracks.iter().filter(|t| t.confirmed).map(|t| t.id));
+        }
+        ids
+    };
+    assert_eq!(
+        confirmed_ids(0.5).len(),
+        1,
+        "one confirmed track with the buffer"
+    );
+    assert!(
+        confirmed_ids(0.0).is_empty(),
+        "without it every detection starts a new tentative track"
+    );
+}
