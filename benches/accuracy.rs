@@ -2,8 +2,9 @@
 //! the real tracker -> speed -> events pipeline, one table row per capture/detection condition.
 //!
 //! `cargo bench --bench accuracy` (release). Optional arguments after `--`:
-//! `--cases N` (cameras per condition, default 300), `--seed S`, `--out DIR` (also writes every
-//! case's MOT detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
+//! `--cases N` (cameras per condition, default 300), `--seed S`, `--calibration-noise-px P`
+//! (default 0.5), `--box-noise-px P` (default 1.5), `--out DIR` (also writes every case's MOT
+//! detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
 
 use speedcam::speed::SpeedConfig;
 use speedcam::synth::accuracy::{

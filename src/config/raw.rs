@@ -44,6 +44,8 @@ pub struct RawDetector {
     pub classes: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub input_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub box_bottom_sd_px: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

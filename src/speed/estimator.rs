@@ -37,6 +37,12 @@ pub struct SpeedConfig {
     /// (estimated from the fit, along or across the road) is not measured, px: its boxes are not
     /// one vehicle's (an identity switch between vehicles) or the detector failed on it.
     pub max_noise_px: f64,
+    /// Standard uncertainty of a *systematic* offset of the box's bottom edge from the tyres'
+    /// contact, px (a detector draws its boxes a little loose or tight, the same way for every
+    /// frame). Box noise averages out over the zone; such an offset does not: where metres per
+    /// pixel differ between zone entry and exit, it stretches or shrinks the distance covered.
+    /// The interval includes it; 0 for exact boxes (synthetic detections).
+    pub box_bottom_sd_px: f64,
     /// How the speed is obtained from the in-zone samples.
     pub method: SpeedMethod,
 }
@@ -71,6 +77,7 @@ impl Default for SpeedConfig {
             accel_prior_sd_m_s2: DEFAULT_ACCEL_PRIOR_SD_M_S2,
             outlier_z: DEFAULT_OUTLIER_Z,
             max_noise_px: DEFAULT_MAX_NOISE_PX,
+            box_bottom_sd_px: 0.0,
             method: SpeedMethod::Fit,
         }
     }
@@ -87,7 +94,8 @@ pub struct SpeedMeasurement {
     pub speed_kmh: f64,
     /// 95% confidence interval of the speed, km/h, `[low, high]`: the fit's statistical error
     /// (Student-t) combined with the calibration's error when the estimator has it
-    /// ([`SpeedEstimator::with_calibration`]).
+    /// ([`SpeedEstimator::with_calibration`]) and the detector's systematic box offset
+    /// ([`SpeedConfig::box_bottom_sd_px`]).
     pub speed_ci95_kmh: [f64; 2],
     /// In-zone samples used by the fit.
     pub samples: u32,
@@ -342,7 +350,10 @@ impl SpeedEstimator {
         let cal_half_kmh = self.calibration_rel_sd(&fit).map_or(0.0, |(rel_sd, dof)| {
             student_t_quantile(0.975, dof) * rel_sd * speed_kmh
         });
-        let half_kmh = fit_half_kmh.hypot(cal_half_kmh);
+        let box_half_kmh = self
+            .box_bias_rel_sd(&fit)
+            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
+        let half_kmh = fit_half_kmh.hypot(cal_half_kmh).hypot(box_half_kmh);
         Some(SpeedMeasurement {
             track_id,
             class,
@@ -371,6 +382,29 @@ impl SpeedEstimator {
         let sd_m = cal.distance_sd_m(at(s0)?, at(s1)?, fit.direction)?;
         let len_m = (s1 - s0).abs();
         (len_m > 0.0).then(|| (sd_m / len_m, cal.dof as f64))
+    }
+
+    /// Relative standard deviation of the speed due to a systematic bottom-edge offset of
+    /// `box_bottom_sd_px`: the offset moves every ground point along the road by (metres per px
+    /// along the road at that point) x offset, so the distance between the fitted zone entry and
+    /// exit changes by the offset times the difference of those scales.
+    fn box_bias_rel_sd(&self, fit: &super::MotionFit) -> Option<f64> {
+        if self.cfg.box_bottom_sd_px <= 0.0 {
+            return None;
+        }
+        let [s0, s1] = fit.s_in_out_m;
+        let along_m_per_px = |s: f64| -> Option<f64> {
+            let g = [
+                fit.origin_m[0] + s * fit.direction[0],
+                fit.origin_m[1] + s * fit.direction[1],
+            ];
+            let p = self.h.world_to_image(g)?;
+            let below = self.h.image_to_world([p[0], p[1] + 1.0])?;
+            Some((below[0] - g[0]) * fit.direction[0] + (below[1] - g[1]) * fit.direction[1])
+        };
+        let len_m = (s1 - s0).abs();
+        let spread = (along_m_per_px(s1)? - along_m_per_px(s0)?).abs();
+        (len_m > 0.0).then(|| self.cfg.box_bottom_sd_px * spread / len_m)
     }
 
     /// Drops state of tracks not seen for `max_idle_s` (checked about once per second of stream).

@@ -300,3 +300,53 @@ fn tracks_outside_the_zone_hold_no_state() {
     }
     assert_eq!(est.held_tracks(), 0);
 }
+
+#[test]
+fn systematic_box_offset_is_inside_the_interval_when_declared() {
+    // A detector whose boxes end 3 px below the tyres on every frame, no random noise: the fit is
+    // tight but biased, so only the declared offset uncertainty makes the interval honest.
+    let cam = Camera::default();
+    let truth_kmh = 72.0;
+    let run = |box_bottom_sd_px: f64| {
+        let mut est = estimator(
+            &cam,
+            SpeedConfig {
+                box_bottom_sd_px,
+                ..SpeedConfig::default()
+            },
+        );
+        let mut out = Vec::new();
+        for k in 0.. {
+            let t_s = k as f64 / 30.0;
+            let x = 10.0 + truth_kmh / 3.6 * t_s;
+            if x > 40.0 {
+                break;
+            }
+            let mut bbox = car_box(&cam, [x, 1.75], 0.0, &mut Rng(1));
+            bbox.y2 += 3.0;
+            out.extend(est.observe(1, "car", t_s, &bbox));
+        }
+        out.extend(est.end_track(1));
+        assert_eq!(out.len(), 1, "{out:?}");
+        out.remove(0)
+    };
+    let plain = run(0.0);
+    let declared = run(3.0);
+    assert_eq!(
+        plain.speed_kmh, declared.speed_kmh,
+        "only the interval changes"
+    );
+    let err_kmh = plain.speed_kmh - truth_kmh;
+    assert!(
+        err_kmh.abs() > 0.05,
+        "the offset biases the speed: {err_kmh}"
+    );
+    let [lo, hi] = plain.speed_ci95_kmh;
+    assert!(!(lo..=hi).contains(&truth_kmh), "{plain:?}");
+    let [lo, hi] = declared.speed_ci95_kmh;
+    assert!((lo..=hi).contains(&truth_kmh), "{declared:?}");
+    assert!(
+        hi - lo < 0.1 * truth_kmh,
+        "but not absurdly wide: {declared:?}"
+    );
+}

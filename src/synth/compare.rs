@@ -88,20 +88,29 @@ pub fn match_measurements(truth: &SceneTruth, measured: &[Event]) -> (Vec<Match>
 pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
     let (matches, unmatched) = match_measurements(truth, measured);
     let mut s = format!(
-        "{:<8} {:>10} {:>10} {:>9}\n",
-        "vehicle", "true km/h", "measured", "error"
+        "{:<8} {:>10} {:>10} {:>9}  {}\n",
+        "vehicle", "true km/h", "measured", "error", "95% interval"
     );
     let mut errs = Vec::new();
+    let mut covered = 0;
     for m in &matches {
         match m.error_kmh() {
             Some(e) => {
                 errs.push(e.abs());
+                let ci = m.measured.as_ref().and_then(|e| e.speed_ci95_kmh);
+                let inside = ci.is_some_and(|[lo, hi]| (lo..=hi).contains(&m.true_kmh));
+                covered += usize::from(inside);
                 s += &format!(
-                    "{:<8} {:>10.1} {:>10.1} {:>+9.2}\n",
+                    "{:<8} {:>10.1} {:>10.1} {:>+9.2}  {}\n",
                     m.vehicle_id,
                     m.true_kmh,
                     m.true_kmh + e,
-                    e
+                    e,
+                    ci.map(|[lo, hi]| format!(
+                        "{lo:.1}-{hi:.1}{}",
+                        if inside { "" } else { " (truth outside)" }
+                    ))
+                    .unwrap_or_default()
                 );
             }
             None => {
@@ -116,7 +125,7 @@ pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
         let mean = errs.iter().sum::<f64>() / errs.len() as f64;
         let max = errs.iter().cloned().fold(0.0, f64::max);
         s += &format!(
-            "{} of {} vehicles that crossed the zone measured; mean |error| {:.2} km/h, max {:.2} km/h\n",
+            "{} of {} vehicles that crossed the zone measured; mean |error| {:.2} km/h, max {:.2} km/h; truth inside the 95% interval for {covered}\n",
             errs.len(),
             matches.len(),
             mean,
