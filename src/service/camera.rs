@@ -2,7 +2,9 @@
 //!
 //! It owns everything that is per camera (tracker, calibration, zone, thumbnail candidates) and
 //! nothing that is shared (detector, store, publisher), so several cameras can share one detector
-//! and tests can drive it with synthetic detections.
+//! and tests can drive it with synthetic detections. Boxes of a tentative track are held and handed
+//! to the speed stage once the track is confirmed: confirmation takes `min_hits` detections, which
+//! with skipped frames can be most of a fast vehicle's zone passage.
 
 use crate::config::CameraConfig;
 use crate::detect::{BBox, Detection};
@@ -39,6 +41,9 @@ pub struct CameraPipeline {
     tracker: Tracker,
     speed: SpeedEstimator,
     candidates: HashMap<u64, Candidate>,
+    /// Detections of tentative tracks (at most `min_hits` each), fed to the speed stage when the
+    /// track is confirmed.
+    pending: HashMap<u64, Vec<(f64, &'static str, BBox)>>,
     /// Confirmed tracks still alive, to measure them at end of stream.
     live: std::collections::HashSet<u64>,
     /// The last frame's time and wall clock, to date verdicts of tracks that end.
@@ -66,6 +71,7 @@ impl CameraPipeline {
             tracker: Tracker::new(tracker),
             speed,
             candidates: HashMap::new(),
+            pending: HashMap::new(),
             live: Default::default(),
             last_time: None,
         }
@@ -141,7 +147,20 @@ impl CameraPipeline {
                 continue;
             };
             if !tr.confirmed {
+                // Held until the track is confirmed (or dies): its first boxes are the vehicle's
+                // too, and with skipped frames they can be a large share of its zone passage.
+                self.pending
+                    .entry(tr.id)
+                    .or_default()
+                    .push((t_s, tr.class, det.bbox));
                 continue;
+            }
+            if let Some(early) = self.pending.remove(&tr.id) {
+                for (t, class, bbox) in early {
+                    if let Some(m) = self.speed.observe(tr.id, class, t, &bbox) {
+                        verdicts.extend(self.verdicts(m));
+                    }
+                }
             }
             self.live.insert(tr.id);
             if let Some(frame) = frame {
@@ -152,6 +171,7 @@ impl CameraPipeline {
             }
         }
         for e in &out.ended {
+            self.pending.remove(&e.id);
             self.live.remove(&e.id);
             if let Some(m) = self.speed.end_track(e.id) {
                 verdicts.extend(self.verdicts(m));

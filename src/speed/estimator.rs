@@ -58,6 +58,10 @@ pub enum SpeedMethod {
     Lines(SpeedLines),
 }
 
+/// A track is measured only when its first and last in-zone samples lie at least this share of
+/// the zone length apart on the ground.
+pub const MIN_PASSAGE_SHARE: f64 = 0.25;
+
 /// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
 pub const DEFAULT_MAX_SAMPLES: usize = 4096;
 /// Default idle time after which a track's state is dropped, s.
@@ -329,6 +333,22 @@ impl SpeedEstimator {
                 noise_px,
                 max_noise_px = self.cfg.max_noise_px,
                 "no speed: samples scatter too much for one vehicle"
+            );
+            return None;
+        }
+        // A passage moves through the zone; a box that stays put (a false detection on a sign or
+        // a shadow, a parked vehicle) is no passage however many samples it has.
+        let span_m = match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) => (b.1[0] - a.1[0]).hypot(b.1[1] - a.1[1]),
+            _ => 0.0,
+        };
+        let min_span_m = MIN_PASSAGE_SHARE * self.zone.length_m(&self.h).unwrap_or(0.0);
+        if span_m < min_span_m {
+            tracing::debug!(
+                track_id,
+                span_m,
+                min_span_m,
+                "no speed: the samples cover too little of the zone to be a passage"
             );
             return None;
         }

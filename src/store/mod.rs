@@ -60,10 +60,20 @@ impl Store {
             source,
         };
         std::fs::create_dir_all(data_dir).map_err(|e| open_err(Box::new(e)))?;
-        let db = sled::Config::new()
-            .path(data_dir)
-            .open()
-            .map_err(|e| open_err(Box::new(e)))?;
+        // A store dropped a moment ago in this process (a reload, a test) may still hold the
+        // directory's lock from sled's background flusher: wait for it briefly.
+        let mut waited_ms = 0;
+        let db = loop {
+            match sled::Config::new().path(data_dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < 3000 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    waited_ms += 50;
+                }
+                other => break other.map_err(|e| open_err(Box::new(e)))?,
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|e| open_err(Box::new(e)));
         let meta = tree("meta")?;
         check_schema(&meta, data_dir)?;
