@@ -190,29 +190,27 @@ fn analyze_rejects_bad_input_with_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let det = dir.path().join("det.txt");
     std::fs::write(&det, "1,-1,10,10,50,40,0.9\n2,-1,10,10,50\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
-        .args(["analyze", "--fps", "30", "--config"])
-        .arg(repo().join("config/demo.toml"))
-        .arg("--mot")
-        .arg(&det)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // `analyze` on the demo config and `det`, with `times` naming the frame times: its stderr.
+    let failure = |times: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+            .arg("analyze")
+            .args(times)
+            .arg("--config")
+            .arg(repo().join("config/demo.toml"))
+            .arg("--mot")
+            .arg(&det)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = failure(&["--fps", "30"]);
     assert!(
         err.contains("det.txt:2") && err.contains("frame,id,x,y,w,h,conf"),
         "{err}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
-        .args(["analyze", "--config"])
-        .arg(repo().join("config/demo.toml"))
-        .arg("--mot")
-        .arg(&det)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure(&[]);
     assert!(
         err.contains("--fps") && err.contains("--timestamps"),
         "{err}"

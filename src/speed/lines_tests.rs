@@ -4,7 +4,7 @@
 use super::lines::{
     find_crossing, measure_lines_with, signed_distance_px, NoCrossing, Refine, CHOSEN_REFINE,
 };
-use super::test_camera::Camera;
+use super::test_camera::{car_box, Camera};
 use super::*;
 use crate::detect::BBox;
 use crate::test_rng::Rng;
@@ -41,20 +41,6 @@ fn estimator(cam: &Camera) -> SpeedEstimator {
         ..SpeedConfig::default()
     };
     SpeedEstimator::new(h, zone, cfg)
-}
-
-/// A car (1.8 m wide) touching the road at `ground_m`, each box edge perturbed by `noise_px`.
-fn car_box(cam: &Camera, ground_m: [f64; 2], noise_px: f64, rng: &mut Rng) -> BBox {
-    let p = cam.project(ground_m).unwrap();
-    let w = cam.focal_px * 1.8 / cam.depth_m(ground_m);
-    let h = cam.focal_px * 1.5 / cam.depth_m(ground_m);
-    let mut e = || noise_px * rng.gauss();
-    BBox {
-        x1: (p[0] - w / 2.0 + e()) as f32,
-        y1: (p[1] - h + e()) as f32,
-        x2: (p[0] + w / 2.0 + e()) as f32,
-        y2: (p[1] + e()) as f32,
-    }
 }
 
 /// A drive in the lane at y = 1.75 m from x = 10 m to 40 m (or back) on a 30 fps stream, detected

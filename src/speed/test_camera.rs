@@ -3,6 +3,8 @@
 //! World frame: X along the road away from the camera, Y across it (to the right), Z up, metres;
 //! the camera stands at (0, 0, height_m).
 
+use crate::detect::BBox;
+use crate::test_rng::Rng;
 use nalgebra::{Matrix3, Rotation3, Vector3};
 
 /// Camera pose and intrinsics.
@@ -115,4 +117,20 @@ fn camera_sees_the_road_ahead() {
     let back = cam.unproject(far).unwrap();
     assert!((back[0] - 40.0).abs() < 1e-9 && back[1].abs() < 1e-9);
     assert!(cam.project([-5.0, 0.0]).is_none());
+}
+
+/// The detector's box for a car (1.8 m wide, 1.5 m tall) touching the road at `ground_m`, each
+/// edge perturbed by Gaussian noise of `noise_px`.
+pub fn car_box(cam: &Camera, ground_m: [f64; 2], noise_px: f64, rng: &mut Rng) -> BBox {
+    let p = cam.project(ground_m).unwrap();
+    let depth_m = cam.depth_m(ground_m);
+    let w = cam.focal_px * 1.8 / depth_m;
+    let h = cam.focal_px * 1.5 / depth_m;
+    let mut e = || noise_px * rng.gauss();
+    BBox {
+        x1: (p[0] - w / 2.0 + e()) as f32,
+        y1: (p[1] - h + e()) as f32,
+        x2: (p[0] + w / 2.0 + e()) as f32,
+        y2: (p[1] + e()) as f32,
+    }
 }

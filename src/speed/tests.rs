@@ -1,8 +1,7 @@
 //! End-to-end estimator scenarios: a synthetic vehicle on a straight road seen by a known camera.
 
-use super::test_camera::Camera;
+use super::test_camera::{car_box, Camera};
 use super::*;
-use crate::detect::BBox;
 use crate::test_rng::Rng;
 
 /// Zone on the ground: 12 m to 32 m ahead, the full road width.
@@ -17,22 +16,6 @@ fn estimator(cam: &Camera, cfg: SpeedConfig) -> SpeedEstimator {
     let zone = Zone::new(ZONE_M.iter().map(|&w| cam.project(w).unwrap()).collect()).unwrap();
     assert!((zone.length_m(&h).unwrap() - ZONE_LEN_M).abs() < 1e-6);
     SpeedEstimator::new(h, zone, cfg)
-}
-
-/// The detector's box for a car (1.8 m wide, 1.5 m tall) touching the road at `ground_m`, each
-/// edge perturbed by Gaussian noise of `noise_px`.
-fn car_box(cam: &Camera, ground_m: [f64; 2], noise_px: f64, rng: &mut Rng) -> BBox {
-    let p = cam.project(ground_m).unwrap();
-    let depth_m = cam.depth_m(ground_m);
-    let w = cam.focal_px * 1.8 / depth_m;
-    let h = cam.focal_px * 1.5 / depth_m;
-    let mut e = || noise_px * rng.gauss();
-    BBox {
-        x1: (p[0] - w / 2.0 + e()) as f32,
-        y1: (p[1] - h + e()) as f32,
-        x2: (p[0] + w / 2.0 + e()) as f32,
-        y2: (p[1] + e()) as f32,
-    }
 }
 
 /// A drive along the road (lane at y = 1.75 m, moving away or towards the camera).
