@@ -22,9 +22,6 @@ pub struct Fit {
     pub p_mean_m: [f64; 2],
     /// Samples used.
     pub samples: usize,
-    /// Standard error of `speed_m_s` from the fit residuals (the scatter of the samples about
-    /// the line, scaled by the weights), m/s. Infinite with two samples (no residual freedom).
-    pub speed_se_m_s: f64,
 }
 
 impl Fit {
@@ -73,35 +70,21 @@ pub fn fit_velocity_weighted(samples: &[(f64, [f64; 2])], weights_per_m2: &[f64]
         return None;
     }
     let (vx, vy) = (stx / stt, sty / stt);
-    let (mut ssr, mut wssr_x, mut wssr_y) = (0.0, 0.0, 0.0);
-    for ((t, p), w) in samples.iter().zip(weights_per_m2) {
-        let dt = t - t_mean_s;
-        let (rx, ry) = (p[0] - x_mean - vx * dt, p[1] - y_mean - vy * dt);
-        ssr += rx * rx + ry * ry;
-        wssr_x += w * rx * rx;
-        wssr_y += w * ry * ry;
-    }
-    let speed_m_s = vx.hypot(vy);
-    // Var(v_axis) = s²_axis / Stt with s² estimated from the weighted residuals (weights are
-    // relative); the speed's variance is that of the velocity projected on its own direction.
-    let dof = samples.len() as f64 - 2.0;
-    let speed_se_m_s = if dof <= 0.0 {
-        f64::INFINITY
-    } else if speed_m_s > 0.0 {
-        let (ux, uy) = (vx / speed_m_s, vy / speed_m_s);
-        ((ux * ux * wssr_x + uy * uy * wssr_y) / dof / stt).sqrt()
-    } else {
-        ((wssr_x + wssr_y) / 2.0 / dof / stt).sqrt()
-    };
+    let ssr: f64 = samples
+        .iter()
+        .map(|(t, p)| {
+            let dt = t - t_mean_s;
+            (p[0] - x_mean - vx * dt).powi(2) + (p[1] - y_mean - vy * dt).powi(2)
+        })
+        .sum();
     let fit = Fit {
         vx_m_s: vx,
         vy_m_s: vy,
-        speed_m_s,
+        speed_m_s: vx.hypot(vy),
         residual_rms_m: (ssr / samples.len() as f64).sqrt(),
         t_mean_s,
         p_mean_m: [x_mean, y_mean],
         samples: samples.len(),
-        speed_se_m_s,
     };
     let finite = [fit.speed_m_s, fit.residual_rms_m, t_mean_s, x_mean, y_mean]
         .iter()
