@@ -149,6 +149,42 @@ pub enum SourceError {
         /// Why, and what to use instead.
         reason: String,
     },
+    /// A live source could not be reached or refused the session (network down, wrong URL,
+    /// authentication failed, device missing). Live sources retry with backoff.
+    #[error("cannot connect to {uri}: {reason}")]
+    Connect {
+        /// The URI or device, credentials redacted.
+        uri: String,
+        /// What failed, and what to check.
+        reason: String,
+    },
+    /// A live source that was streaming broke off (connection reset, server gone, device
+    /// unplugged). Live sources reconnect with backoff.
+    #[error("{uri} disconnected: {reason}")]
+    Disconnected {
+        /// The URI or device, credentials redacted.
+        uri: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A live source delivered no frame for `after_s` seconds; it is reopened.
+    #[error("{uri} stalled: no frame for {after_s:.1} s")]
+    Stalled {
+        /// The URI or device, credentials redacted.
+        uri: String,
+        /// Seconds without a frame.
+        after_s: f64,
+    },
+    /// The configured capture format, size or rate is not one the device offers.
+    #[error("{uri} cannot capture {wanted}: the device offers {offered}; set one of those in the camera's config")]
+    Format {
+        /// The device, e.g. `/dev/video0`.
+        uri: String,
+        /// What the config asked for.
+        wanted: String,
+        /// What the device lists.
+        offered: String,
+    },
     /// The H.264 decoder could not be created.
     #[error("cannot start the H.264 decoder for {path}: {reason}")]
     Decoder {
