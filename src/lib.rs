@@ -7,6 +7,8 @@
 //! `service` wires them together per camera; `config` loads and validates the TOML file;
 //! `synth` renders synthetic scenes with known ground truth for tests and the demo.
 
+pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod event;

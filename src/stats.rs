@@ -22,11 +22,14 @@ pub enum Stage {
     Store,
     /// Handing messages to the MQTT publisher.
     Publish,
+    /// Not a stage: capture (decoder hand-off) to detection done, including decode and any
+    /// wait for the shared detector.
+    Latency,
 }
 
 impl Stage {
     /// All stages in pipeline order.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Decode,
         Stage::Preprocess,
         Stage::Inference,
@@ -35,6 +38,7 @@ impl Stage {
         Stage::Speed,
         Stage::Store,
         Stage::Publish,
+        Stage::Latency,
     ];
 
     /// Lower-case name used in tables and JSON.
@@ -48,6 +52,7 @@ impl Stage {
             Stage::Speed => "speed",
             Stage::Store => "store",
             Stage::Publish => "publish",
+            Stage::Latency => "latency",
         }
     }
 }

@@ -326,6 +326,7 @@ mod tests {
                 max_speed_kmh: 250.0,
                 ..SpeedConfig::default()
             },
+            reconnect: Default::default(),
         }
     }
 

@@ -77,6 +77,31 @@ pub struct CameraConfig {
     pub zone: Zone,
     /// Speed estimator settings.
     pub speed: SpeedConfig,
+    /// Reconnect backoff and stall detection for the camera's source (`[cameras.reconnect]`).
+    pub reconnect: ReconnectConfig,
+}
+
+/// How a camera's source is retried (`[cameras.reconnect]`): exponential backoff from
+/// `initial` doubling to `max`, each delay jittered to 50-100% so a fleet does not reconnect in
+/// lockstep; a live source silent for `stall_timeout` is reopened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectConfig {
+    /// First retry delay (`initial_s`, default 1 s).
+    pub initial: std::time::Duration,
+    /// Longest retry delay, the backoff cap (`max_s`, default 30 s).
+    pub max: std::time::Duration,
+    /// No frame for this long reopens a live source (`stall_timeout_s`, default 10 s).
+    pub stall_timeout: std::time::Duration,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            initial: std::time::Duration::from_secs(1),
+            max: std::time::Duration::from_secs(30),
+            stall_timeout: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl CameraConfig {
@@ -537,6 +562,7 @@ impl Validator<'_> {
             10.0,
             1000.0,
         );
+        let reconnect = self.reconnect(i, c.reconnect.as_ref());
         let image_size = match (&c.image_width, &c.image_height) {
             (None, None) => None,
             (Some(_), Some(_)) => Some((
@@ -630,7 +656,46 @@ impl Validator<'_> {
                 box_bottom_sd_px: self.box_bottom_sd_px,
                 ..SpeedConfig::default()
             },
+            reconnect,
         })
+    }
+
+    /// `[cameras.reconnect]`: backoff bounds and the stall timeout, in seconds.
+    fn reconnect(&mut self, i: usize, r: Option<&raw::RawReconnect>) -> ReconnectConfig {
+        let d = ReconnectConfig::default();
+        let Some(r) = r else { return d };
+        let k = |s: &str| format!("cameras[{i}].reconnect.{s}");
+        let initial = self.float(
+            &k("initial_s"),
+            &r.initial_s,
+            d.initial.as_secs_f64(),
+            0.1,
+            600.0,
+        );
+        let max = self.float(
+            &k("max_s"),
+            &r.max_s,
+            d.max.as_secs_f64().max(initial),
+            0.1,
+            3600.0,
+        );
+        if max < initial {
+            let span = r.max_s.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            self.problem(k("max_s"), span, format!("{max} is below initial_s = {initial}: the cap must be at least the first delay"));
+        }
+        let stall = self.float(
+            &k("stall_timeout_s"),
+            &r.stall_timeout_s,
+            d.stall_timeout.as_secs_f64(),
+            1.0,
+            600.0,
+        );
+        let secs = std::time::Duration::from_secs_f64;
+        ReconnectConfig {
+            initial: secs(initial),
+            max: secs(max.max(initial)),
+            stall_timeout: secs(stall),
+        }
     }
 
     /// `method` and `[cameras.lines]`: None (with problems recorded) when they do not fit together.

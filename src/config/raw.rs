@@ -101,6 +101,19 @@ pub struct RawCamera {
     pub zone: RawZone,
     #[serde(default)]
     pub lines: Option<Spanned<RawLines>>,
+    #[serde(default)]
+    pub reconnect: Option<RawReconnect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconnect {
+    #[serde(default)]
+    pub initial_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stall_timeout_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -347,3 +347,38 @@ fn geometry_warnings_of_the_good_config() {
     };
     assert!(geometry::geometry_warnings(cam, &rate).is_empty());
 }
+
+#[test]
+fn reconnect_settings_are_parsed_and_checked() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.cameras[0].reconnect, ReconnectConfig::default());
+    let text =
+        format!("{GOOD}\n[cameras.reconnect]\ninitial_s = 0.5\nmax_s = 120\nstall_timeout_s = 4\n");
+    let r = parse(&text, &repo_path()).expect("valid config").cameras[0].reconnect;
+    assert_eq!(
+        (
+            r.initial.as_secs_f64(),
+            r.max.as_secs_f64(),
+            r.stall_timeout.as_secs_f64()
+        ),
+        (0.5, 120.0, 4.0)
+    );
+    let text =
+        format!("{GOOD}\n[cameras.reconnect]\ninitial_s = 10\nmax_s = 5\nstall_timeout_s = 0.1\n");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0].key, "cameras[0].reconnect.max_s");
+    assert!(p[0].message.contains("below initial_s"), "{}", p[0].message);
+    assert_eq!(p[1].key, "cameras[0].reconnect.stall_timeout_s");
+    assert!(
+        p[1].message.contains("allowed 1 to 600"),
+        "{}",
+        p[1].message
+    );
+    let text = format!("{GOOD}\n[cameras.reconnect]\nmax_delay_s = 5\n");
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(
+        err.contains("max_delay_s") && err.contains("max_s"),
+        "{err}"
+    );
+}

@@ -13,12 +13,11 @@
 //! runs on the given tokio runtime and retries an unreachable broker forever with jittered
 //! exponential backoff, logging the outage once a minute rather than per attempt.
 
-mod backoff;
 mod task;
 mod topics;
 mod window;
 
-pub use backoff::{Backoff, LogLimiter};
+pub use crate::backoff::{Backoff, LogLimiter};
 pub use topics::{check_topic_level, Topics};
 
 use crate::store::Store;

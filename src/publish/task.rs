@@ -5,9 +5,9 @@
 //! before anything else is handed over, so after the next ConnAck (clean session: rumqttc drops
 //! its pending requests) nothing stale can reach the new connection.
 
-use super::backoff::{unit_random, Backoff, LogLimiter};
 use super::window::{InFlight, Tag};
 use super::{lock, Shared, Topics, WINDOW};
+use crate::backoff::{unit_random, Backoff, LogLimiter};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -231,6 +231,16 @@ impl Opener for DefaultOpener {
     }
 }
 
+/// Whether `uri` names a live source (RTSP camera, V4L2 device) rather than a file: live
+/// sources cannot be paused, so the pipeline drops stale frames instead of queueing them, and a
+/// live source that ends is reopened instead of stopping its camera.
+pub fn is_live_uri(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    ["rtsp://", "rtsps://", "v4l2://", "/dev/video"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
 /// `uri` with any `user:password@` part replaced by `***@`, safe to log.
 pub fn redact_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {

@@ -841,6 +841,7 @@ pub fn case_camera_config(
         calibration_report,
         zone,
         speed: speed.clone(),
+        reconnect: Default::default(),
     })
 }
 

@@ -1,4 +1,5 @@
-//! Reconnect pacing and log rate-limiting, kept free of clocks and sleeps so they are testable.
+//! Reconnect pacing and log rate-limiting for the MQTT publisher and the camera supervisors,
+//! kept free of clocks and sleeps so they are testable.
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,124 @@
+//! Injectable time for long-lived loops (reconnect backoff, stall timers), so their logic is
+//! tested by advancing a simulated clock instead of sleeping.
+//!
+//! Speed never uses this clock: it uses capture timestamps carried by each frame.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A monotonic clock that can also wait.
+pub trait Clock: Send + Sync {
+    /// Time since an arbitrary fixed origin of this clock.
+    fn now(&self) -> Duration;
+    /// Waits `d`, returning early (false) once `stop` is set; true when the whole wait elapsed.
+    fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool;
+}
+
+/// The real monotonic clock; waits in slices of at most 100 ms so a stop request is noticed.
+#[derive(Debug, Clone, Copy)]
+pub struct RealClock {
+    origin: Instant,
+}
+
+impl Default for RealClock {
+    fn default() -> Self {
+        RealClock {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Clock for RealClock {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// A clock that only moves when slept on or advanced; records every sleep (for tests).
+#[derive(Debug, Default)]
+pub struct SimulatedClock {
+    inner: Mutex<SimState>,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    now: Duration,
+    sleeps: Vec<Duration>,
+}
+
+impl SimulatedClock {
+    /// Moves time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.state().now += d;
+    }
+
+    /// Every wait requested so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.state().sleeps.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for SimulatedClock {
+    fn now(&self) -> Duration {
+        self.state().now
+    }
+
+    fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut s = self.state();
+        s.now += d;
+        s.sleeps.push(d);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_clock_advances_only_when_asked() {
+        let c = SimulatedClock::default();
+        let stop = AtomicBool::new(false);
+        assert_eq!(c.now(), Duration::ZERO);
+        assert!(c.sleep_unless(Duration::from_secs(3), &stop));
+        c.advance(Duration::from_millis(500));
+        assert_eq!(c.now(), Duration::from_millis(3500));
+        stop.store(true, Ordering::Relaxed);
+        assert!(!c.sleep_unless(Duration::from_secs(1), &stop));
+        assert_eq!(c.sleeps(), vec![Duration::from_secs(3)]);
+    }
+
+    #[test]
+    fn real_clock_sleep_returns_early_on_stop() {
+        let c = RealClock::default();
+        let stop = AtomicBool::new(true);
+        let t = Instant::now();
+        assert!(!c.sleep_unless(Duration::from_secs(5), &stop));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        stop.store(false, Ordering::Relaxed);
+        assert!(c.sleep_unless(Duration::from_millis(20), &stop));
+        assert!(c.now() >= Duration::from_millis(20));
+    }
+}
