@@ -29,6 +29,7 @@ mod container;
 mod decode;
 pub mod mot;
 mod mp4_source;
+pub mod rtsp;
 mod sps;
 
 pub use mp4_source::{probe, Mp4Source};
@@ -191,6 +192,17 @@ pub enum SourceError {
         /// File concerned.
         path: PathBuf,
         /// The decoder's message.
+        reason: String,
+    },
+    /// A credentials file (RTSP username and password) is malformed. The message never quotes it.
+    #[error(
+        "cannot use the credentials file {path}: {reason}; expected one line \
+         `username:password`, or the username on the first line and the password on the second"
+    )]
+    Credentials {
+        /// File concerned.
+        path: PathBuf,
+        /// What is wrong (never the file's contents).
         reason: String,
     },
 }
