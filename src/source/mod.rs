@@ -26,10 +26,12 @@
 
 mod annexb;
 mod container;
+pub mod convert;
 mod decode;
 pub mod mot;
 mod mp4_source;
 mod sps;
+pub mod v4l2;
 
 pub use mp4_source::{probe, Mp4Source};
 
