@@ -26,11 +26,13 @@
 
 mod annexb;
 mod container;
+pub mod convert;
 mod decode;
 pub mod mot;
 mod mp4_source;
 pub mod rtsp;
 mod sps;
+pub mod v4l2;
 
 pub use mp4_source::{probe, Mp4Source};
 
