@@ -1,11 +1,13 @@
 //! Video sources: where decoded [`Frame`]s come from.
 //!
 //! Every source sits behind the small [`Source`] trait and is opened through an [`Opener`], so
-//! the service and the tests can inject their own (synthetic scenes, canned frames). This build
-//! has one real source, [`Mp4Source`]: MP4 files with H.264 video, demuxed with the `mp4` crate
-//! and decoded in-process by `openh264` (built from source, no system library). RTSP cameras and
-//! V4L2 devices come with the live-source work; [`DefaultOpener`] refuses them with a clear
-//! message until then.
+//! the service and the tests can inject their own (synthetic scenes, canned frames). Files are
+//! opened by [`open_file`]. The default build has one file source, [`Mp4Source`]: MP4 files with
+//! H.264 video, demuxed with the `mp4` crate and decoded in-process by `openh264` (built from
+//! source, no system library). Built with `--features ffmpeg`, files it cannot read (B-frames,
+//! H.265, MKV, MPEG-TS, ...) go to `ffmpeg::FfmpegSource`, which links the system's libavcodec and
+//! can select hardware decoders by name. RTSP cameras and V4L2 devices come with the live-source
+//! work; [`DefaultOpener`] refuses them with a clear message until then.
 //!
 //! # Why frames carry container PTS
 //! Speed is distance over *time*, so every frame is stamped with its presentation time from the
@@ -15,25 +17,30 @@
 //! would turn every dropped or late frame into a speed error. The container timestamps are what
 //! the camera measured, so a 25 fps file that lost a frame still yields the right speed.
 //!
-//! # Why B-frames are refused
+//! # Why the built-in decoder refuses B-frames
 //! openh264 decodes the Constrained Baseline feature set (plus a few High profile tools) but not
 //! B-slices: a libx264 encode with default settings lost 738 of its 900 frames. Losing frames
 //! silently would leave the tracker with holes and the speed fit with few samples, so
 //! [`Mp4Source::open`] detects reordering before decoding (composition offsets that vary between
 //! samples in `ctts`, or an SPS whose VUI announces `max_num_reorder_frames > 0`) and returns
-//! [`SourceError::BFrames`], which names the remedies: the planned `ffmpeg` feature, or a
-//! re-encode with `ffmpeg -i IN -c:v libx264 -bf 0 OUT.mp4`.
+//! [`SourceError::BFrames`], which names the remedies: build with `--features ffmpeg` (then
+//! [`open_file`] hands such files to libavcodec, which decodes them), or re-encode with
+//! `ffmpeg -i IN -c:v libx264 -bf 0 OUT.mp4`.
 
 mod annexb;
 mod container;
 pub mod convert;
 mod decode;
+#[cfg(feature = "ffmpeg")]
+pub mod ffmpeg;
+mod file;
 pub mod mot;
 mod mp4_source;
 pub mod rtsp;
 mod sps;
 pub mod v4l2;
 
+pub use file::open_file;
 pub use mp4_source::{probe, Mp4Source};
 
 use crate::frame::Frame;
@@ -69,7 +76,7 @@ pub struct SourceCounters {
     pub pts_backwards_dropped: u64,
     /// Samples that decoded without error but produced no picture.
     pub samples_without_picture: u64,
-    /// Total time spent in the H.264 decoder (including copy-out), nanoseconds.
+    /// Total time spent decoding (including copy-out and pixel conversion), nanoseconds.
     pub decode_time_ns: u64,
 }
 
@@ -122,9 +129,9 @@ pub enum SourceError {
     },
     /// The file has no H.264 video track.
     #[error(
-        "{path} has no H.264 (avc1/avc3) video track (tracks found: {found}); H.265 and other \
-         codecs will be handled by the `ffmpeg` feature of the sources issue; until then re-encode: \
-         `ffmpeg -i IN -c:v libx264 -bf 0 OUT.mp4`"
+        "{path} has no H.264 (avc1/avc3) video track (tracks found: {found}), the only codec the \
+         built-in decoder reads; build speedcam with `--features ffmpeg` to decode H.265 and other \
+         codecs with libavcodec, or re-encode: `ffmpeg -i IN -c:v libx264 -bf 0 OUT.mp4`"
     )]
     NoH264Track {
         /// File concerned.
@@ -135,7 +142,7 @@ pub enum SourceError {
     /// The H.264 stream uses B-frames (frame reordering), which openh264 cannot decode.
     #[error(
         "{path} uses B-frames ({evidence}), which the built-in H.264 decoder (openh264) cannot \
-         decode; build speedcam with the `ffmpeg` feature (planned sources issue) or re-encode \
+         decode; build speedcam with `--features ffmpeg` (libavcodec decodes them) or re-encode \
          without B-frames: `ffmpeg -i IN -c:v libx264 -bf 0 OUT.mp4`"
     )]
     BFrames {
@@ -188,8 +195,8 @@ pub enum SourceError {
         /// What the device lists.
         offered: String,
     },
-    /// The H.264 decoder could not be created.
-    #[error("cannot start the H.264 decoder for {path}: {reason}")]
+    /// The video decoder could not be created (or the one asked for does not exist).
+    #[error("cannot start the video decoder for {path}: {reason}")]
     Decoder {
         /// File concerned.
         path: PathBuf,
@@ -209,7 +216,7 @@ pub enum SourceError {
     },
 }
 
-/// Opens `file://` URIs and plain paths as [`Mp4Source`]s; live sources are not built yet.
+/// Opens `file://` URIs and plain paths with [`open_file`]; live sources are not built yet.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultOpener;
 
@@ -241,7 +248,7 @@ impl Opener for DefaultOpener {
         } else {
             uri
         };
-        Ok(Box::new(Mp4Source::open(Path::new(path), camera)?))
+        open_file(Path::new(path), camera)
     }
 }
 

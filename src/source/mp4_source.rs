@@ -542,7 +542,7 @@ mod tests {
             matches!(&err, SourceError::NoH264Track { found, .. } if found == "soun:mp4a, vide:hvc1"),
             "{err}"
         );
-        assert!(err.to_string().contains("`ffmpeg` feature"), "{err}");
+        assert!(err.to_string().contains("--features ffmpeg"), "{err}");
     }
 
     #[test]

