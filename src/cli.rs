@@ -578,7 +578,7 @@ fn snapshot(
     }
     let cfg = load(config)?;
     let cam = service::pick_camera(&cfg, camera)?;
-    let mut source = DefaultOpener
+    let mut source = DefaultOpener::for_camera(cam)
         .open(&cam.source, cam.id.as_str().into())
         .with_context(|| format!("opening the source of camera {}", cam.id))?;
     let frame = service::snapshot::grab_frame(source.as_mut(), at_s)

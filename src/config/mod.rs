@@ -79,6 +79,8 @@ pub struct CameraConfig {
     pub speed: SpeedConfig,
     /// Reconnect backoff and stall detection for the camera's source (`[cameras.reconnect]`).
     pub reconnect: ReconnectConfig,
+    /// RTSP and V4L2 settings (`[cameras.rtsp]`, `[cameras.v4l2]`); unused for files.
+    pub live: crate::source::LiveSettings,
 }
 
 /// How a camera's source is retried (`[cameras.reconnect]`): exponential backoff from
@@ -563,6 +565,7 @@ impl Validator<'_> {
             1000.0,
         );
         let reconnect = self.reconnect(i, c.reconnect.as_ref());
+        let live = self.live(i, c, base);
         let image_size = match (&c.image_width, &c.image_height) {
             (None, None) => None,
             (Some(_), Some(_)) => Some((
@@ -657,7 +660,49 @@ impl Validator<'_> {
                 ..SpeedConfig::default()
             },
             reconnect,
+            live,
         })
+    }
+
+    /// `[cameras.rtsp]` and `[cameras.v4l2]`.
+    fn live(&mut self, i: usize, c: &raw::RawCamera, base: &Path) -> crate::source::LiveSettings {
+        use crate::source::rtsp::RtspTransport;
+        let k = |s: &str| format!("cameras[{i}].{s}");
+        let mut live = crate::source::LiveSettings::default();
+        if let Some(r) = &c.rtsp {
+            if let Some(t) = &r.transport {
+                match t.get_ref().to_ascii_lowercase().as_str() {
+                    "tcp" => live.rtsp_transport = RtspTransport::Tcp,
+                    "udp" => live.rtsp_transport = RtspTransport::Udp,
+                    other => self.problem(k("rtsp.transport"), t.span(), format!("{other:?} is not a transport: allowed \"tcp\" (interleaved, the default: lossless and NAT-friendly) or \"udp\" (clean LANs only)")),
+                }
+            }
+            if let Some(f) = &r.credentials_file {
+                let v = f.get_ref();
+                if v.is_empty() {
+                    self.problem(k("rtsp.credentials_file"), f.span(), "empty: give a file holding `username:password` (or username and password on two lines), e.g. $CREDENTIALS_DIRECTORY/cam1 with systemd LoadCredential=");
+                } else if v.starts_with('$') {
+                    live.credentials_file = Some(PathBuf::from(v));
+                } else {
+                    live.credentials_file = Some(resolve_path(base, v));
+                }
+            }
+        }
+        if let Some(v) = &c.v4l2 {
+            let dim = |this: &mut Self, key: &str, x: &Option<Spanned<i64>>, hi: i64| {
+                x.as_ref().map(|_| this.int(&k(key), x, 0, 1, hi) as u32)
+            };
+            live.capture_width = dim(self, "v4l2.width", &v.width, 16384);
+            live.capture_height = dim(self, "v4l2.height", &v.height, 16384);
+            live.capture_fps = dim(self, "v4l2.fps", &v.fps, 1000);
+            if let Some(f) = &v.format {
+                match f.get_ref().parse() {
+                    Ok(x) => live.capture_format = Some(x),
+                    Err(e) => self.problem(k("v4l2.format"), f.span(), e),
+                }
+            }
+        }
+        live
     }
 
     /// `[cameras.reconnect]`: backoff bounds and the stall timeout, in seconds.

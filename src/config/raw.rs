@@ -103,6 +103,32 @@ pub struct RawCamera {
     pub lines: Option<Spanned<RawLines>>,
     #[serde(default)]
     pub reconnect: Option<RawReconnect>,
+    #[serde(default)]
+    pub rtsp: Option<RawRtsp>,
+    #[serde(default)]
+    pub v4l2: Option<RawV4l2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRtsp {
+    #[serde(default)]
+    pub transport: Option<Spanned<String>>,
+    #[serde(default)]
+    pub credentials_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawV4l2 {
+    #[serde(default)]
+    pub width: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub height: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub fps: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

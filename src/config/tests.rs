@@ -382,3 +382,44 @@ fn reconnect_settings_are_parsed_and_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn live_source_tables_are_parsed_and_checked() {
+    let text = format!(
+        "{GOOD}\n[cameras.rtsp]\ntransport = \"udp\"\ncredentials_file = \"cam1.cred\"\n\
+         [cameras.v4l2]\nwidth = 1280\nheight = 720\nfps = 30\nformat = \"MJPG\"\n"
+    );
+    let live = parse(&text, &repo_path()).expect("valid config").cameras[0]
+        .live
+        .clone();
+    assert_eq!(live.rtsp_transport, crate::source::rtsp::RtspTransport::Udp);
+    assert!(live.credentials_file.unwrap().ends_with("config/cam1.cred"));
+    assert_eq!(
+        (live.capture_width, live.capture_height, live.capture_fps),
+        (Some(1280), Some(720), Some(30))
+    );
+    assert_eq!(
+        live.capture_format,
+        Some(crate::source::v4l2::CaptureFormat::Mjpeg)
+    );
+    let text = format!(
+        "{GOOD}\n[cameras.rtsp]\ntransport = \"http\"\n[cameras.v4l2]\nfps = 0\nformat = \"h264\"\n"
+    );
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "cameras[0].rtsp.transport",
+            "cameras[0].v4l2.fps",
+            "cameras[0].v4l2.format"
+        ],
+        "{p:?}"
+    );
+    assert!(p[0].message.contains("\"tcp\""), "{}", p[0].message);
+    assert!(
+        p[2].message.contains("mjpeg, yuyv, nv12"),
+        "{}",
+        p[2].message
+    );
+}

