@@ -59,6 +59,8 @@ cat /sys/class/video4linux/video0/name
 /bin/v4l2_capture /dev/video0 10 nv12 1280x720
 /bin/v4l2_capture /dev/video0 1 mjpeg 1280x720 30 || true
 /bin/v4l2_capture /dev/video99 1 || true
+# A corrupt buffer (counted, skipped) and a stall (Stalled, then capture resumes).
+V4L2CAPTURE_FAULTS=1 /bin/v4l2_capture /dev/video0
 # Simulated unplug: Disconnected while streaming, Connect while gone, then re-plug and capture.
 V4L2CAPTURE_UNPLUG_AFTER=5 /bin/v4l2_capture /dev/video0
 rmmod vivid && insmod /lib/modules/*-vivid.ko && sleep 1
@@ -77,5 +79,5 @@ timeout 600 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
 echo "qemu ran $(( $(date +%s) - start )) s"
 passes=$(grep -c 'V4L2CAPTURE PASS' qemu.log || true)
 grep -q 'VIVID-DONE' qemu.log || { echo "the guest did not finish"; exit 1; }
-[ "$passes" -eq 5 ] || { echo "expected 5 passing captures, got $passes"; exit 1; }
+[ "$passes" -eq 6 ] || { echo "expected 6 passing captures, got $passes"; exit 1; }
 echo "vivid capture: all passed"
