@@ -61,8 +61,9 @@
 //! # What still needs a real device
 //! MJPEG capture (vivid has no compressed formats: the MJPEG path is covered by unit tests on
 //! encoded JPEGs only), UVC quirks beyond missing Huffman tables, the errno a real USB unplug
-//! gives on a given driver, a real stall (a camera that stops delivering), and drivers that only
-//! offer stepwise sizes. `v4l2-ctl --list-formats-ext` shows what a camera offers.
+//! gives on a given driver, a real stall (a camera that stops delivering), drivers that only
+//! offer stepwise sizes, and SoC drivers whose single-planar NV12 pads the luma plane's height
+//! (the UV plane is taken at `bytes_per_line * height`, as the V4L2 spec defines it). `v4l2-ctl --list-formats-ext` shows what a camera offers.
 
 use super::convert::{mjpeg_to_i420, nv12_to_i420, yuyv_to_i420, ConvertError};
 use super::{Source, SourceCounters, SourceError};
@@ -494,6 +495,22 @@ pub fn classify_stream_error(err: &io::Error) -> StreamFault {
     }
 }
 
+/// Why streaming broke off, for [`SourceError::Disconnected`], with a hint where the errno has
+/// a known cause (ENOSPC at STREAMON: the USB controller has no bandwidth left for the mode).
+pub fn stream_error_reason(err: &io::Error, node_exists: bool) -> String {
+    let mut reason = format!("capture failed: {err}");
+    if err.raw_os_error() == Some(libc::ENOSPC) {
+        reason.push_str(
+            "; not enough USB bandwidth for this mode: use MJPEG, a lower size or rate, or plug \
+             the camera into another USB controller",
+        );
+    }
+    if !node_exists {
+        reason.push_str("; the device node is gone (unplugged?)");
+    }
+    reason
+}
+
 /// A V4L2 `timeval` timestamp in nanoseconds; `None` for 0 (not stamped) or out of range.
 pub fn timeval_ns(sec: i64, usec: i64) -> Option<i64> {
     let ns = sec
@@ -891,12 +908,8 @@ impl Source for V4l2Source {
                     }
                     StreamFault::Gone => {
                         self.stop_stream();
-                        let gone = if self.opts.device.exists() {
-                            ""
-                        } else {
-                            "; the device node is gone (unplugged?)"
-                        };
-                        return Err(self.disconnected(format!("capture failed: {e}{gone}")));
+                        let reason = stream_error_reason(&e, self.opts.device.exists());
+                        return Err(self.disconnected(reason));
                     }
                 },
             };
@@ -1229,6 +1242,11 @@ mod tests {
         assert_eq!(e(libc::EAGAIN), StreamFault::Retry);
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "VIDIOC_DQBUF");
         assert_eq!(classify_stream_error(&timeout), StreamFault::Timeout);
+        let reason =
+            |errno, exists| stream_error_reason(&io::Error::from_raw_os_error(errno), exists);
+        assert!(reason(libc::ENOSPC, true).contains("USB bandwidth"));
+        assert!(reason(libc::ENODEV, false).contains("node is gone"));
+        assert!(!reason(libc::EIO, true).contains("gone"));
     }
 
     #[test]
