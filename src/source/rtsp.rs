@@ -168,9 +168,10 @@ fn split_url_credentials(raw: &str) -> Result<(Url, Option<Credentials>), Source
         "rtsps" => {
             return Err(SourceError::Unsupported {
                 uri: redact_uri(raw),
-                reason: "RTSP over TLS (rtsps://) is not supported by the RTSP client; use rtsp:// \
+                reason:
+                    "RTSP over TLS (rtsps://) is not supported by the RTSP client; use rtsp:// \
                          on a trusted network"
-                    .into(),
+                        .into(),
             })
         }
         other => return Err(bad(format!("scheme `{other}` is not rtsp://"))),
@@ -442,10 +443,9 @@ impl RtspSource {
         let timeout = opts.stall_timeout;
         // Entered, so that a half-built session dropped on timeout can spawn its teardown.
         let entered = rt.enter();
-        let started = rt.block_on(tokio::time::timeout(
-            timeout,
-            start_session(url, session_options, transport),
-        ));
+        let started = rt.block_on(async {
+            tokio::time::timeout(timeout, start_session(url, session_options, transport)).await
+        });
         drop(entered);
         let (session, stream_id, info) = match started {
             Err(_) => {
@@ -591,7 +591,9 @@ impl RtspSource {
                 tracing::error!(camera = %self.camera, "H.264 decoder panicked; restarting it at the next key frame");
                 match H264Decoder::new() {
                     Ok(d) => self.decoder = d,
-                    Err(e) => tracing::error!(camera = %self.camera, "cannot restart the decoder: {e}"),
+                    Err(e) => {
+                        tracing::error!(camera = %self.camera, "cannot restart the decoder: {e}")
+                    }
                 }
                 self.awaiting_keyframe = true;
                 None
@@ -781,7 +783,8 @@ impl Source for RtspSource {
                 return Err(self.end("the session is gone".into()));
             };
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                rt.block_on(tokio::time::timeout_at(deadline, session.next()))
+                // The timer is built inside the runtime: it needs its time driver.
+                rt.block_on(async { tokio::time::timeout_at(deadline, session.next()).await })
             }));
             let item = match polled {
                 Err(_) => {
@@ -853,8 +856,11 @@ impl Drop for RtspSource {
         }
         if may_block {
             let group = self.group.clone();
-            let _ = rt.block_on(tokio::time::timeout(TEARDOWN_WAIT, async move {
-                group.await_teardown().await
+            // A panic here (inside retina's teardown bookkeeping) must not abort the process.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(async move {
+                    tokio::time::timeout(TEARDOWN_WAIT, group.await_teardown()).await
+                })
             }));
             drop(rt);
         } else {
@@ -882,7 +888,11 @@ mod tests {
             (b"admin:s3cret\n", "admin", "s3cret"),
             (b"admin:s3:c:ret\r\n\n", "admin", "s3:c:ret"),
             (b"admin\ns3cret\n", "admin", "s3cret"),
-            (b"admin\r\n pass with spaces \r\n", "admin", " pass with spaces "),
+            (
+                b"admin\r\n pass with spaces \r\n",
+                "admin",
+                " pass with spaces ",
+            ),
             (b"admin:", "admin", ""),
         ] {
             let f = creds_file(text);
@@ -927,7 +937,10 @@ mod tests {
             password: "hunter2".into(),
         };
         let shown = format!("{c:?}");
-        assert!(shown.contains("admin") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("admin") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         let opts = RtspOptions {
             url: "rtsp://cam/s".into(),
             transport: RtspTransport::Tcp,
@@ -939,10 +952,14 @@ mod tests {
 
     #[test]
     fn url_credentials_are_stripped_and_decoded() {
-        let (url, c) = split_url_credentials("rtsp://admin:p%40ss:w@10.0.0.5:554/stream1?x=1").unwrap();
+        let (url, c) =
+            split_url_credentials("rtsp://admin:p%40ss:w@10.0.0.5:554/stream1?x=1").unwrap();
         assert_eq!(url.as_str(), "rtsp://10.0.0.5:554/stream1?x=1");
         let c = c.unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("admin", "p@ss:w"));
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("admin", "p@ss:w")
+        );
         // An unescaped `@` in the password: the last `@` ends the user info.
         let (url, c) = split_url_credentials("rtsp://admin:p@ss@cam/s").unwrap();
         assert_eq!(url.as_str(), "rtsp://cam/s");
@@ -1015,7 +1032,10 @@ mod tests {
         assert_eq!(extend_rtp_timestamp(100, 3100), 3100);
         assert_eq!(extend_rtp_timestamp(100, 50), 50);
         let near_wrap = i64::from(u32::MAX) - 1000;
-        assert_eq!(extend_rtp_timestamp(near_wrap, 2000), i64::from(u32::MAX) + 1 + 2000);
+        assert_eq!(
+            extend_rtp_timestamp(near_wrap, 2000),
+            i64::from(u32::MAX) + 1 + 2000
+        );
         assert_eq!(extend_rtp_timestamp(1 << 32, u32::MAX - 9), (1 << 32) - 10);
 
         let mut clock = RtpClock::new(90_000);
@@ -1051,7 +1071,10 @@ mod tests {
         let unix = 1_704_067_200i64;
         let ntp = (((unix + 2_208_988_800) as u64) << 32) | (1u64 << 31);
         let wall = ntp_to_wall(ntp).unwrap();
-        assert_eq!(wall.unix_timestamp_nanos(), i128::from(unix) * 1_000_000_000 + 500_000_000);
+        assert_eq!(
+            wall.unix_timestamp_nanos(),
+            i128::from(unix) * 1_000_000_000 + 500_000_000
+        );
         // An unset camera clock (1900 or 1970) is ignored.
         assert!(ntp_to_wall(0).is_none());
         assert!(ntp_to_wall(2_208_988_800u64 << 32).is_none());
@@ -1069,7 +1092,9 @@ mod tests {
 
     #[test]
     fn annexb_splitting_finds_parameter_sets() {
-        let buf = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0];
+        let buf = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0,
+        ];
         let nals: Vec<&[u8]> = annexb_nals(&buf).collect();
         assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]);
         assert_eq!(annexb_nals(&[]).count(), 0);
