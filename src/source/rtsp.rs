@@ -42,7 +42,10 @@
 //! within `stall_timeout`: [`SourceError::Stalled`] when no frame arrived in that time (the
 //! camera froze, the network dropped packets silently, or a served file ended),
 //! [`SourceError::Disconnected`] when the server closed or reset the connection. It never returns
-//! `Ok(None)`: a live stream has no end. The caller drops the source and opens a new one.
+//! `Ok(None)`: a live stream has no end. After `Stalled` the session is still up (frames flow
+//! again if the camera recovers); after `Disconnected` every call returns `Disconnected`. Either
+//! way the caller may drop the source and open a new one; dropping sends `TEARDOWN` and waits at
+//! most half a second for it.
 //!
 //! # H.265
 //! Not supported by this source: openh264 decodes H.264 only. A camera offering only H.265 is
@@ -441,12 +444,11 @@ impl RtspSource {
             RtspTransport::Udp => retina::client::Transport::Udp(Default::default()),
         };
         let timeout = opts.stall_timeout;
-        // Entered, so that a half-built session dropped on timeout can spawn its teardown.
-        let entered = rt.enter();
+        // Inside the runtime, so that a half-built session dropped on timeout can spawn its
+        // teardown.
         let started = rt.block_on(async {
             tokio::time::timeout(timeout, start_session(url, session_options, transport)).await
         });
-        drop(entered);
         let (session, stream_id, info) = match started {
             Err(_) => {
                 return Err(connect(format!(
@@ -1025,6 +1027,105 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         assert!(err.to_string().contains("no answer"), "{err}");
         drop(listener);
+    }
+
+    /// A one-connection RTSP server answering every request with `respond(method, cseq)`.
+    fn fake_server(
+        respond: fn(&str, &str) -> String,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let Ok((stream, _)) = listener.accept() else {
+                return seen;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            loop {
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return seen,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => head.push(line.trim_end().to_string()),
+                    }
+                }
+                let method = head[0].split(' ').next().unwrap_or("").to_string();
+                let cseq = head
+                    .iter()
+                    .find_map(|h| h.strip_prefix("CSeq: "))
+                    .unwrap_or("0")
+                    .to_string();
+                seen.push(head.join("\n"));
+                if writer
+                    .write_all(respond(&method, &cseq).as_bytes())
+                    .is_err()
+                {
+                    return seen;
+                }
+            }
+        });
+        (format!("127.0.0.1:{port}"), handle)
+    }
+
+    #[test]
+    fn h265_only_streams_are_refused_naming_the_fix() {
+        let (addr, server) = fake_server(|_, cseq| {
+            let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n\
+                       m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=control:trackID=1\r\n";
+            format!(
+                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        });
+        let opts = RtspOptions {
+            url: format!("rtsp://{addr}/h265"),
+            transport: RtspTransport::Tcp,
+            credentials: None,
+            stall_timeout: Duration::from_secs(5),
+        };
+        let err = RtspSource::open(opts, "cam".into()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, SourceError::Unsupported { .. }), "{msg}");
+        assert!(msg.contains("H.265") && msg.contains("`ffmpeg`"), "{msg}");
+        assert!(msg.contains("video:h265"), "{msg}");
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("DESCRIBE "), "{requests:?}");
+    }
+
+    #[test]
+    fn refused_authentication_is_a_connect_error_without_the_password() {
+        let (addr, server) = fake_server(|_, cseq| {
+            format!(
+                "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n\
+                 WWW-Authenticate: Basic realm=\"cam\"\r\nContent-Length: 0\r\n\r\n"
+            )
+        });
+        let opts = RtspOptions {
+            url: format!("rtsp://admin:hunter2@{addr}/s"),
+            transport: RtspTransport::Tcp,
+            credentials: None,
+            stall_timeout: Duration::from_secs(5),
+        };
+        let err = RtspSource::open(opts, "cam".into()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, SourceError::Connect { .. }), "{msg}");
+        assert!(msg.contains("authentication failed"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains(&format!("rtsp://{addr}/s")), "{msg}");
+        // The credentials went to the server (as Basic auth), never in the request line.
+        let requests = server.join().unwrap();
+        assert!(requests
+            .iter()
+            .all(|r| !r.lines().next().unwrap_or("").contains("hunter2")));
+        assert!(
+            requests.iter().any(|r| r.contains("Authorization: Basic")),
+            "{requests:?}"
+        );
     }
 
     #[test]
