@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PYTHON: &str = "/usr/bin/python3";
+/// Debian's Python, which has the GStreamer bindings (a pyenv or venv python usually lacks
+/// them); `SPEEDCAM_TEST_PYTHON` overrides it.
+fn python() -> String {
+    std::env::var("SPEEDCAM_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
+}
 /// One tick of the 90 kHz RTP video clock, in nanoseconds (rounded up).
 const RTP_TICK_NS: i64 = 11_112;
 
@@ -34,11 +38,15 @@ fn missing_server() -> Option<String> {
                  missing = [e for e in ('qtdemux', 'h264parse', 'rtph264pay', 'breakmydata') \
                             if Gst.ElementFactory.find(e) is None]; \
                  print(' '.join(missing))";
-    match Command::new(PYTHON).args(["-c", check]).output() {
-        Err(e) => Some(format!("cannot run {PYTHON}: {e}")),
+    let python = python();
+    match Command::new(&python).args(["-c", check]).output() {
+        Err(e) => Some(format!("cannot run {python}: {e}")),
         Ok(out) if !out.status.success() => Some(format!(
-            "{PYTHON} cannot import GstRtspServer: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{python} cannot import GstRtspServer: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         )),
         Ok(out) => {
             let missing = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -49,17 +57,17 @@ fn missing_server() -> Option<String> {
 
 /// Returns true (and prints a visible SKIP line) when the server cannot run.
 fn skip(test: &str) -> bool {
-    match missing_server() {
-        Some(why) => {
-            println!(
-                "SKIP rtsp_live::{test}: {why}; install python3-gi gir1.2-gst-rtsp-server-1.0 \
-                 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
-            );
-            eprintln!("SKIP rtsp_live::{test}: {why}");
-            true
-        }
-        None => false,
-    }
+    use std::io::Write;
+    let Some(why) = missing_server() else {
+        return false;
+    };
+    // Written to the process's stderr directly: libtest captures `println!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP rtsp_live::{test}: {why}; install python3-gi gir1.2-gst-rtsp-server-1.0 \
+         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+    );
+    true
 }
 
 fn free_port() -> u16 {
@@ -76,7 +84,7 @@ struct Server {
 impl Server {
     /// Starts the server on `port` and waits until the port accepts connections.
     fn start(port: u16, mode: &str) -> Server {
-        let mut child = Command::new(PYTHON)
+        let mut child = Command::new(python())
             .arg(repo("tests/support/rtsp_server.py"))
             .arg(port.to_string())
             .arg(scene())

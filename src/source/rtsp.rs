@@ -14,7 +14,8 @@
 //! nanoseconds and made relative to the first frame handed to the decoder. It is the camera's own
 //! capture clock, so network jitter does not reach speed, which uses `pts_ns` only. A frame whose
 //! pts does not move forward is decoded (later frames may reference it) but not handed out, and
-//! is counted in `pts_backwards_dropped`.
+//! is counted in `pts_backwards_dropped`; 30 such frames in a row mean the camera restarted its
+//! RTP clock, and the session ends with `Disconnected` so that a reopen starts pts afresh.
 //!
 //! `Frame::wall` is the camera's NTP wall time when the camera sends RTCP sender reports (the
 //! latest report maps RTP time to NTP time; a report dated before 2000 means an unset camera clock
@@ -72,6 +73,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 use url::Url;
+
+/// Frames in a row whose pts goes back before the session is taken as broken (the camera reset
+/// its RTP clock) and ended, so that a reopen starts pts afresh; 30 is about a second of video.
+const MAX_BACKWARDS_IN_A_ROW: u32 = 30;
 
 /// How long dropping a source waits for its `TEARDOWN` to be sent before giving up.
 const TEARDOWN_WAIT: Duration = Duration::from_millis(500);
@@ -408,6 +413,8 @@ pub struct RtspSource {
     sender_report: Option<SenderReport>,
     info: StreamInfo,
     awaiting_keyframe: bool,
+    /// Decoded frames dropped in a row because their pts did not move forward.
+    backwards_in_a_row: u32,
     /// Why the session ended, once it has.
     ended: Option<String>,
     seq: u64,
@@ -427,6 +434,11 @@ impl RtspSource {
             uri: shown.clone(),
             reason,
         };
+        // Before connecting: a session must not be dropped outside its runtime.
+        let decoder = H264Decoder::new().map_err(|reason| SourceError::Decoder {
+            path: PathBuf::from(&shown),
+            reason,
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -463,10 +475,6 @@ impl RtspSource {
             }
             Ok(Ok(s)) => s,
         };
-        let decoder = H264Decoder::new().map_err(|reason| SourceError::Decoder {
-            path: PathBuf::from(&shown),
-            reason,
-        })?;
         tracing::info!(
             camera = %camera,
             url = %shown,
@@ -490,6 +498,7 @@ impl RtspSource {
             sender_report: None,
             info,
             awaiting_keyframe: true,
+            backwards_in_a_row: 0,
             ended: None,
             seq: 0,
             counters: SourceCounters::default(),
@@ -635,8 +644,17 @@ impl RtspSource {
                     "RTP timestamp does not move forward, frame dropped"
                 );
             }
+            self.backwards_in_a_row += 1;
+            if self.backwards_in_a_row >= MAX_BACKWARDS_IN_A_ROW {
+                // The camera restarted its RTP clock: a new session starts pts afresh.
+                return Err(self.end(format!(
+                    "RTP timestamps went back for {} frames in a row (camera clock reset?)",
+                    self.backwards_in_a_row
+                )));
+            }
             return Ok(None);
         }
+        self.backwards_in_a_row = 0;
         let wall = match &self.sender_report {
             Some(sr) => sr.wall_at(&self.clock, ticks),
             None => OffsetDateTime::from(SystemTime::from(vf.start_ctx().received_wall())),
