@@ -64,7 +64,11 @@ use super::{redact_uri, Source, SourceCounters, SourceError};
 use crate::frame::{Frame, PixelFormat};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use retina::client::{Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
+use retina::client::{
+    Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, SessionGroup,
+    SessionIdPolicy, SessionOptions, SetupOptions, UnassignedChannelDataPolicy,
+    UnknownRtcpSsrcPolicy,
+};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -450,7 +454,11 @@ impl RtspSource {
                 password: c.password,
             }))
             .user_agent(format!("speedcam/{}", env!("CARGO_PKG_VERSION")))
-            .session_group(group.clone());
+            .session_group(group.clone())
+            // Tolerate what cheap cameras do: data on channels we did not set up, session ids
+            // that change between SETUP answers.
+            .unassigned_channel_data(UnassignedChannelDataPolicy::Ignore)
+            .session_id(SessionIdPolicy::UseFirst);
         let transport = match opts.transport {
             RtspTransport::Tcp => retina::client::Transport::Tcp(Default::default()),
             RtspTransport::Udp => retina::client::Transport::Udp(Default::default()),
@@ -779,7 +787,14 @@ async fn start_session(
         }
     }
     let playing = session
-        .play(PlayOptions::default())
+        .play(
+            // pts comes from our own RTP clock, so the PLAY answer's rtptime/seq (often wrong
+            // on cameras) are not needed; RTCP from unknown sources is dropped, not fatal.
+            PlayOptions::default()
+                .initial_timestamp(InitialTimestampPolicy::Ignore)
+                .initial_seq(InitialSequenceNumberPolicy::Ignore)
+                .unknown_rtcp_ssrc(UnknownRtcpSsrcPolicy::DropPackets),
+        )
         .await
         .map_err(step("PLAY"))?;
     let demuxed = playing
