@@ -14,7 +14,8 @@
 //! nanoseconds and made relative to the first frame handed to the decoder. It is the camera's own
 //! capture clock, so network jitter does not reach speed, which uses `pts_ns` only. A frame whose
 //! pts does not move forward is decoded (later frames may reference it) but not handed out, and
-//! is counted in `pts_backwards_dropped`.
+//! is counted in `pts_backwards_dropped`; 30 such frames in a row mean the camera restarted its
+//! RTP clock, and the session ends with `Disconnected` so that a reopen starts pts afresh.
 //!
 //! `Frame::wall` is the camera's NTP wall time when the camera sends RTCP sender reports (the
 //! latest report maps RTP time to NTP time; a report dated before 2000 means an unset camera clock
@@ -42,7 +43,10 @@
 //! within `stall_timeout`: [`SourceError::Stalled`] when no frame arrived in that time (the
 //! camera froze, the network dropped packets silently, or a served file ended),
 //! [`SourceError::Disconnected`] when the server closed or reset the connection. It never returns
-//! `Ok(None)`: a live stream has no end. The caller drops the source and opens a new one.
+//! `Ok(None)`: a live stream has no end. After `Stalled` the session is still up (frames flow
+//! again if the camera recovers); after `Disconnected` every call returns `Disconnected`. Either
+//! way the caller may drop the source and open a new one; dropping sends `TEARDOWN` and waits at
+//! most half a second for it.
 //!
 //! # H.265
 //! Not supported by this source: openh264 decodes H.264 only. A camera offering only H.265 is
@@ -60,7 +64,11 @@ use super::{redact_uri, Source, SourceCounters, SourceError};
 use crate::frame::{Frame, PixelFormat};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use retina::client::{Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
+use retina::client::{
+    Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, SessionGroup,
+    SessionIdPolicy, SessionOptions, SetupOptions, UnassignedChannelDataPolicy,
+    UnknownRtcpSsrcPolicy,
+};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -69,6 +77,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 use url::Url;
+
+/// Frames in a row whose pts goes back before the session is taken as broken (the camera reset
+/// its RTP clock) and ended, so that a reopen starts pts afresh; 30 is about a second of video.
+const MAX_BACKWARDS_IN_A_ROW: u32 = 30;
 
 /// How long dropping a source waits for its `TEARDOWN` to be sent before giving up.
 const TEARDOWN_WAIT: Duration = Duration::from_millis(500);
@@ -405,6 +417,8 @@ pub struct RtspSource {
     sender_report: Option<SenderReport>,
     info: StreamInfo,
     awaiting_keyframe: bool,
+    /// Decoded frames dropped in a row because their pts did not move forward.
+    backwards_in_a_row: u32,
     /// Why the session ended, once it has.
     ended: Option<String>,
     seq: u64,
@@ -424,6 +438,11 @@ impl RtspSource {
             uri: shown.clone(),
             reason,
         };
+        // Before connecting: a session must not be dropped outside its runtime.
+        let decoder = H264Decoder::new().map_err(|reason| SourceError::Decoder {
+            path: PathBuf::from(&shown),
+            reason,
+        })?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -435,19 +454,21 @@ impl RtspSource {
                 password: c.password,
             }))
             .user_agent(format!("speedcam/{}", env!("CARGO_PKG_VERSION")))
-            .session_group(group.clone());
+            .session_group(group.clone())
+            // Tolerate what cheap cameras do: data on channels we did not set up, session ids
+            // that change between SETUP answers.
+            .unassigned_channel_data(UnassignedChannelDataPolicy::Ignore)
+            .session_id(SessionIdPolicy::UseFirst);
         let transport = match opts.transport {
             RtspTransport::Tcp => retina::client::Transport::Tcp(Default::default()),
             RtspTransport::Udp => retina::client::Transport::Udp(Default::default()),
         };
         let timeout = opts.stall_timeout;
-        // Entered, so that a half-built session dropped on timeout can spawn its teardown.
-        let entered = rt.enter();
-        let started = rt.block_on(tokio::time::timeout(
-            timeout,
-            start_session(url, session_options, transport),
-        ));
-        drop(entered);
+        // Inside the runtime, so that a half-built session dropped on timeout can spawn its
+        // teardown.
+        let started = rt.block_on(async {
+            tokio::time::timeout(timeout, start_session(url, session_options, transport)).await
+        });
         let (session, stream_id, info) = match started {
             Err(_) => {
                 return Err(connect(format!(
@@ -462,10 +483,6 @@ impl RtspSource {
             }
             Ok(Ok(s)) => s,
         };
-        let decoder = H264Decoder::new().map_err(|reason| SourceError::Decoder {
-            path: PathBuf::from(&shown),
-            reason,
-        })?;
         tracing::info!(
             camera = %camera,
             url = %shown,
@@ -489,6 +506,7 @@ impl RtspSource {
             sender_report: None,
             info,
             awaiting_keyframe: true,
+            backwards_in_a_row: 0,
             ended: None,
             seq: 0,
             counters: SourceCounters::default(),
@@ -634,8 +652,17 @@ impl RtspSource {
                     "RTP timestamp does not move forward, frame dropped"
                 );
             }
+            self.backwards_in_a_row += 1;
+            if self.backwards_in_a_row >= MAX_BACKWARDS_IN_A_ROW {
+                // The camera restarted its RTP clock: a new session starts pts afresh.
+                return Err(self.end(format!(
+                    "RTP timestamps went back for {} frames in a row (camera clock reset?)",
+                    self.backwards_in_a_row
+                )));
+            }
             return Ok(None);
         }
+        self.backwards_in_a_row = 0;
         let wall = match &self.sender_report {
             Some(sr) => sr.wall_at(&self.clock, ticks),
             None => OffsetDateTime::from(SystemTime::from(vf.start_ctx().received_wall())),
@@ -760,7 +787,14 @@ async fn start_session(
         }
     }
     let playing = session
-        .play(PlayOptions::default())
+        .play(
+            // pts comes from our own RTP clock, so the PLAY answer's rtptime/seq (often wrong
+            // on cameras) are not needed; RTCP from unknown sources is dropped, not fatal.
+            PlayOptions::default()
+                .initial_timestamp(InitialTimestampPolicy::Ignore)
+                .initial_seq(InitialSequenceNumberPolicy::Ignore)
+                .unknown_rtcp_ssrc(UnknownRtcpSsrcPolicy::DropPackets),
+        )
         .await
         .map_err(step("PLAY"))?;
     let demuxed = playing
@@ -784,7 +818,8 @@ impl Source for RtspSource {
                 return Err(self.end("the session is gone".into()));
             };
             let polled = catch_unwind(AssertUnwindSafe(|| {
-                rt.block_on(tokio::time::timeout_at(deadline, session.next()))
+                // The timer is built inside the runtime: it needs its time driver.
+                rt.block_on(async { tokio::time::timeout_at(deadline, session.next()).await })
             }));
             let item = match polled {
                 Err(_) => {
@@ -856,8 +891,11 @@ impl Drop for RtspSource {
         }
         if may_block {
             let group = self.group.clone();
-            let _ = rt.block_on(tokio::time::timeout(TEARDOWN_WAIT, async move {
-                group.await_teardown().await
+            // A panic here (inside retina's teardown bookkeeping) must not abort the process.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(async move {
+                    tokio::time::timeout(TEARDOWN_WAIT, group.await_teardown()).await
+                })
             }));
             drop(rt);
         } else {
@@ -1022,6 +1060,105 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         assert!(err.to_string().contains("no answer"), "{err}");
         drop(listener);
+    }
+
+    /// A one-connection RTSP server answering every request with `respond(method, cseq)`.
+    fn fake_server(
+        respond: fn(&str, &str) -> String,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let Ok((stream, _)) = listener.accept() else {
+                return seen;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            loop {
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return seen,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => head.push(line.trim_end().to_string()),
+                    }
+                }
+                let method = head[0].split(' ').next().unwrap_or("").to_string();
+                let cseq = head
+                    .iter()
+                    .find_map(|h| h.strip_prefix("CSeq: "))
+                    .unwrap_or("0")
+                    .to_string();
+                seen.push(head.join("\n"));
+                if writer
+                    .write_all(respond(&method, &cseq).as_bytes())
+                    .is_err()
+                {
+                    return seen;
+                }
+            }
+        });
+        (format!("127.0.0.1:{port}"), handle)
+    }
+
+    #[test]
+    fn h265_only_streams_are_refused_naming_the_fix() {
+        let (addr, server) = fake_server(|_, cseq| {
+            let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n\
+                       m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=control:trackID=1\r\n";
+            format!(
+                "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n\
+                 Content-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
+            )
+        });
+        let opts = RtspOptions {
+            url: format!("rtsp://{addr}/h265"),
+            transport: RtspTransport::Tcp,
+            credentials: None,
+            stall_timeout: Duration::from_secs(5),
+        };
+        let err = RtspSource::open(opts, "cam".into()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, SourceError::Unsupported { .. }), "{msg}");
+        assert!(msg.contains("H.265") && msg.contains("`ffmpeg`"), "{msg}");
+        assert!(msg.contains("video:h265"), "{msg}");
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("DESCRIBE "), "{requests:?}");
+    }
+
+    #[test]
+    fn refused_authentication_is_a_connect_error_without_the_password() {
+        let (addr, server) = fake_server(|_, cseq| {
+            format!(
+                "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n\
+                 WWW-Authenticate: Basic realm=\"cam\"\r\nContent-Length: 0\r\n\r\n"
+            )
+        });
+        let opts = RtspOptions {
+            url: format!("rtsp://admin:hunter2@{addr}/s"),
+            transport: RtspTransport::Tcp,
+            credentials: None,
+            stall_timeout: Duration::from_secs(5),
+        };
+        let err = RtspSource::open(opts, "cam".into()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, SourceError::Connect { .. }), "{msg}");
+        assert!(msg.contains("authentication failed"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains(&format!("rtsp://{addr}/s")), "{msg}");
+        // The credentials went to the server (as Basic auth), never in the request line.
+        let requests = server.join().unwrap();
+        assert!(requests
+            .iter()
+            .all(|r| !r.lines().next().unwrap_or("").contains("hunter2")));
+        assert!(
+            requests.iter().any(|r| r.contains("Authorization: Basic")),
+            "{requests:?}"
+        );
     }
 
     #[test]
