@@ -1,137 +1,20 @@
 //! The RTSP source against a real RTSP server: GStreamer's GstRtspServer, run by
 //! `tests/support/rtsp_server.py` with Debian's `/usr/bin/python3` on a free loopback port.
 //!
-//! Needs the Debian packages python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-base,
-//! gstreamer1.0-plugins-good (qtdemux, rtph264pay, breakmydata) and gstreamer1.0-plugins-bad
-//! (h264parse). Without them every test prints `SKIP` and passes.
+//! Packages: see `tests/common/rtsp.rs`; without them every test prints `SKIP` and passes.
 
+mod common;
+
+use common::free_port;
+use common::rtsp::{scene, skip, Server};
 use speedcam::frame::Frame;
 use speedcam::source::rtsp::{RtspOptions, RtspSource, RtspTransport};
 use speedcam::source::{Mp4Source, Source, SourceError};
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Debian's Python, which has the GStreamer bindings (a pyenv or venv python usually lacks
-/// them); `SPEEDCAM_TEST_PYTHON` overrides it.
-fn python() -> String {
-    std::env::var("SPEEDCAM_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
-}
 /// One tick of the 90 kHz RTP video clock, in nanoseconds (rounded up).
 const RTP_TICK_NS: i64 = 11_112;
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn scene() -> PathBuf {
-    repo("media/demo/scene.mp4")
-}
-
-/// Why the RTSP server cannot run here, if it cannot.
-fn missing_server() -> Option<String> {
-    let check = "import gi; gi.require_version('Gst', '1.0'); \
-                 gi.require_version('GstRtspServer', '1.0'); \
-                 from gi.repository import Gst, GstRtspServer; Gst.init(None); \
-                 missing = [e for e in ('qtdemux', 'h264parse', 'rtph264pay', 'breakmydata') \
-                            if Gst.ElementFactory.find(e) is None]; \
-                 print(' '.join(missing))";
-    let python = python();
-    match Command::new(&python).args(["-c", check]).output() {
-        Err(e) => Some(format!("cannot run {python}: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "{python} cannot import GstRtspServer: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        )),
-        Ok(out) => {
-            let missing = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            (!missing.is_empty()).then(|| format!("GStreamer elements missing: {missing}"))
-        }
-    }
-}
-
-/// Returns true (and prints a visible SKIP line) when the server cannot run.
-fn skip(test: &str) -> bool {
-    use std::io::Write;
-    let Some(why) = missing_server() else {
-        return false;
-    };
-    // Written to the process's stderr directly: libtest captures `println!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP rtsp_live::{test}: {why}; install python3-gi gir1.2-gst-rtsp-server-1.0 \
-         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
-    );
-    true
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A running `rtsp_server.py`; killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    /// Starts the server on `port` and waits until the port accepts connections.
-    fn start(port: u16, mode: &str) -> Server {
-        let mut child = Command::new(python())
-            .arg(repo("tests/support/rtsp_server.py"))
-            .arg(port.to_string())
-            .arg(scene())
-            .arg(mode)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rtsp_server.py");
-        // Drain stdout in the background so the server never blocks on a full pipe.
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    eprintln!("[rtsp_server:{port}] {line}");
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Server { child, port };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("rtsp_server.py exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rtsp_server.py never listened on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("rtsp://127.0.0.1:{}/scene", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn options(url: String, transport: RtspTransport) -> RtspOptions {
     RtspOptions {
@@ -154,7 +37,7 @@ fn read_frames(src: &mut dyn Source, n: usize) -> Vec<Frame> {
 /// (a) Over TCP the decoded frames are those of the file: same pixels, same pts steps.
 #[test]
 fn tcp_frames_match_the_file_source() {
-    if skip("tcp_frames_match_the_file_source") {
+    if skip("rtsp_live::tcp_frames_match_the_file_source") {
         return;
     }
     const N: usize = 90; // 3 s of the 30 fps scene, served in real time
@@ -225,7 +108,7 @@ fn tcp_frames_match_the_file_source() {
 /// (b) Killing the server ends the session promptly; a fresh open after the restart streams.
 #[test]
 fn reconnects_after_a_server_restart() {
-    if skip("reconnects_after_a_server_restart") {
+    if skip("rtsp_live::reconnects_after_a_server_restart") {
         return;
     }
     let port = free_port();
@@ -236,7 +119,7 @@ fn reconnects_after_a_server_restart() {
     read_frames(&mut src, 10);
 
     // A frozen server (SIGSTOP): the connection stays up, no frame comes: Stalled.
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     let stopped = Command::new("kill").args(["-STOP", &pid]).status();
     assert!(stopped.is_ok_and(|s| s.success()), "kill -STOP {pid}");
     let frozen = Instant::now();
@@ -297,7 +180,7 @@ fn reconnects_after_a_server_restart() {
 /// (c) Corrupted H.264 data: errors are counted, frames keep coming, nothing panics.
 #[test]
 fn garbage_nal_units_are_counted_and_skipped() {
-    if skip("garbage_nal_units_are_counted_and_skipped") {
+    if skip("rtsp_live::garbage_nal_units_are_counted_and_skipped") {
         return;
     }
     let server = Server::start(free_port(), "garbage");
@@ -346,7 +229,7 @@ fn garbage_nal_units_are_counted_and_skipped() {
 /// (d) UDP transport on loopback.
 #[test]
 fn udp_transport_streams() {
-    if skip("udp_transport_streams") {
+    if skip("rtsp_live::udp_transport_streams") {
         return;
     }
     let server = Server::start(free_port(), "clean");

@@ -5,6 +5,8 @@
 //! restore connectivity). It prints which one it uses. Dropping a `TestBroker` stops it.
 #![allow(dead_code)]
 
+pub mod rtsp;
+
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
