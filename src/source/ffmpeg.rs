@@ -233,7 +233,7 @@ impl FfmpegSource {
                     })
                     .collect();
                 unsupported(format!(
-                    "no video stream (streams found: {})",
+                    "no video stream (streams found: {}); check that it is a complete video file",
                     if found.is_empty() {
                         "none".into()
                     } else {
