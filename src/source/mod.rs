@@ -37,7 +37,7 @@ pub mod mot;
 mod mp4_source;
 mod sps;
 
-pub use file::{open_file, open_file_with_decoder};
+pub use file::{open_file, open_file_with_decoder, probe_file};
 pub use mp4_source::{probe, Mp4Source};
 
 use crate::frame::Frame;
