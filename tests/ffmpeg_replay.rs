@@ -1,5 +1,5 @@
 #![cfg(feature = "ffmpeg")]
-//! The `ffmpeg` feature on the files people replay: a cut of the bundled demo scene (3 vehicles
+//! The `ffmpeg` feature on the files people replay: a cut of the bundled demo scene (2 vehicles
 //! crossing the zone, variable frame times) re-encoded by the `ffmpeg` CLI into three twins of
 //! the same encoder quality: H.264 without B-frames, H.264 with B-frames (libx264 defaults) and
 //! H.265. Every twin must decode to the same number of frames with the same timestamps, and the
@@ -10,7 +10,7 @@
 use speedcam::event::{Event, EventType};
 use speedcam::frame::Frame;
 use speedcam::source::ffmpeg::{FfmpegOptions, FfmpegSource};
-use speedcam::source::{open_file, Mp4Source, Source};
+use speedcam::source::{open_file, probe_file, Mp4Source, Source};
 use speedcam::synth::load_truth;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,9 +19,10 @@ use std::time::Instant;
 /// Largest speed difference allowed between a twin and the B-frame-free twin, km/h.
 const TWIN_TOLERANCE_KMH: f64 = 1.0;
 /// Where the cut starts in the demo scene, s.
-const CUT_START_S: f64 = 2.4;
-/// Length of the cut, s: vehicles 3, 4 and 5 of the scene cross the zone in it.
-const CUT_LEN_S: f64 = 4.8;
+const CUT_START_S: f64 = 4.6;
+/// Length of the cut, s: vehicles 4 (31 km/h) and 5 (88 km/h) of the scene cross the zone in
+/// it. Short, because the debug-profile detector takes ~0.2 s a frame on a 2-core machine.
+const CUT_LEN_S: f64 = 2.4;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -199,7 +200,7 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
         CUT_START_S,
         CUT_LEN_S,
     );
-    // The B-frame twin remuxed to MPEG-TS: another container, a 90 kHz clock starting at 1.4 s.
+    // The B-frame twin remuxed to MPEG-TS: another container, a 90 kHz clock that starts at 1.4 s.
     let remux = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(&bf)
@@ -213,7 +214,7 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
     // Decoding: the reference is the built-in openh264 path on the B-frame-free twin.
     let (reference, openh264_ms, _) =
         decode_all(Box::new(Mp4Source::open(&nobf, "cam".into()).unwrap()));
-    assert!(reference.len() > 100, "{} frames", reference.len());
+    assert!(reference.len() > 60, "{} frames", reference.len());
     eprintln!(
         "nobf  openh264            {:4} frames {openh264_ms:.2} ms/frame",
         reference.len()
@@ -241,6 +242,15 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
         for (f, r) in frames.iter().zip(&reference) {
             assert_eq!((f.width, f.height, f.format), (r.width, r.height, r.format));
         }
+        let info = probe_file(path).unwrap();
+        assert_eq!((info.width, info.height), (1280, 720), "{name}: {info:?}");
+        // MPEG-TS announces no frame count: it is estimated from duration and rate.
+        let slack = if name.ends_with(".ts") { 3 } else { 0 };
+        assert!(
+            info.frame_count.abs_diff(reference.len() as u64) <= slack,
+            "{name}: {info:?}"
+        );
+        assert!(info.has_bframes, "{name}: {info:?}");
     }
 
     // Measuring: the same vehicles at the same speeds.
@@ -258,11 +268,7 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
         .find(|&t| t >= CUT_START_S - 1e-6)
         .unwrap();
     let reference = &runs[0];
-    assert_eq!(
-        reference.len(),
-        3,
-        "vehicles 3, 4 and 5 cross: {reference:#?}"
-    );
+    assert_eq!(reference.len(), 2, "vehicles 4 and 5 cross: {reference:#?}");
     for m in reference {
         let v = truth
             .vehicles

@@ -368,7 +368,7 @@ struct OpenedStream {
     clock: PtsClock,
     /// Stream (else container) duration, seconds; 0 when unknown.
     duration_s: f64,
-    /// Average frame rate the container states, frames per second; 0 when unknown.
+    /// Frame rate the container states (average, else `r_frame_rate`), frames/s; 0 if unknown.
     avg_fps: f64,
 }
 
@@ -438,8 +438,17 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
     })?;
     let announced_frames = stream.frames();
     let stream_duration = stream.duration();
-    let avg = stream.avg_frame_rate();
-    let stream_rate = (avg.numerator(), avg.denominator());
+    // The average rate, else (MPEG-TS often lacks it) the rate all timestamps fit.
+    let fps = |r: ff::Rational| match (r.numerator(), r.denominator()) {
+        (n, d) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
+        _ => 0.0,
+    };
+    let avg_fps = match fps(stream.avg_frame_rate()) {
+        r if r > 0.0 => r,
+        _ => Some(fps(stream.rate()))
+            .filter(|r| *r <= 1000.0)
+            .unwrap_or(0.0),
+    };
     let params = stream.parameters();
     let codec_id = params.id();
     let codec_name = codec_id.name();
@@ -479,7 +488,6 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
         .codec()
         .map(|c| c.name().to_string())
         .unwrap_or_else(|| codec_name.to_string());
-    let rate = f64::from(stream_rate.0) / f64::from(stream_rate.1.max(1));
     let duration_s = if stream_duration > 0 {
         stream_duration as f64 * f64::from(time_base.numerator())
             / f64::from(time_base.denominator())
@@ -497,11 +505,7 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
         announced_frames,
         clock,
         duration_s,
-        avg_fps: if rate.is_finite() && rate > 0.0 {
-            rate
-        } else {
-            0.0
-        },
+        avg_fps,
     })
 }
 
