@@ -374,3 +374,59 @@ fn truncated_files_end_cleanly_or_fail_clearly() {
         }
     }
 }
+
+/// Mean absolute difference of the luma planes of two same-size I420 frames.
+fn luma_mad(a: &Frame, b: &Frame) -> f64 {
+    let n = (a.width * a.height) as usize;
+    let sum: u64 = a.data[..n]
+        .iter()
+        .zip(&b.data[..n])
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / n as f64
+}
+
+#[test]
+fn ten_bit_hevc_and_full_range_h264_are_converted_to_limited_range_i420() {
+    if !have_ffmpeg("ten_bit_and_full_range") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (nobf, hevc10, full) = (
+        dir.path().join("nobf.mp4"),
+        dir.path().join("hevc10.mp4"),
+        dir.path().join("full.mp4"),
+    );
+    let hevc10_args: &[&str] = &[
+        "-c:v",
+        "libx265",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x265-params",
+        "log-level=error",
+    ];
+    let full_args: &[&str] = &["-c:v", "libx264", "-pix_fmt", "yuvj420p"];
+    encode(
+        &[(NOBF, &nobf), (hevc10_args, &hevc10), (full_args, &full)],
+        CUT_START_S,
+        0.5,
+    );
+    let (reference, _, _) = decode_all(Box::new(Mp4Source::open(&nobf, "cam".into()).unwrap()));
+    for (name, path) in [("hevc 10-bit", &hevc10), ("h264 yuvj420p", &full)] {
+        let (frames, ms, describe) = decode_all(open_file(path, "cam".into()).unwrap());
+        eprintln!("{name}: {describe}: {ms:.2} ms/frame");
+        assert_eq!(pts(&frames), pts(&reference), "{name}");
+        for (f, r) in frames.iter().zip(&reference) {
+            let mad = luma_mad(f, r);
+            assert!(
+                mad < 2.0,
+                "{name} frame {}: luma differs by {mad:.2} on average",
+                f.seq
+            );
+        }
+        eprintln!(
+            "{name}: mean luma difference of the first frame {:.2}",
+            luma_mad(&frames[0], &reference[0])
+        );
+    }
+}

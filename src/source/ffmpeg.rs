@@ -16,15 +16,18 @@
 //! back for reordering are not lost; a truncated file ends with what decoded.
 //!
 //! # Hardware decoding (Jetson, Raspberry Pi)
-//! [`FfmpegOptions::decoder`] picks a libavcodec decoder by name instead of the default software
-//! decoder for the stream's codec: `h264_v4l2m2m` / `hevc_v4l2m2m` (the V4L2 memory-to-memory
-//! decoders of Raspberry Pi and Jetson FFmpeg builds), `h264_nvv4l2dec` / `hevc_nvv4l2dec`
-//! (NVIDIA's JetPack FFmpeg), `h264_cuvid` on desktop NVIDIA GPUs. Whatever the decoder emits
-//! (NV12, YUV420P) is converted to I420 in system memory. Whether a name exists depends on how
-//! the system's FFmpeg was built: `ffmpeg -decoders` lists them. None of these can be exercised
-//! on the machines that build and test speedcam, so only the selection and its errors are tested.
-//! On Jetson the GStreamer `nvv4l2decoder` element is the better-supported hardware path for
-//! live cameras; this option is for replaying files through an FFmpeg that has the decoder.
+//! [`FfmpegOptions::decoder`] (or [`open_file_with_decoder`](super::open_file_with_decoder))
+//! picks a libavcodec decoder by name instead of the default software decoder for the stream's
+//! codec: `h264_v4l2m2m` / `hevc_v4l2m2m` (V4L2 memory-to-memory decoders: Raspberry Pi and
+//! other SoCs with stateful V4L2 codecs), `h264_nvv4l2dec` / `hevc_nvv4l2dec` (the FFmpeg NVIDIA
+//! ships for Jetson), `h264_nvmpi` (the community jetson-ffmpeg build), `h264_cuvid` on desktop
+//! NVIDIA GPUs. The name must decode the stream's codec (checked at open). Whatever the decoder
+//! emits in system memory (NV12, YUV420P) is converted to I420. Whether a name exists depends on
+//! how the system's FFmpeg was built: `ffmpeg -decoders` lists them. None of these can be
+//! exercised on the machines that build and test speedcam, so only the selection and its errors
+//! are tested. On Jetson the GStreamer `nvv4l2decoder` element is NVIDIA's primary, best
+//! supported hardware path (and the natural one for live cameras); this option is for replaying
+//! files through an FFmpeg that has the decoder.
 
 use super::{Source, SourceCounters, SourceError, VideoInfo};
 use crate::frame::{Frame, PixelFormat};
