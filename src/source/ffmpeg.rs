@@ -16,17 +16,20 @@
 //! back for reordering are not lost; a truncated file ends with what decoded.
 //!
 //! # Hardware decoding (Jetson, Raspberry Pi)
-//! [`FfmpegOptions::decoder`] picks a libavcodec decoder by name instead of the default software
-//! decoder for the stream's codec: `h264_v4l2m2m` / `hevc_v4l2m2m` (the V4L2 memory-to-memory
-//! decoders of Raspberry Pi and Jetson FFmpeg builds), `h264_nvv4l2dec` / `hevc_nvv4l2dec`
-//! (NVIDIA's JetPack FFmpeg), `h264_cuvid` on desktop NVIDIA GPUs. Whatever the decoder emits
-//! (NV12, YUV420P) is converted to I420 in system memory. Whether a name exists depends on how
-//! the system's FFmpeg was built: `ffmpeg -decoders` lists them. None of these can be exercised
-//! on the machines that build and test speedcam, so only the selection and its errors are tested.
-//! On Jetson the GStreamer `nvv4l2decoder` element is the better-supported hardware path for
-//! live cameras; this option is for replaying files through an FFmpeg that has the decoder.
+//! [`FfmpegOptions::decoder`] (or [`open_file_with_decoder`](super::open_file_with_decoder))
+//! picks a libavcodec decoder by name instead of the default software decoder for the stream's
+//! codec: `h264_v4l2m2m` / `hevc_v4l2m2m` (V4L2 memory-to-memory decoders: Raspberry Pi and
+//! other SoCs with stateful V4L2 codecs), `h264_nvv4l2dec` / `hevc_nvv4l2dec` (the FFmpeg NVIDIA
+//! ships for Jetson), `h264_nvmpi` (the community jetson-ffmpeg build), `h264_cuvid` on desktop
+//! NVIDIA GPUs. The name must decode the stream's codec (checked at open). Whatever the decoder
+//! emits in system memory (NV12, YUV420P) is converted to I420. Whether a name exists depends on
+//! how the system's FFmpeg was built: `ffmpeg -decoders` lists them. None of these can be
+//! exercised on the machines that build and test speedcam, so only the selection and its errors
+//! are tested. On Jetson the GStreamer `nvv4l2decoder` element is NVIDIA's primary, best
+//! supported hardware path (and the natural one for live cameras); this option is for replaying
+//! files through an FFmpeg that has the decoder.
 
-use super::{Source, SourceCounters, SourceError};
+use super::{Source, SourceCounters, SourceError, VideoInfo};
 use crate::frame::{Frame, PixelFormat};
 use bytes::Bytes;
 use ff::format::Pixel;
@@ -188,126 +191,24 @@ impl FfmpegSource {
     /// Opens `path` for `camera`: demuxes it with libavformat, picks the best video stream and
     /// opens its decoder (by `opts.decoder` name, or FFmpeg's default for the codec).
     pub fn open(path: &Path, camera: Arc<str>, opts: &FfmpegOptions) -> Result<Self, SourceError> {
-        let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if meta.len() == 0 {
-            return Err(SourceError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
-        let unsupported = |reason: String| SourceError::Unsupported {
-            uri: path.display().to_string(),
-            reason,
-        };
-        let decoder_err = |reason: String| SourceError::Decoder {
-            path: path.to_path_buf(),
-            reason,
-        };
-        init().map_err(decoder_err)?;
-        // ffmpeg-next panics on paths that are not UTF-8 or contain NUL: check first.
-        match path.to_str() {
-            Some(s) if !s.contains('\0') => {}
-            _ => {
-                return Err(unsupported(
-                    "the path is not valid UTF-8; rename the file".into(),
-                ))
-            }
-        }
-        let input = ff::format::input(&path).map_err(|e| {
-            unsupported(format!(
-                "libavformat cannot read it ({e}); check that it is a complete video file (not \
-                 truncated or still being written)"
-            ))
-        })?;
-        let stream = input
-            .streams()
-            .best(ff::media::Type::Video)
-            .ok_or_else(|| {
-                let found: Vec<String> = input
-                    .streams()
-                    .map(|s| {
-                        let id = s.parameters().id();
-                        format!("{:?}:{}", id.medium(), id.name())
-                    })
-                    .collect();
-                unsupported(format!(
-                    "no video stream (streams found: {})",
-                    if found.is_empty() {
-                        "none".into()
-                    } else {
-                        found.join(", ")
-                    }
-                ))
-            })?;
-        let stream_index = stream.index();
-        let time_base = stream.time_base();
-        let clock =
-            PtsClock::new(time_base.numerator(), time_base.denominator()).ok_or_else(|| {
-                unsupported(format!(
-                    "the video stream's time base {}/{} is unusable, so frames cannot be timed",
-                    time_base.numerator(),
-                    time_base.denominator()
-                ))
-            })?;
-        let announced_frames = stream.frames();
-        let params = stream.parameters();
-        let codec_id = params.id();
-        let codec_name = codec_id.name();
-
-        let codec = match opts.decoder.as_deref() {
-            Some(name) => Some(find_named_decoder(name, codec_id).map_err(decoder_err)?),
-            None => None,
-        };
-        let mut ctx = ff::codec::Context::from_parameters(params).map_err(|e| {
-            decoder_err(format!(
-                "cannot use the {codec_name} stream's parameters: {e}"
-            ))
-        })?;
-        ctx.set_threading(ff::threading::Config {
-            kind: ff::threading::Type::Frame,
-            count: opts.threads,
-            ..Default::default()
-        });
-        let mut dec = ctx.decoder();
-        dec.set_packet_time_base(time_base);
-        let opened = match codec {
-            Some(codec) => dec.open_as(codec),
-            None => match ff::decoder::find(codec_id) {
-                Some(codec) => dec.open_as(codec),
-                None => {
-                    return Err(decoder_err(format!(
-                        "this FFmpeg has no decoder for {codec_name}; `ffmpeg -decoders` lists \
-                         the ones it has"
-                    )))
-                }
-            },
-        };
-        let decoder = opened
-            .and_then(|o| o.video())
-            .map_err(|e| decoder_err(format!("cannot open the {codec_name} decoder: {e}")))?;
-        let decoder_name = decoder
-            .codec()
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| codec_name.to_string());
+        let s = open_stream(path, opts)?;
         tracing::debug!(
             camera = %camera,
             path = %path.display(),
-            codec = codec_name,
-            decoder = %decoder_name,
+            codec = s.codec_name,
+            decoder = %s.decoder_name,
             "opened file with libavcodec"
         );
         Ok(Self {
             path: path.to_path_buf(),
             camera,
-            input,
-            stream_index,
-            decoder,
-            decoder_name,
-            codec_name,
-            announced_frames,
-            clock,
+            input: s.input,
+            stream_index: s.stream_index,
+            decoder: s.decoder,
+            decoder_name: s.decoder_name,
+            codec_name: s.codec_name,
+            announced_frames: s.announced_frames,
+            clock: s.clock,
             decoded: ff::frame::Video::empty(),
             scaler: None,
             accepted: 0,
@@ -457,6 +358,183 @@ impl FfmpegSource {
         self.finished = true;
         self.counters.samples_without_picture = self.accepted.saturating_sub(self.pictures);
     }
+}
+
+/// A file's best video stream with its decoder open, not yet read.
+struct OpenedStream {
+    input: ff::format::context::Input,
+    stream_index: usize,
+    decoder: ff::decoder::Video,
+    decoder_name: String,
+    codec_name: &'static str,
+    announced_frames: i64,
+    clock: PtsClock,
+    /// Stream (else container) duration, seconds; 0 when unknown.
+    duration_s: f64,
+    /// Frame rate the container states (average, else `r_frame_rate`), frames/s; 0 if unknown.
+    avg_fps: f64,
+}
+
+/// Opens `path` with libavformat and the decoder for its best video stream.
+fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, SourceError> {
+    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.len() == 0 {
+        return Err(SourceError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let unsupported = |reason: String| SourceError::Unsupported {
+        uri: path.display().to_string(),
+        reason,
+    };
+    let decoder_err = |reason: String| SourceError::Decoder {
+        path: path.to_path_buf(),
+        reason,
+    };
+    init().map_err(decoder_err)?;
+    // ffmpeg-next panics on paths that are not UTF-8 or contain NUL: check first.
+    match path.to_str() {
+        Some(s) if !s.contains('\0') => {}
+        _ => {
+            return Err(unsupported(
+                "the path is not valid UTF-8; rename the file".into(),
+            ))
+        }
+    }
+    let input = ff::format::input(&path).map_err(|e| {
+        unsupported(format!(
+            "libavformat cannot read it ({e}); check that it is a complete video file (not \
+             truncated or still being written)"
+        ))
+    })?;
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Video)
+        .ok_or_else(|| {
+            let found: Vec<String> = input
+                .streams()
+                .map(|s| {
+                    let id = s.parameters().id();
+                    format!("{:?}:{}", id.medium(), id.name())
+                })
+                .collect();
+            unsupported(format!(
+                "no video stream (streams found: {}); check that it is a complete video file",
+                if found.is_empty() {
+                    "none".into()
+                } else {
+                    found.join(", ")
+                }
+            ))
+        })?;
+    let stream_index = stream.index();
+    let time_base = stream.time_base();
+    let clock = PtsClock::new(time_base.numerator(), time_base.denominator()).ok_or_else(|| {
+        unsupported(format!(
+            "the video stream's time base {}/{} is unusable, so frames cannot be timed",
+            time_base.numerator(),
+            time_base.denominator()
+        ))
+    })?;
+    let announced_frames = stream.frames();
+    let stream_duration = stream.duration();
+    // The average rate, else (MPEG-TS often lacks it) the rate all timestamps fit.
+    let fps = |r: ff::Rational| match (r.numerator(), r.denominator()) {
+        (n, d) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
+        _ => 0.0,
+    };
+    let avg_fps = match fps(stream.avg_frame_rate()) {
+        r if r > 0.0 => r,
+        _ => Some(fps(stream.rate()))
+            .filter(|r| *r <= 1000.0)
+            .unwrap_or(0.0),
+    };
+    let params = stream.parameters();
+    let codec_id = params.id();
+    let codec_name = codec_id.name();
+
+    let codec = match opts.decoder.as_deref() {
+        Some(name) => Some(find_named_decoder(name, codec_id).map_err(decoder_err)?),
+        None => None,
+    };
+    let mut ctx = ff::codec::Context::from_parameters(params).map_err(|e| {
+        decoder_err(format!(
+            "cannot use the {codec_name} stream's parameters: {e}"
+        ))
+    })?;
+    ctx.set_threading(ff::threading::Config {
+        kind: ff::threading::Type::Frame,
+        count: opts.threads,
+        ..Default::default()
+    });
+    let mut dec = ctx.decoder();
+    dec.set_packet_time_base(time_base);
+    let opened = match codec {
+        Some(codec) => dec.open_as(codec),
+        None => match ff::decoder::find(codec_id) {
+            Some(codec) => dec.open_as(codec),
+            None => {
+                return Err(decoder_err(format!(
+                    "this FFmpeg has no decoder for {codec_name}; `ffmpeg -decoders` lists \
+                     the ones it has"
+                )))
+            }
+        },
+    };
+    let decoder = opened
+        .and_then(|o| o.video())
+        .map_err(|e| decoder_err(format!("cannot open the {codec_name} decoder: {e}")))?;
+    let decoder_name = decoder
+        .codec()
+        .map(|c| c.name().to_string())
+        .unwrap_or_else(|| codec_name.to_string());
+    let duration_s = if stream_duration > 0 {
+        stream_duration as f64 * f64::from(time_base.numerator())
+            / f64::from(time_base.denominator())
+    } else if input.duration() > 0 {
+        input.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE)
+    } else {
+        0.0
+    };
+    Ok(OpenedStream {
+        input,
+        stream_index,
+        decoder,
+        decoder_name,
+        codec_name,
+        announced_frames,
+        clock,
+        duration_s,
+        avg_fps,
+    })
+}
+
+/// Reads what [`probe`](super::probe) reports, for any file libavcodec can decode: size, frame
+/// count (announced by the container, else estimated from duration and rate), duration, codec
+/// and whether the stream reorders frames.
+pub fn probe(path: &Path) -> Result<VideoInfo, SourceError> {
+    let s = open_stream(path, &FfmpegOptions::default())?;
+    let frame_count = if s.announced_frames > 0 {
+        s.announced_frames as u64
+    } else {
+        (s.duration_s * s.avg_fps).round().max(0.0) as u64
+    };
+    Ok(VideoInfo {
+        width: s.decoder.width(),
+        height: s.decoder.height(),
+        frame_count,
+        duration_s: s.duration_s,
+        nominal_fps: if s.duration_s > 0.0 {
+            frame_count as f64 / s.duration_s
+        } else {
+            s.avg_fps
+        },
+        codec: format!("{} ({:?}, libavcodec)", s.codec_name, s.decoder.profile()),
+        has_bframes: s.decoder.has_b_frames(),
+    })
 }
 
 /// The decoder named `name`, checked to be a video decoder for `codec` (the stream's codec).

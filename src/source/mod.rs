@@ -45,7 +45,7 @@ pub mod rtsp;
 mod sps;
 pub mod v4l2;
 
-pub use file::open_file;
+pub use file::{open_file, open_file_with_decoder, probe_file};
 pub use mp4_source::{probe, Mp4Source};
 
 use crate::frame::Frame;
