@@ -35,7 +35,7 @@ enum Command {
     },
     /// Process a video file as fast as possible and exit when it is done and the outbox is drained.
     Replay {
-        /// The video (MP4, H.264); overrides the camera's configured source.
+        /// The video (H.264 MP4; B-frames, H.265, MKV, TS with --features ffmpeg); overrides the camera's configured source.
         video: PathBuf,
         /// Config file.
         #[arg(long, default_value = SYSTEM_CONFIG)]
@@ -491,7 +491,7 @@ fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCo
         let path = Path::new(&cam.source);
         let mut probed = None;
         if path.is_file() {
-            match speedcam::source::probe(path) {
+            match speedcam::source::probe_file(path) {
                 Ok(info) => {
                     probed = Some(info.clone());
                     println!(

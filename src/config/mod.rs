@@ -669,6 +669,20 @@ impl Validator<'_> {
         use crate::source::rtsp::RtspTransport;
         let k = |s: &str| format!("cameras[{i}].{s}");
         let mut live = crate::source::LiveSettings::default();
+        if let Some(d) = &c.decoder {
+            let name = d.get_ref();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                self.problem(k("decoder"), d.span(), format!("{name:?} is not a decoder name: give a libavcodec decoder such as \"h264_v4l2m2m\" (list them with `ffmpeg -decoders`), or remove the key for the built-in choice"));
+            } else if !cfg!(feature = "ffmpeg") {
+                self.problem(k("decoder"), d.span(), format!("{name:?} needs a build with `--features ffmpeg` (libavcodec); this build decodes H.264 with its built-in decoder only: remove the key or rebuild"));
+            } else {
+                live.decoder = Some(name.clone());
+            }
+        }
         if let Some(r) = &c.rtsp {
             if let Some(t) = &r.transport {
                 match t.get_ref().to_ascii_lowercase().as_str() {

@@ -104,6 +104,8 @@ pub struct RawCamera {
     #[serde(default)]
     pub reconnect: Option<RawReconnect>,
     #[serde(default)]
+    pub decoder: Option<Spanned<String>>,
+    #[serde(default)]
     pub rtsp: Option<RawRtsp>,
     #[serde(default)]
     pub v4l2: Option<RawV4l2>,

@@ -423,3 +423,33 @@ fn live_source_tables_are_parsed_and_checked() {
         p[2].message
     );
 }
+
+#[test]
+fn decoder_names_are_checked() {
+    let text = GOOD.replace(
+        "tolerance_kmh = 3.0",
+        "tolerance_kmh = 3.0\ndecoder = \"h264 v4l2m2m\"",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].key, "cameras[0].decoder", "{p:?}");
+    assert!(
+        p[0].message.contains("ffmpeg -decoders"),
+        "{}",
+        p[0].message
+    );
+    let text = GOOD.replace(
+        "tolerance_kmh = 3.0",
+        "tolerance_kmh = 3.0\ndecoder = \"h264_v4l2m2m\"",
+    );
+    if cfg!(feature = "ffmpeg") {
+        let cfg = parse(&text, &repo_path()).expect("valid with the feature");
+        assert_eq!(cfg.cameras[0].live.decoder.as_deref(), Some("h264_v4l2m2m"));
+    } else {
+        let p = problems(&text);
+        assert!(
+            p[0].message.contains("--features ffmpeg"),
+            "{}",
+            p[0].message
+        );
+    }
+}

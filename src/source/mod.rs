@@ -238,6 +238,9 @@ pub struct LiveSettings {
     pub capture_fps: Option<u32>,
     /// V4L2 pixel format.
     pub capture_format: Option<v4l2::CaptureFormat>,
+    /// A libavcodec decoder by name for file sources (`decoder`, e.g. `h264_v4l2m2m` or a Jetson
+    /// FFmpeg's `h264_nvv4l2dec` for hardware decoding); needs the `ffmpeg` feature.
+    pub decoder: Option<String>,
 }
 
 /// Opens what a camera's `source` names: `rtsp://`/`rtsps://` URLs ([`rtsp::RtspSource`]),
@@ -334,7 +337,7 @@ impl Opener for DefaultOpener {
         } else {
             uri
         };
-        open_file(Path::new(path), camera)
+        open_file_with_decoder(Path::new(path), camera, self.live.decoder.as_deref())
     }
 }
 
