@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{start_broker, subscribe};
+use common::{start_broker, subscribe, write_demo_config};
 use speedcam::event::{Event, EventType};
 use speedcam::synth::{load_truth, match_measurements};
 use std::collections::BTreeSet;
@@ -22,21 +22,8 @@ fn repo() -> PathBuf {
 
 /// A config for the demo scene with the broker's URL and a fresh data dir.
 fn write_config(dir: &Path, mqtt_url: &str) -> PathBuf {
-    let camera = std::fs::read_to_string(repo().join("media/demo/camera.toml")).unwrap();
     let scene = repo().join("media/demo/scene.mp4");
-    let camera = camera.replace(
-        "source = \"scene.mp4\"",
-        &format!("source = {:?}", scene.display().to_string()),
-    );
-    let text = format!(
-        "device_id = \"e2e\"\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n[mqtt]\nurl = {:?}\nbase_topic = \"speedcam\"\n\n{camera}",
-        dir.join("data").display().to_string(),
-        repo().join("models/nanodet-g-416.onnx").display().to_string(),
-        mqtt_url,
-    );
-    let path = dir.join("speedcam.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    write_demo_config(dir, "e2e", &scene.display().to_string(), mqtt_url, "")
 }
 
 fn parse_lines(stdout: &[u8]) -> Vec<Event> {

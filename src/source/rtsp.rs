@@ -907,14 +907,8 @@ impl Drop for RtspSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::test_util::temp_file as creds_file;
     use std::io::Write;
-
-    fn creds_file(bytes: &[u8]) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(bytes).unwrap();
-        f.flush().unwrap();
-        f
-    }
 
     #[test]
     fn credentials_files_in_both_layouts() {

@@ -455,3 +455,26 @@ impl Drop for Subscriber {
         }
     }
 }
+
+/// Writes `speedcam.toml` in `dir` for the bundled demo camera (`media/demo/camera.toml`)
+/// reading `source`, publishing to `mqtt_url` as `device_id`, data in `dir/data`, with
+/// `extra` TOML appended after the camera; returns its path.
+pub fn write_demo_config(
+    dir: &std::path::Path,
+    device_id: &str,
+    source: &str,
+    mqtt_url: &str,
+    extra: &str,
+) -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let camera = std::fs::read_to_string(repo.join("media/demo/camera.toml")).unwrap();
+    let camera = camera.replace("source = \"scene.mp4\"", &format!("source = {source:?}"));
+    let text = format!(
+        "device_id = {device_id:?}\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n[mqtt]\nurl = {mqtt_url:?}\nbase_topic = \"speedcam\"\n\n{camera}\n{extra}",
+        dir.join("data").display().to_string(),
+        repo.join("models/nanodet-g-416.onnx").display().to_string(),
+    );
+    let path = dir.join("speedcam.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
