@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 
+pub mod engine;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
