@@ -37,6 +37,8 @@ pub struct RunSummary {
     pub frames: u64,
     /// Frames the detector ran on.
     pub detected: u64,
+    /// Frames the scheduler let pass without detection (the tracker predicted across them).
+    pub skipped: u64,
     /// Measurement records produced.
     pub measurements: u64,
     /// Speeding records produced.
@@ -62,6 +64,7 @@ impl RunSummary {
     pub fn add(&mut self, o: &RunSummary) {
         self.frames += o.frames;
         self.detected += o.detected;
+        self.skipped += o.skipped;
         self.measurements += o.measurements;
         self.speeding += o.speeding;
         self.store_errors += o.store_errors;
