@@ -79,6 +79,8 @@ pub struct CameraConfig {
     pub speed: SpeedConfig,
     /// Reconnect backoff and stall detection for the camera's source (`[cameras.reconnect]`).
     pub reconnect: ReconnectConfig,
+    /// Adaptive frame skipping (`[cameras.schedule]`).
+    pub schedule: crate::schedule::ScheduleConfig,
     /// RTSP and V4L2 settings (`[cameras.rtsp]`, `[cameras.v4l2]`); unused for files.
     pub live: crate::source::LiveSettings,
 }
@@ -565,6 +567,7 @@ impl Validator<'_> {
             1000.0,
         );
         let reconnect = self.reconnect(i, c.reconnect.as_ref());
+        let schedule = self.schedule(i, c.schedule.as_ref());
         let live = self.live(i, c, base);
         let image_size = match (&c.image_width, &c.image_height) {
             (None, None) => None,
@@ -660,6 +663,7 @@ impl Validator<'_> {
                 ..SpeedConfig::default()
             },
             reconnect,
+            schedule,
             live,
         })
     }
@@ -754,6 +758,79 @@ impl Validator<'_> {
             initial: secs(initial),
             max: secs(max.max(initial)),
             stall_timeout: secs(stall),
+        }
+    }
+
+    /// `[cameras.schedule]`: detection rates and the motion check's thresholds.
+    fn schedule(
+        &mut self,
+        i: usize,
+        r: Option<&raw::RawSchedule>,
+    ) -> crate::schedule::ScheduleConfig {
+        use crate::schedule::{MotionConfig, ScheduleConfig};
+        let d = ScheduleConfig::default();
+        let Some(r) = r else { return d };
+        let k = |s: &str| format!("cameras[{i}].schedule.{s}");
+        let adaptive = r.adaptive.as_ref().map_or(d.adaptive, |a| *a.get_ref());
+        let min_hz = self.float(
+            &k("min_detect_hz"),
+            &r.min_detect_hz,
+            d.min_detect_hz,
+            0.05,
+            120.0,
+        );
+        let max_hz = r
+            .max_detect_hz
+            .as_ref()
+            .map(|_| self.float(&k("max_detect_hz"), &r.max_detect_hz, 30.0, 0.05, 240.0));
+        if let (Some(max), Some(span)) = (max_hz, &r.max_detect_hz) {
+            if max < min_hz {
+                self.problem(
+                    k("max_detect_hz"),
+                    span.span(),
+                    format!("{max} is below min_detect_hz = {min_hz}: the busy rate cap must be at least the idle rate"),
+                );
+            }
+        }
+        let motion_hz = self.float(
+            &k("motion_detect_hz"),
+            &r.motion_detect_hz,
+            d.motion_detect_hz.max(min_hz),
+            0.05,
+            240.0,
+        );
+        let approach_s = self.float(&k("approach_s"), &r.approach_s, d.approach_s, 0.0, 10.0);
+        let dm = MotionConfig::default();
+        let motion = MotionConfig {
+            delta_levels: self.float(
+                &k("motion_delta"),
+                &r.motion_delta,
+                dm.delta_levels as f64,
+                1.0,
+                255.0,
+            ) as f32,
+            min_area_px2: self.float(
+                &k("motion_min_area_px"),
+                &r.motion_min_area_px,
+                dm.min_area_px2 as f64,
+                1.0,
+                1e7,
+            ) as f32,
+            background_s: self.float(
+                &k("motion_background_s"),
+                &r.motion_background_s,
+                dm.background_s,
+                0.1,
+                600.0,
+            ),
+        };
+        ScheduleConfig {
+            adaptive,
+            min_detect_hz: min_hz,
+            max_detect_hz: max_hz,
+            motion_detect_hz: motion_hz,
+            approach_s,
+            motion,
         }
     }
 

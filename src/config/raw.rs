@@ -104,11 +104,34 @@ pub struct RawCamera {
     #[serde(default)]
     pub reconnect: Option<RawReconnect>,
     #[serde(default)]
+    pub schedule: Option<RawSchedule>,
+    #[serde(default)]
     pub decoder: Option<Spanned<String>>,
     #[serde(default)]
     pub rtsp: Option<RawRtsp>,
     #[serde(default)]
     pub v4l2: Option<RawV4l2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    #[serde(default)]
+    pub adaptive: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub min_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub approach_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_delta: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_min_area_px: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_background_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

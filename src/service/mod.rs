@@ -12,9 +12,9 @@ pub mod snapshot;
 pub mod supervisor;
 
 use crate::config::{CameraConfig, Config};
-use crate::detect::Detector;
 use crate::frame::Frame;
 use crate::publish::{Publisher, Topics};
+use crate::schedule::{Decision, DetectorGate, Scheduler};
 use crate::source::{DefaultOpener, Opener, Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use crate::store::Store;
@@ -24,11 +24,11 @@ use handoff::{Handoff, HandoffMode, Received};
 pub use sink::EventSink;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A detector shared by every camera of the daemon.
-pub type SharedDetector = Arc<Mutex<Box<dyn Detector>>>;
+/// A detector shared by every camera of the daemon; busy cameras are served first.
+pub type SharedDetector = Arc<DetectorGate>;
 
 /// What a finished camera loop or replay did.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +106,7 @@ pub fn open_detector(cfg: &Config) -> anyhow::Result<SharedDetector> {
             cfg.path.display()
         )
     })?;
-    Ok(Arc::new(Mutex::new(d)))
+    Ok(Arc::new(DetectorGate::new(d)))
 }
 
 /// Starts the publisher when `[mqtt]` is configured.
@@ -193,8 +193,9 @@ pub fn run_source(
     opts: LoopOptions,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<(RunSummary, LoopEnd)> {
-    let model_id = lock(detector).model_id().to_string();
+    let model_id = detector.lock(false).model_id().to_string();
     let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id);
+    let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
     let started = Instant::now();
     let handoff = Arc::new(Handoff::new(opts.handoff));
@@ -241,10 +242,17 @@ pub fn run_source(
         sum.times.record(Stage::Decode, decode_ms);
         first_t.get_or_insert(frame.pts_s());
         last_t = frame.pts_s();
-        let detections = {
-            let mut d = lock(detector);
-            match d.detect(&frame) {
+        let t_sched = Instant::now();
+        let decision = sched.decide(&frame, pipe.track_views());
+        sum.times.lap(Stage::Schedule, t_sched);
+        let detections = match decision {
+            Decision::Skip => {
+                sum.skipped += 1;
+                None
+            }
+            Decision::Detect(reason) => match detector.lock(reason.is_urgent()).detect(&frame) {
                 Ok((dets, t)) => {
+                    sched.detected(frame.pts_s(), reason);
                     sum.detected += 1;
                     sum.times.record(Stage::Preprocess, t.preprocess_ms);
                     sum.times.record(Stage::Inference, t.inference_ms);
@@ -258,13 +266,15 @@ pub fn run_source(
                     tracing::warn!(camera = %cam.id, frame = frame.seq, "detector failed: {e}");
                     None
                 }
-            }
+            },
         };
         let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
         deliver(verdicts, sink, &mut sum, on_verdict);
     };
     handoff.close_consumer();
     sum.dropped = handoff.dropped();
+    let c = sched.counts();
+    tracing::debug!(camera = %cam.id, busy = c.busy, motion = c.motion, idle = c.idle, skipped = c.skipped, "frame scheduler");
     if matches!(end, LoopEnd::Stalled { .. }) {
         // The decode thread may be blocked inside the source; it exits on its next hand-off.
         tracing::warn!(camera = %cam.id, "leaving a stalled decode thread for {describe} to finish on its own");
@@ -334,11 +344,6 @@ fn decode_thread(mut source: Box<dyn Source>, handoff: &Handoff<DecodedItem>) {
         }
     }
     handoff.close_producer();
-}
-
-/// Locks the shared detector; a panic in another camera's thread must not stop this one.
-fn lock(d: &SharedDetector) -> std::sync::MutexGuard<'_, Box<dyn Detector>> {
-    d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Options of `replay`.
@@ -532,7 +537,8 @@ async fn wait_for_shutdown_signal() {
 pub(crate) mod tests {
     //! Fixtures for pipeline tests that need no model and no video.
     use super::*;
-    use crate::detect::{DetectError, DetectTimings, Detection};
+    use crate::detect::{DetectError, DetectTimings, Detection, Detector};
+    use std::sync::Mutex;
 
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
     pub fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
@@ -573,7 +579,7 @@ pub(crate) mod tests {
 
     /// A shared [`NullDetector`] without delay.
     pub fn null_detector() -> SharedDetector {
-        Arc::new(Mutex::new(Box::new(NullDetector {
+        Arc::new(DetectorGate::new(Box::new(NullDetector {
             delay: Duration::ZERO,
         })))
     }
@@ -652,11 +658,13 @@ pub(crate) mod tests {
     /// Runs a 30 fps camera for 3 s into a 100 ms detector; returns the summary and the
     /// capture-to-detection latencies (ms).
     fn slow_run(mode: HandoffMode) -> (RunSummary, Vec<f64>) {
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
+        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
+        // The hand-off is under test: the detector must want every frame.
+        cfg.cameras[0].schedule.adaptive = false;
         let sink = memory_sink(&cfg);
         let origin = Instant::now();
         let latencies = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector = Arc::new(Mutex::new(Box::new(SlowDetector {
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SlowDetector {
             origin,
             delay: Duration::from_millis(100),
             latencies_ms: latencies.clone(),
@@ -759,6 +767,7 @@ pub(crate) mod tests {
     #[test]
     fn cameras_share_the_detector_but_keep_their_own_tracker_and_calibration() {
         let (mut cfg, _dir) = fixture_config("synthetic.mp4");
+        cfg.cameras[0].schedule.adaptive = false;
         let mut b = cfg.cameras[0].clone();
         b.id = "b".into();
         b.world_points = b
@@ -771,7 +780,7 @@ pub(crate) mod tests {
         b.calibration_report = report;
         cfg.cameras[0].id = "a".into();
         cfg.cameras.push(b);
-        let detector: SharedDetector = Arc::new(Mutex::new(Box::new(SamePixelsDetector {
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
             homography: cfg.cameras[0].homography.clone(),
         })));
         let sink = memory_sink(&cfg);
