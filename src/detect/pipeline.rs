@@ -314,7 +314,7 @@ mod tests {
 
     /// A 64 px YOLOv8 engine with 3 classes and one truck at input (24, 28)-(40, 36).
     fn yolo_engine(names: Option<&str>) -> (FixedEngine, Arc<AtomicUsize>) {
-        let n = 5;
+        let n = 10;
         let mut data = vec![0.0f32; 7 * n];
         for (row, v) in [32.0, 32.0, 16.0, 8.0, 0.1, 0.9, 0.2]
             .into_iter()

@@ -447,6 +447,183 @@ mod tests {
         model
     }
 
+    /// ONNX TensorProto of f32 `data` in `shape` (raw little-endian data).
+    fn tensor_proto(shape: &[u64], data: &[f32]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for &d in shape {
+            pb_uint(&mut t, 1, d); // dims
+        }
+        pb_uint(&mut t, 2, 1); // data_type FLOAT
+        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        pb_bytes(&mut t, 9, &raw); // raw_data
+        t
+    }
+
+    /// A model with a [1, 3, size, size] input "images" whose outputs are constants: each
+    /// `(name, shape, data)` is a Constant node. `metadata` goes into `metadata_props`.
+    fn constant_model(
+        size: u64,
+        outputs: &[(&str, Vec<u64>, Vec<f32>)],
+        metadata: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let mut graph = Vec::new();
+        for (name, shape, data) in outputs {
+            let mut attr = Vec::new();
+            pb_bytes(&mut attr, 1, b"value");
+            pb_bytes(&mut attr, 5, &tensor_proto(shape, data));
+            pb_uint(&mut attr, 20, 4); // type TENSOR
+            let mut node = Vec::new();
+            pb_bytes(&mut node, 2, name.as_bytes());
+            pb_bytes(&mut node, 3, format!("const_{name}").as_bytes());
+            pb_bytes(&mut node, 4, b"Constant");
+            pb_bytes(&mut node, 5, &attr);
+            pb_bytes(&mut graph, 1, &node);
+        }
+        pb_bytes(&mut graph, 2, b"constant");
+        pb_bytes(&mut graph, 11, &value_info("images", &[1, 3, size, size]));
+        for (name, shape, _) in outputs {
+            pb_bytes(&mut graph, 12, &value_info(name, shape));
+        }
+        let mut opset = Vec::new();
+        pb_bytes(&mut opset, 1, b"");
+        pb_uint(&mut opset, 2, 13);
+        let mut model = Vec::new();
+        pb_uint(&mut model, 1, 7); // ir_version
+        pb_bytes(&mut model, 7, &graph);
+        pb_bytes(&mut model, 8, &opset);
+        for (k, v) in metadata {
+            let mut e = Vec::new();
+            pb_bytes(&mut e, 1, k.as_bytes());
+            pb_bytes(&mut e, 2, v.as_bytes());
+            pb_bytes(&mut model, 14, &e);
+        }
+        model
+    }
+
+    /// Writes `model` to a temp file and runs it through `open` + `detect` on a grey 128 x 64
+    /// frame (a 64 px input holds the picture at scale 0.5).
+    fn detect_with(model: Vec<u8>, cfg: DetectorConfig) -> (Vec<crate::detect::Detection>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, model).unwrap();
+        let mut det = open(&DetectorConfig { model: path, ..cfg }).unwrap();
+        let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
+        let (dets, _) = det
+            .detect(&Frame::from_rgb_image("t".into(), 0, 0, &img))
+            .unwrap();
+        (dets, det.provider())
+    }
+
+    fn near(b: &BBox, want: [f32; 4]) -> bool {
+        let w = BBox {
+            x1: want[0],
+            y1: want[1],
+            x2: want[2],
+            y2: want[3],
+        };
+        b.iou(&w) > 0.999
+    }
+
+    #[test]
+    fn yolov8_model_end_to_end() {
+        // [1, 7, 10]: one lorry at input (24, 28)-(40, 36); labels and input size from metadata.
+        let n = 10;
+        let mut data = vec![0.0f32; 7 * n];
+        for (row, v) in [32.0, 32.0, 16.0, 8.0, 0.1, 0.9, 0.2]
+            .into_iter()
+            .enumerate()
+        {
+            data[row * n + 2] = v;
+        }
+        let model = constant_model(
+            64,
+            &[("output0", vec![1, 7, n as u64], data)],
+            &[
+                ("names", "{0: 'car', 1: 'lorry', 2: 'tractor'}"),
+                ("imgsz", "[64, 64]"),
+            ],
+        );
+        let cfg = DetectorConfig {
+            family: "yolov8".into(),
+            classes: vec!["lorry".into()],
+            ..DetectorConfig::default()
+        };
+        let (dets, provider) = detect_with(model, cfg);
+        assert_eq!(provider, "tract-cpu");
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!((dets[0].class, dets[0].class_id), ("lorry", 1));
+        assert!((dets[0].score - 0.9).abs() < 1e-6);
+        // Centred: picture rows 16..48 of the input, so frame y = (input y - 16) * 2.
+        assert!(near(&dets[0].bbox, [48.0, 24.0, 80.0, 40.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn yolox_model_end_to_end() {
+        // [1, 84, 7]: a truck on the stride-16 head at cell (1, 1): input (8, 12)-(40, 28).
+        let mut data = vec![0.0f32; 84 * 7];
+        let row = 64 + 4 + 1;
+        data[row * 7..row * 7 + 7].copy_from_slice(&[0.5, 0.25, 2f32.ln(), 0.0, 0.9, 0.1, 0.8]);
+        let model = constant_model(64, &[("output", vec![1, 84, 7], data)], &[]);
+        let cfg = DetectorConfig {
+            family: "yolox".into(),
+            class_names: Some(vec!["car".into(), "truck".into()]),
+            classes: vec!["car".into(), "truck".into()],
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!(dets[0].class, "truck");
+        // Top-left placement: frame px = input px * 2.
+        assert!(near(&dets[0].bbox, [16.0, 24.0, 80.0, 56.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn end2end_model_end_to_end() {
+        // Ultralytics nms=True: [1, 2, 6], a car at input (10, 20)-(50, 40) and an empty row.
+        let data = vec![
+            10.0, 20.0, 50.0, 40.0, 0.9, 2.0, //
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let model = constant_model(64, &[("output0", vec![1, 2, 6], data)], &[]);
+        let cfg = DetectorConfig {
+            family: "end2end".into(),
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!(dets[0].class, "car");
+        assert!(near(&dets[0].bbox, [20.0, 8.0, 100.0, 48.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn metadata_props_reach_model_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let model = constant_model(
+            64,
+            &[("output0", vec![1, 2, 6], vec![0.0; 12])],
+            &[("names", "{0: 'a'}"), ("author", "x")],
+        );
+        std::fs::write(&path, model).unwrap();
+        let engine = TractEngine::load(&DetectorConfig {
+            model: path,
+            ..DetectorConfig::default()
+        })
+        .unwrap();
+        let info = engine.info();
+        assert_eq!(
+            info.metadata.get("names").map(String::as_str),
+            Some("{0: 'a'}")
+        );
+        assert_eq!(info.metadata.get("author").map(String::as_str), Some("x"));
+        assert_eq!(info.input_shape, [Some(1), Some(3), Some(64), Some(64)]);
+        assert_eq!(
+            info.outputs,
+            [("output0".to_string(), vec![Some(1), Some(2), Some(6)])]
+        );
+        assert_eq!(engine.input_size(), 64);
+    }
+
     #[test]
     fn a_model_that_is_not_nanodet_is_a_layout_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,8 +13,9 @@ use super::{BBox, DetectError, Detection};
 pub const BOX_COLS: usize = 4;
 
 /// Checks the model's declared outputs: one output `[1, 4 + C, N]` or `[1, N, 4 + C]`. Returns C
-/// when the shape says it (the smaller of the two known dimensions is `4 + C`), or why it does
-/// not match.
+/// when the shape says it (the smaller of the two known dimensions is taken as `4 + C`: real
+/// models have thousands of anchors and at most a few hundred classes), or why it does not
+/// match.
 pub fn check_outputs(outputs: &[(String, Vec<Option<usize>>)]) -> Result<Option<usize>, String> {
     let [(_, dims)] = outputs else {
         return Err(format!(
