@@ -245,7 +245,6 @@ impl Validator<'_> {
         });
     }
 
-    /// A string that must be `only` (the one value this build supports; the default when absent).
     /// One of `allowed` (or `default` when absent); anything else is a problem at its span that
     /// names every allowed value.
     fn one_of(
@@ -271,6 +270,7 @@ impl Validator<'_> {
         v
     }
 
+    /// A string that must be `only` (the one value this build supports; the default when absent).
     fn choice(
         &mut self,
         key: &str,
