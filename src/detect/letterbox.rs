@@ -289,7 +289,7 @@ impl Letterboxer {
         3 * (self.size as usize).pow(2)
     }
 
-    /// Writes `frame` letterboxed into `out` (NCHW [1,3,S,S], channel order, normalisation and
+    /// Writes `frame` letterboxed into `out` (NCHW `[1, 3, S, S]`, channel order, normalisation and
     /// border as the spec says) and returns the mapping from frame px to input px.
     ///
     /// Fails when the frame's buffer does not match its declared size. Panics when `out` is not
