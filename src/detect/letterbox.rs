@@ -289,8 +289,8 @@ impl Letterboxer {
         3 * (self.size as usize).pow(2)
     }
 
-    /// Writes `frame` letterboxed into `out` (NCHW `[1, 3, S, S]`, channel order, normalisation and
-    /// border as the spec says) and returns the mapping from frame px to input px.
+    /// Writes `frame` letterboxed into `out` (NCHW `[1, 3, S, S]`; channel order, normalisation
+    /// and border as the spec says) and returns the mapping from frame px to input px.
     ///
     /// Fails when the frame's buffer does not match its declared size. Panics when `out` is not
     /// [`Letterboxer::input_len`] long (a programming error, not a data error).
