@@ -175,6 +175,13 @@ pub trait Detector: Send {
     fn provider(&self) -> String {
         "unknown".to_string()
     }
+    /// Runs the model `runs` times on a blank frame so one-time costs (allocation, kernel
+    /// selection, GPU engine build) are paid before the first real frame, which would otherwise
+    /// be slow and make a live source drop frames. The default does nothing (nothing to warm).
+    fn warm_up(&mut self, runs: usize) -> Result<(), DetectError> {
+        let _ = runs;
+        Ok(())
+    }
 }
 
 /// COCO-80 class names in model output order (the label list of the default NanoDet model).

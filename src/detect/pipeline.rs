@@ -162,7 +162,8 @@ impl ModelDetector {
     /// Runs the model `runs` times on a blank (pad-valued) input and decodes the result, so
     /// one-time costs (allocation, kernel selection, GPU engine build) are paid before the first
     /// real frame. Returns the mean inference time of those runs in ms (0 for `runs == 0`).
-    pub fn warm_up(&mut self, runs: usize) -> Result<f64, DetectError> {
+    /// [`Detector::warm_up`] calls this and logs the time.
+    pub fn warm_up_timed(&mut self, runs: usize) -> Result<f64, DetectError> {
         let size = self.letterbox.input_size();
         self.letterbox.fill_blank(&mut self.input);
         let mut total_ms = 0.0;
@@ -258,6 +259,17 @@ impl Detector for ModelDetector {
 
     fn provider(&self) -> String {
         self.engine.provider()
+    }
+
+    fn warm_up(&mut self, runs: usize) -> Result<(), DetectError> {
+        let mean_ms = self.warm_up_timed(runs)?;
+        tracing::debug!(
+            runs,
+            mean_ms,
+            provider = %self.engine.provider(),
+            "detector warmed up"
+        );
+        Ok(())
     }
 }
 
@@ -369,8 +381,10 @@ mod tests {
         assert_eq!(det.labels(), ["car", "lorry", "tractor"]);
         assert_eq!(det.label_source(), LabelSource::Model);
         assert_eq!(det.provider(), "fixed-test");
-        assert!(det.warm_up(3).unwrap() >= 0.0);
+        assert!(det.warm_up_timed(3).unwrap() >= 0.0);
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+        det.warm_up(2).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
         // 128 x 64 frame: scale 0.5, picture 64 x 32 centred at y 16.
         let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
         let frame = Frame::from_rgb_image("t".into(), 0, 0, &img);

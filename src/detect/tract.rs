@@ -507,6 +507,7 @@ mod tests {
         let path = dir.path().join("m.onnx");
         std::fs::write(&path, model).unwrap();
         let mut det = open(&DetectorConfig { model: path, ..cfg }).unwrap();
+        det.warm_up(1).unwrap();
         let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
         let (dets, _) = det
             .detect(&Frame::from_rgb_image("t".into(), 0, 0, &img))
