@@ -409,6 +409,12 @@ mod tests {
 
     /// ONNX ValueInfoProto for a float tensor `name` of `shape`.
     fn value_info(name: &str, shape: &[u64]) -> Vec<u8> {
+        value_info_typed(name, shape, 1)
+    }
+
+    /// ONNX ValueInfoProto for a tensor `name` of `shape` and element type `elem` (1 FLOAT,
+    /// 6 INT32).
+    fn value_info_typed(name: &str, shape: &[u64], elem: u64) -> Vec<u8> {
         let mut dims = Vec::new();
         for &d in shape {
             let mut dim = Vec::new();
@@ -416,7 +422,7 @@ mod tests {
             pb_bytes(&mut dims, 1, &dim);
         }
         let mut tensor = Vec::new();
-        pb_uint(&mut tensor, 1, 1); // elem_type FLOAT
+        pb_uint(&mut tensor, 1, elem); // elem_type
         pb_bytes(&mut tensor, 2, &dims); // shape
         let mut ty = Vec::new();
         pb_bytes(&mut ty, 1, &tensor); // tensor_type
@@ -447,14 +453,21 @@ mod tests {
         model
     }
 
-    /// ONNX TensorProto of f32 `data` in `shape` (raw little-endian data).
-    fn tensor_proto(shape: &[u64], data: &[f32]) -> Vec<u8> {
+    /// ONNX TensorProto of `data` in `shape` (raw little-endian data), stored as f32 or, when
+    /// `int32`, as i32.
+    fn tensor_proto(shape: &[u64], data: &[f32], int32: bool) -> Vec<u8> {
         let mut t = Vec::new();
         for &d in shape {
             pb_uint(&mut t, 1, d); // dims
         }
-        pb_uint(&mut t, 2, 1); // data_type FLOAT
-        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        pb_uint(&mut t, 2, if int32 { 6 } else { 1 }); // data_type INT32 or FLOAT
+        let raw: Vec<u8> = if int32 {
+            data.iter()
+                .flat_map(|&v| (v as i32).to_le_bytes())
+                .collect()
+        } else {
+            data.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         pb_bytes(&mut t, 9, &raw); // raw_data
         t
     }
@@ -466,11 +479,24 @@ mod tests {
         outputs: &[(&str, Vec<u64>, Vec<f32>)],
         metadata: &[(&str, &str)],
     ) -> Vec<u8> {
+        let typed: Vec<_> = outputs
+            .iter()
+            .map(|(n, s, d)| (*n, s.clone(), d.clone(), false))
+            .collect();
+        constant_model_typed(size, &typed, metadata)
+    }
+
+    /// [`constant_model`] where each output says whether it is INT32 (else FLOAT).
+    fn constant_model_typed(
+        size: u64,
+        outputs: &[(&str, Vec<u64>, Vec<f32>, bool)],
+        metadata: &[(&str, &str)],
+    ) -> Vec<u8> {
         let mut graph = Vec::new();
-        for (name, shape, data) in outputs {
+        for (name, shape, data, int32) in outputs {
             let mut attr = Vec::new();
             pb_bytes(&mut attr, 1, b"value");
-            pb_bytes(&mut attr, 5, &tensor_proto(shape, data));
+            pb_bytes(&mut attr, 5, &tensor_proto(shape, data, *int32));
             pb_uint(&mut attr, 20, 4); // type TENSOR
             let mut node = Vec::new();
             pb_bytes(&mut node, 2, name.as_bytes());
@@ -481,8 +507,9 @@ mod tests {
         }
         pb_bytes(&mut graph, 2, b"constant");
         pb_bytes(&mut graph, 11, &value_info("images", &[1, 3, size, size]));
-        for (name, shape, _) in outputs {
-            pb_bytes(&mut graph, 12, &value_info(name, shape));
+        for (name, shape, _, int32) in outputs {
+            let elem = if *int32 { 6 } else { 1 };
+            pb_bytes(&mut graph, 12, &value_info_typed(name, shape, elem));
         }
         let mut opset = Vec::new();
         pb_bytes(&mut opset, 1, b"");
@@ -593,6 +620,35 @@ mod tests {
         let (dets, _) = detect_with(model, cfg);
         assert_eq!(dets.len(), 1, "{dets:?}");
         assert_eq!(dets[0].class, "car");
+        assert!(near(&dets[0].bbox, [20.0, 8.0, 100.0, 48.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn efficient_nms_model_end_to_end() {
+        // TensorRT EfficientNMS outputs, listed out of order, counts and classes as INT32:
+        // 1 valid detection (a bus at input (10, 20)-(50, 40)) of K = 2.
+        let model = constant_model_typed(
+            64,
+            &[
+                ("det_scores", vec![1, 2], vec![0.7, 0.9], false),
+                ("num_dets", vec![1, 1], vec![1.0], true),
+                ("det_classes", vec![1, 2], vec![5.0, 2.0], true),
+                (
+                    "det_boxes",
+                    vec![1, 2, 4],
+                    vec![10.0, 20.0, 50.0, 40.0, 0.0, 0.0, 8.0, 8.0],
+                    false,
+                ),
+            ],
+            &[],
+        );
+        let cfg = DetectorConfig {
+            family: "end2end".into(),
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!((dets[0].class, dets[0].score), ("bus", 0.7));
         assert!(near(&dets[0].bbox, [20.0, 8.0, 100.0, 48.0]), "{dets:?}");
     }
 
