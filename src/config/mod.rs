@@ -8,7 +8,7 @@
 pub mod geometry;
 mod raw;
 
-use crate::detect::DetectorConfig;
+use crate::detect::{DetectorConfig, FAMILIES};
 use crate::publish::MqttConfig;
 use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
 use crate::track::TrackerConfig;
@@ -247,6 +247,31 @@ impl Validator<'_> {
         });
     }
 
+    /// One of `allowed` (or `default` when absent); anything else is a problem at its span that
+    /// names every allowed value.
+    fn one_of(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+        allowed: &[&str],
+    ) -> String {
+        let v = value
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| default.into());
+        if !allowed.contains(&v.as_str()) {
+            let span = value.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            let list: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            self.problem(
+                key,
+                span,
+                format!("{v:?} is not supported: allowed {}", list.join(", ")),
+            );
+        }
+        v
+    }
+
     /// A string that must be `only` (the one value this build supports; the default when absent).
     fn choice(
         &mut self,
@@ -329,12 +354,7 @@ impl Validator<'_> {
         }
 
         let d = &raw.detector;
-        let family = self.choice(
-            "detector.family",
-            &d.family,
-            "nanodet",
-            "allowed \"nanodet\" (yolov8, yolox and end2end come with the ONNX Runtime backend)",
-        );
+        let family = self.one_of("detector.family", &d.family, "nanodet", &FAMILIES);
         let backend = self.choice(
             "detector.backend",
             &d.backend,
@@ -377,11 +397,46 @@ impl Validator<'_> {
             0.0,
             50.0,
         );
+        let class_names: Option<Vec<String>> = d.class_names.as_ref().map(|n| {
+            let names = n.get_ref();
+            if names.is_empty() {
+                self.problem(
+                    "detector.class_names",
+                    n.span(),
+                    "empty: list the model's labels in class id order, e.g. [\"car\", \"truck\"], or leave it out",
+                );
+            }
+            for (i, name) in names.iter().enumerate() {
+                if name.trim().is_empty() {
+                    self.problem(
+                        "detector.class_names",
+                        n.span(),
+                        format!("label {i} is empty: every class needs a name"),
+                    );
+                } else if names[..i].contains(name) {
+                    self.problem(
+                        "detector.class_names",
+                        n.span(),
+                        format!("{name:?} is listed twice: labels must be distinct"),
+                    );
+                }
+            }
+            names.clone()
+        });
         let classes: Vec<String> = match &d.classes {
             None => DEFAULT_CLASSES.iter().map(|s| s.to_string()).collect(),
             Some(c) => {
                 for name in c.get_ref() {
-                    if !crate::detect::COCO_CLASSES.contains(&name.as_str()) {
+                    // Labels known before the model is read: detector.class_names, or COCO-80
+                    // for NanoDet (its head is fixed at COCO-80). Other families may carry their
+                    // own names in the model file, so their classes are checked at model load.
+                    if let Some(names) = &class_names {
+                        if !names.contains(name) {
+                            self.problem("detector.classes", c.span(), format!("unknown class {name:?}: allowed are the labels in detector.class_names: {}", names.join(", ")));
+                        }
+                    } else if family == "nanodet"
+                        && !crate::detect::COCO_CLASSES.contains(&name.as_str())
+                    {
                         self.problem("detector.classes", c.span(), format!("unknown class {name:?}: allowed are the model's COCO class names, e.g. \"car\", \"motorcycle\", \"bus\", \"truck\""));
                     }
                 }
@@ -419,6 +474,7 @@ impl Validator<'_> {
             score_threshold: low as f32,
             nms_iou: nms_iou as f32,
             classes,
+            class_names,
             input_size,
         };
 

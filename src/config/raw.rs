@@ -43,6 +43,8 @@ pub struct RawDetector {
     #[serde(default)]
     pub classes: Option<Spanned<Vec<String>>>,
     #[serde(default)]
+    pub class_names: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     pub input_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub box_bottom_sd_px: Option<Spanned<f64>>,
