@@ -99,13 +99,24 @@ pub fn open_store(cfg: &Config) -> anyhow::Result<Store> {
 
 /// Opens the detector the config names.
 pub fn open_detector(cfg: &Config) -> anyhow::Result<SharedDetector> {
-    let d = crate::detect::open(&cfg.detector).with_context(|| {
+    let context = || {
         format!(
             "loading detector.model {} (set in {})",
             cfg.detector.model.display(),
             cfg.path.display()
         )
-    })?;
+    };
+    let mut d = crate::detect::open(&cfg.detector).with_context(context)?;
+    // Warm-up before anything reports ready: the first runs pay allocation and (TensorRT)
+    // engine loading, which would otherwise land on the first vehicle.
+    let start = Instant::now();
+    d.warm_up(2).with_context(context)?;
+    tracing::info!(
+        model = d.model_id(),
+        provider = %d.provider(),
+        warm_up_s = start.elapsed().as_secs_f64(),
+        "detector loaded"
+    );
     Ok(Arc::new(DetectorGate::new(d)))
 }
 
