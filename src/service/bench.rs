@@ -443,10 +443,7 @@ fn run_in(
         }
         None => true,
     };
-    let model_id = detector
-        .lock()
-        .map(|d| d.model_id().to_string())
-        .unwrap_or_else(|e| e.into_inner().model_id().to_string());
+    let model_id = model_id(detector);
     drop(sink);
     drop(store);
     drop(rt);
@@ -460,6 +457,15 @@ fn run_in(
         summary,
         notes,
     })
+}
+
+/// The shared detector's model id; the lock is held only to read it, and a lock poisoned by a
+/// panicking camera thread still yields it.
+fn model_id(detector: &SharedDetector) -> String {
+    detector
+        .lock()
+        .map(|d| d.model_id().to_string())
+        .unwrap_or_else(|e| e.into_inner().model_id().to_string())
 }
 
 /// A fresh directory under the system temp dir, removed (with its contents) on drop.
