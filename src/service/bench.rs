@@ -113,8 +113,9 @@ pub struct BenchReport {
     pub backend: String,
     /// The `--frames` limit, if any.
     pub max_frames: Option<u64>,
-    /// Whether `[mqtt]` was configured, i.e. whether the publish stage ran.
-    pub mqtt: bool,
+    /// The MQTT device id events were published as (`<device_id>-bench`), None without
+    /// `[mqtt]`: then the publish stage did not run.
+    pub mqtt_device_id: Option<String>,
     /// Counts and per-stage timings of the run.
     pub summary: RunSummary,
     /// Remarks for the reader (the video was shorter than `--frames`, the outbox did not drain).
@@ -125,7 +126,7 @@ impl BenchReport {
     /// The timing summary of `stage`; None when it did not run: no samples (e.g. store and
     /// publish when no vehicle finished), or publish without `[mqtt]`.
     pub fn stage(&self, stage: Stage) -> Option<StageSummary> {
-        if stage == Stage::Publish && !self.mqtt {
+        if stage == Stage::Publish && self.mqtt_device_id.is_none() {
             return None;
         }
         self.summary.times.summary(stage)
@@ -189,10 +190,9 @@ impl BenchReport {
             self.source,
             self.model_id,
             self.backend,
-            if self.mqtt {
-                format!(", publishing as device *{MQTT_ID_SUFFIX}")
-            } else {
-                String::new()
+            match &self.mqtt_device_id {
+                Some(d) => format!(", publishing over MQTT as device {d}"),
+                None => String::new(),
             }
         );
         out += &format!(
@@ -261,7 +261,7 @@ impl BenchReport {
             "model": self.model_id,
             "backend": self.backend,
             "max_frames": self.max_frames,
-            "mqtt": self.mqtt,
+            "mqtt_device_id": self.mqtt_device_id,
             "frames": s.frames,
             "detected": s.detected,
             "skipped": s.skipped,
@@ -453,7 +453,7 @@ fn run_in(
         model_id,
         backend: cfg.detector.backend.clone(),
         max_frames: opts.max_frames,
-        mqtt: cfg.mqtt.is_some(),
+        mqtt_device_id: cfg.mqtt.as_ref().map(|m| m.device_id.clone()),
         summary,
         notes,
     })
@@ -670,13 +670,13 @@ mod tests {
             model_id: "m".into(),
             backend: "tract".into(),
             max_frames: None,
-            mqtt: false,
+            mqtt_device_id: None,
             summary,
             notes: Vec::new(),
         };
         // (4 x 1.0 + 4 x 0.25 + 1 x 2.0) / 4; publish does not run without [mqtt].
         assert_eq!(report.non_inference_ms_per_frame(), Some(1.75));
-        report.mqtt = true;
+        report.mqtt_device_id = Some("dev1-bench".into());
         assert_eq!(report.non_inference_ms_per_frame(), Some(8.75));
     }
 
