@@ -141,6 +141,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time one camera's whole pipeline over a video as fast as possible: per-stage table
+    /// (count, min / median / p99 ms), frames/s and real-time factor. The store is a temporary
+    /// directory (data_dir is not touched); with [mqtt] events are published as <device_id>-bench.
+    Bench {
+        /// Config file.
+        #[arg(long, default_value = SYSTEM_CONFIG)]
+        config: PathBuf,
+        /// Camera whose pipeline runs (default: the first).
+        #[arg(long)]
+        camera: Option<String>,
+        /// The video (default: the camera's configured source).
+        #[arg(long)]
+        video: Option<PathBuf>,
+        /// Stop after this many frames (default: the whole video; required for live sources).
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Print one JSON object with the same figures instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Render a synthetic scene with known vehicle speeds (MP4 + truth.json + camera.toml).
     Synth {
         /// Output directory.
@@ -283,6 +303,13 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench {
+            config,
+            camera,
+            video,
+            frames,
+            json,
+        } => bench(&config, camera, video, frames, json),
         Command::Synth { out } => {
             let start = std::time::Instant::now();
             let truth = speedcam::synth::render_demo(&out)
@@ -556,6 +583,40 @@ fn camera_geometry_warnings(
     }
     out.extend(config::geometry::geometry_warnings(cam, &rate));
     out
+}
+
+/// `speedcamd bench`: the per-stage timing report, as text or one JSON object on stdout.
+fn bench(
+    config: &Path,
+    camera: Option<String>,
+    video: Option<PathBuf>,
+    max_frames: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let opts = service::bench::BenchOptions {
+        camera,
+        video,
+        max_frames,
+    };
+    opts.validate()?;
+    let cfg = load(config)?;
+    let report = service::bench::bench(&cfg, &opts)?;
+    let text = if json {
+        format!("{}\n", report.to_json())
+    } else {
+        report.to_text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    if report.summary.store_errors > 0 {
+        eprintln!(
+            "error: {} event(s) could not be stored in the temporary store",
+            report.summary.store_errors
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `speedcamd snapshot`: one frame of the camera's source as JPEG.

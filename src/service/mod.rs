@@ -5,6 +5,7 @@
 //! mutex. `replay` runs one file as fast as possible; `run` is the daemon.
 
 pub mod analyze;
+pub mod bench;
 pub mod camera;
 pub mod handoff;
 pub mod sink;
