@@ -72,6 +72,8 @@ pub struct StageSummary {
     pub median_ms: f64,
     /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// Sum of the samples kept, ms (what the stage cost in all).
+    pub total_ms: f64,
 }
 
 /// Keeps the most recent samples of every stage (bounded: memory stays flat on a long run).
@@ -139,6 +141,7 @@ impl StageTimes {
             min_ms: v[0],
             median_ms: q(0.5),
             p99_ms: q(0.99),
+            total_ms: v.iter().sum(),
         })
     }
 

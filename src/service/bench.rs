@@ -166,8 +166,8 @@ impl BenchReport {
     }
 
     /// Per-frame cost of the pipeline outside inference and decode, ms/frame: for each of
-    /// [`BenchReport::non_inference_stages`] its time over the run (median x count: the
-    /// stage timings keep quantiles, not sums), added up and divided by the frames in. None
+    /// [`BenchReport::non_inference_stages`] its total time over the run (the sum of
+    /// its samples), added up and divided by the frames in. None
     /// without frames.
     pub fn non_inference_ms_per_frame(&self) -> Option<f64> {
         if self.summary.frames == 0 {
@@ -176,7 +176,7 @@ impl BenchReport {
         let total_ms: f64 = Self::non_inference_stages()
             .into_iter()
             .filter_map(|s| self.stage(s))
-            .map(|x| x.median_ms * x.count as f64)
+            .map(|x| x.total_ms)
             .sum();
         Some(total_ms / self.summary.frames as f64)
     }
@@ -237,7 +237,7 @@ impl BenchReport {
                 .map(Stage::name)
                 .collect();
             out += &format!(
-                "per-frame cost excluding inference and decode: {ms:.3} ms/frame ({}: median x count / frames in; target <= {NON_INFERENCE_TARGET_MS_PER_FRAME} ms at 1280x720)\n",
+                "per-frame cost excluding inference and decode: {ms:.3} ms/frame ({}: summed stage time / frames in; target <= {NON_INFERENCE_TARGET_MS_PER_FRAME} ms at 1280x720)\n",
                 names.join(" + ")
             );
         }
@@ -459,13 +459,9 @@ fn run_in(
     })
 }
 
-/// The shared detector's model id; the lock is held only to read it, and a lock poisoned by a
-/// panicking camera thread still yields it.
+/// The shared detector's model id; the gate is held only to read it.
 fn model_id(detector: &SharedDetector) -> String {
-    detector
-        .lock()
-        .map(|d| d.model_id().to_string())
-        .unwrap_or_else(|e| e.into_inner().model_id().to_string())
+    detector.lock(false).model_id().to_string()
 }
 
 /// A fresh directory under the system temp dir, removed (with its contents) on drop.
