@@ -95,6 +95,11 @@ pub struct Condition {
     pub gap_period_frames: u32,
     /// Frames lost per period.
     pub gap_frames: u32,
+    /// Adaptive frame skipping with this busy-rate cap (Hz): every frame carries detections and
+    /// the camera's [`crate::schedule::Scheduler`] picks which ones the pipeline sees, from the
+    /// tracks alone (no pixels, so no motion check: new vehicles are found by the idle
+    /// heartbeat). None: the fixed `detect_every` cadence.
+    pub adaptive_max_hz: Option<f64>,
 }
 
 impl Condition {
@@ -106,12 +111,15 @@ impl Condition {
             jitter_ms,
             gap_period_frames: 0,
             gap_frames: 0,
+            adaptive_max_hz: None,
         }
     }
 }
 
 /// The benchmark's conditions: every frame; every 2nd; every 3rd with 5 ms jitter; every 4th with
-/// 5 ms jitter; every frame with 3 frames lost out of every 40 and 2 ms jitter. All at 30 fps.
+/// 5 ms jitter; every frame with 3 frames lost out of every 40 and 2 ms jitter; adaptive skipping
+/// capped at 10 Hz (a device that detects every 3rd frame while busy, 2 Hz when idle) with 5 ms
+/// jitter. All at 30 fps.
 pub fn standard_conditions() -> Vec<Condition> {
     vec![
         Condition::new("every-frame", 1, 0.0),
@@ -122,6 +130,10 @@ pub fn standard_conditions() -> Vec<Condition> {
             gap_period_frames: 40,
             gap_frames: 3,
             ..Condition::new("gaps-3of40+jitter2ms", 1, 2.0)
+        },
+        Condition {
+            adaptive_max_hz: Some(10.0),
+            ..Condition::new("adaptive-10Hz+jitter5ms", 1, 5.0)
         },
     ]
 }
@@ -862,12 +874,30 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
     let mut times = StageTimes::default();
     let mut events = Vec::new();
     let epoch = time::OffsetDateTime::UNIX_EPOCH;
+    let mut scheduler = case.condition.adaptive_max_hz.map(|hz| {
+        let cfg = crate::schedule::ScheduleConfig {
+            max_detect_hz: Some(hz),
+            ..Default::default()
+        };
+        crate::schedule::Scheduler::new(cfg, zone.clone())
+    });
     for ((&t, &det), rows) in case
         .frame_times_s
         .iter()
         .zip(&case.detected)
         .zip(&case.detections)
     {
+        let det = det
+            && match scheduler.as_mut() {
+                None => true,
+                Some(s) => match s.decide_at(t, pipeline.track_views(), false) {
+                    crate::schedule::Decision::Detect(r) => {
+                        s.detected(t, r);
+                        true
+                    }
+                    crate::schedule::Decision::Skip => false,
+                },
+            };
         let wall = epoch + time::Duration::seconds_f64(t);
         let dets: Vec<Detection> = rows.iter().map(detection).collect();
         let verdicts = pipeline.process_detections(t, wall, det.then_some(&dets[..]), &mut times);
