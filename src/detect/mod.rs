@@ -21,6 +21,7 @@ pub mod engine;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
+pub mod onnxruntime;
 pub mod tract;
 
 /// An axis-aligned box in frame pixels (x1, y1) top-left, (x2, y2) bottom-right.
@@ -131,6 +132,14 @@ pub enum DetectError {
         /// The values this build accepts.
         allowed: &'static [&'static str],
     },
+    /// The configured backend needs a cargo feature this binary was built without.
+    #[error("detector backend {backend:?} is not in this build: rebuild with `cargo build --release --features {feature}`")]
+    NotBuilt {
+        /// The configured backend.
+        backend: String,
+        /// The cargo feature that brings it.
+        feature: &'static str,
+    },
     /// Unknown class name in the configured class list.
     #[error("unknown class {0:?}: the model's classes are COCO-80 names such as car, motorcycle, bus, truck")]
     UnknownClass(String),
@@ -231,8 +240,12 @@ pub const COCO_CLASSES: [&str; 80] = [
     "toothbrush",
 ];
 
-/// Backends [`open`] knows.
-pub const BACKENDS: [&str; 1] = ["tract"];
+/// Backends [`open`] knows in this build (`onnxruntime` only with its cargo feature).
+pub const BACKENDS: &[&str] = if cfg!(feature = "onnxruntime") {
+    &["tract", "onnxruntime"]
+} else {
+    &["tract"]
+};
 /// Model families [`open`] knows.
 pub const FAMILIES: [&str; 1] = ["nanodet"];
 
@@ -255,6 +268,9 @@ pub struct DetectorConfig {
     pub classes: Vec<String>,
     /// Square input side in px; used only when the model's input size is not fixed in the file.
     pub input_size: Option<u32>,
+    /// `[detector.onnxruntime]`: providers, TensorRT precision and cache, library; used only by
+    /// the `onnxruntime` backend.
+    pub onnxruntime: onnxruntime::OrtSettings,
 }
 
 impl Default for DetectorConfig {
@@ -270,6 +286,7 @@ impl Default for DetectorConfig {
                 .map(|s| s.to_string())
                 .collect(),
             input_size: None,
+            onnxruntime: onnxruntime::OrtSettings::default(),
         }
     }
 }
@@ -300,10 +317,17 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
     }
     match cfg.backend.as_str() {
         "tract" => Ok(Box::new(tract::TractDetector::load(cfg)?)),
+        #[cfg(feature = "onnxruntime")]
+        "onnxruntime" => Ok(Box::new(onnxruntime::OrtDetector::load(cfg)?)),
+        #[cfg(not(feature = "onnxruntime"))]
+        "onnxruntime" => Err(DetectError::NotBuilt {
+            backend: "onnxruntime".into(),
+            feature: "onnxruntime",
+        }),
         other => Err(DetectError::Unsupported {
             what: "backend",
             got: other.to_string(),
-            allowed: &BACKENDS,
+            allowed: BACKENDS,
         }),
     }
 }
