@@ -21,6 +21,18 @@ pub(crate) fn library_path(configured: Option<&Path>, env: Option<&str>) -> Path
     p
 }
 
+/// `e` and its sources, `: `-separated (libloading puts dlerror's text in the source).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 /// Checks that `path` can be `dlopen`ed and exports `OrtGetApiBase`; the error says what to
 /// install. Runs before `ort` sees the path because `ort`'s lazy loader panics on failure.
 pub(crate) fn check_library(path: &Path) -> Result<(), String> {
@@ -28,8 +40,9 @@ pub(crate) fn check_library(path: &Path) -> Result<(), String> {
     // inference does anyway; nothing else is called.
     let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
         format!(
-            "cannot load the ONNX Runtime library {} ({e}): {}",
+            "cannot load the ONNX Runtime library {} ({}): {}",
             path.display(),
+            error_chain(&e),
             install_hint(std::env::consts::ARCH)
         )
     })?;
