@@ -161,11 +161,27 @@ fn int8_u8_model_finds_what_fp32_finds() {
     let mut int8 = detector(&lib, int8_model());
     println!("INT8 model: {}", int8_model().display());
     let (hi, ti) = compare("sample images", &images(), fp32.as_mut(), int8.as_mut());
-    let (hs, ts) = compare("demo scene frames", &scene_frames(12), fp32.as_mut(), int8.as_mut());
-    assert!(ti >= 4, "the FP32 model found only {ti} boxes in the sample images");
-    assert!(ts >= 10, "the FP32 model found only {ts} boxes in the scene frames");
+    let (hs, ts) = compare(
+        "demo scene frames",
+        &scene_frames(12),
+        fp32.as_mut(),
+        int8.as_mut(),
+    );
+    assert!(
+        ti >= 4,
+        "the FP32 model found only {ti} boxes in the sample images"
+    );
+    assert!(
+        ts >= 10,
+        "the FP32 model found only {ts} boxes in the scene frames"
+    );
     let fraction = (hi + hs) as f64 / (ti + ts) as f64;
-    println!("overall: {}/{} = {:.1}%", hi + hs, ti + ts, 100.0 * fraction);
+    println!(
+        "overall: {}/{} = {:.1}%",
+        hi + hs,
+        ti + ts,
+        100.0 * fraction
+    );
     assert!(
         fraction >= MIN_MATCHED,
         "INT8 matched {:.1}% of FP32 boxes, want >= {:.0}%",
@@ -210,7 +226,10 @@ fn engine_reports_model_info_and_times_fp32_vs_int8() {
         "the models carry metadata_props (onnxsim keys)"
     );
     // A wrong input length is an error, not a crash.
-    assert!(matches!(fp32.run(&[0.0; 10], 416), Err(DetectError::Run(_))));
+    assert!(matches!(
+        fp32.run(&[0.0; 10], 416),
+        Err(DetectError::Run(_))
+    ));
 
     // A real letterboxed picture, so INT8 does real work.
     let (_, frame) = images().remove(0);
@@ -221,7 +240,10 @@ fn engine_reports_model_info_and_times_fp32_vs_int8() {
     assert_eq!(out[0].shape, [1, 3549, 124]);
     assert_eq!(out[0].data.len(), 3549 * 124);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (a, b) = (median_ms(&mut fp32, &input, 21), median_ms(&mut int8, &input, 21));
+    let (a, b) = (
+        median_ms(&mut fp32, &input, 21),
+        median_ms(&mut int8, &input, 21),
+    );
     println!(
         "ONNX Runtime CPU, {threads} threads, 416x416, median of 21 runs: FP32 {a:.1} ms, INT8 U8 {b:.1} ms ({:.2}x)",
         a / b
@@ -236,7 +258,11 @@ fn tensorrt_falls_back_to_cpu_on_a_cpu_only_library() {
     };
     let cache = tempfile::tempdir().unwrap();
     let model = repo().join("models/nanodet-g-416.onnx");
-    let s = settings(&lib, &[OrtProvider::TensorRt, OrtProvider::Cpu], cache.path());
+    let s = settings(
+        &lib,
+        &[OrtProvider::TensorRt, OrtProvider::Cpu],
+        cache.path(),
+    );
     let engine = OrtEngine::load(&model, &s, None).unwrap();
     assert_eq!(engine.provider(), "onnxruntime-cpu");
 
@@ -280,11 +306,18 @@ fn a_missing_or_foreign_library_is_an_error_not_a_panic() {
     let cfg = DetectorConfig {
         model,
         backend: "onnxruntime".into(),
-        onnxruntime: settings(Path::new("/nonexistent/libonnxruntime.so"), &[OrtProvider::Cpu], dir.path()),
+        onnxruntime: settings(
+            Path::new("/nonexistent/libonnxruntime.so"),
+            &[OrtProvider::Cpu],
+            dir.path(),
+        ),
         ..DetectorConfig::default()
     };
     let Err(err) = open(&cfg) else {
         panic!("opened with a missing library")
     };
-    assert!(err.to_string().contains("/nonexistent/libonnxruntime.so"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
 }
