@@ -354,6 +354,19 @@ mod tests {
         assert_eq!(gpu_name(&["IRQ: 1".into()], Some("\0"), 0), "unknown");
     }
 
+    #[cfg(not(feature = "onnxruntime"))]
+    #[test]
+    fn open_without_the_feature_says_how_to_rebuild() {
+        let cfg = crate::detect::DetectorConfig {
+            backend: "onnxruntime".into(),
+            ..crate::detect::DetectorConfig::default()
+        };
+        let Err(err) = crate::detect::open(&cfg) else {
+            panic!("onnxruntime opened without the feature")
+        };
+        assert!(err.to_string().contains("--features onnxruntime"), "{err}");
+    }
+
     #[test]
     fn labels_and_names_round_trip() {
         assert_eq!(
