@@ -265,6 +265,11 @@ fn tensorrt_falls_back_to_cpu_on_a_cpu_only_library() {
     );
     let engine = OrtEngine::load(&model, &s, None).unwrap();
     assert_eq!(engine.provider(), "onnxruntime-cpu");
+    // The failed TensorRT attempt leaves no empty engine directory behind.
+    let left: Vec<_> = std::fs::read_dir(cache.path().join("tensorrt"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 
     let s = settings(&lib, &[OrtProvider::TensorRt], cache.path());
     let err = OrtEngine::load(&model, &s, None).unwrap_err();

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProviderDispatch};
+use ort::logging::LogLevel;
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::value::{DynValue, Shape, TensorElementType, TensorRef, TensorRefMut, ValueType};
@@ -73,6 +74,8 @@ fn environment(
         .with_name("speedcam")
         .build()
         .map_err(|e| load_err(format!("cannot start ONNX Runtime: {e}")))?;
+    // ONNX Runtime's info messages (every graph transformer) would flood the daemon's log.
+    env.set_log_level(LogLevel::Warning);
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");
     *guard = Some((env.clone(), path));
     Ok(env)
@@ -100,15 +103,20 @@ struct TrtCache {
     calibration: Option<(String, bool)>,
 }
 
-fn trt_cache(settings: &OrtSettings, model_bytes: &[u8]) -> Result<TrtCache, String> {
+/// The engine directory for this model, TensorRT and GPU (see [`trt_cache_dir`]).
+fn trt_dir(settings: &OrtSettings, model_bytes: &[u8]) -> PathBuf {
     let env = std::env::var("CACHE_DIRECTORY").ok();
     let root = cache_root(settings.cache_dir.as_deref(), env.as_deref());
-    let dir = trt_cache_dir(
+    trt_cache_dir(
         &root,
         fnv1a64(model_bytes),
         &probe::trt_version(),
         &probe::gpu(settings.device_id),
-    );
+    )
+}
+
+fn trt_cache(settings: &OrtSettings, model_bytes: &[u8]) -> Result<TrtCache, String> {
+    let dir = trt_dir(settings, model_bytes);
     std::fs::create_dir_all(&dir).map_err(|e| {
         format!(
             "cannot create the TensorRT engine cache {} ({e}): make it writable for the daemon \
@@ -277,6 +285,7 @@ impl OrtEngine {
                 let mut builder = Session::builder(&env)
                     .map_err(|e| e.to_string())?
                     .with_intra_threads(threads)
+                    .and_then(|b| b.with_log_level(LogLevel::Warning))
                     .map_err(|e| e.to_string())?
                     .with_execution_providers(eps)
                     .map_err(|e| format!("cannot register the provider: {e}"))?;
@@ -284,6 +293,11 @@ impl OrtEngine {
                     .commit_from_memory(&bytes)
                     .map_err(|e| format!("cannot load the model with it: {e}"))
             })();
+            if attempt.is_err() && p == OrtProvider::TensorRt {
+                // Leave no empty engine directory behind for a provider that never ran
+                // (remove_dir only removes an empty one).
+                let _ = std::fs::remove_dir(trt_dir(settings, &bytes));
+            }
             match attempt {
                 Ok(session) => {
                     loaded = Some((p, session, t0.elapsed()));
