@@ -285,7 +285,8 @@ impl OrtEngine {
                 let mut builder = Session::builder(&env)
                     .map_err(|e| e.to_string())?
                     .with_intra_threads(threads)
-                    .and_then(|b| b.with_log_level(LogLevel::Warning))
+                    .map_err(|e| e.to_string())?
+                    .with_log_level(LogLevel::Warning)
                     .map_err(|e| e.to_string())?
                     .with_execution_providers(eps)
                     .map_err(|e| format!("cannot register the provider: {e}"))?;
