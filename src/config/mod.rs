@@ -8,6 +8,7 @@
 pub mod geometry;
 mod raw;
 
+use crate::detect::onnxruntime::{OrtProvider, OrtSettings, TrtPrecision};
 use crate::detect::{DetectorConfig, FAMILIES};
 use crate::publish::MqttConfig;
 use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
@@ -272,29 +273,6 @@ impl Validator<'_> {
         v
     }
 
-    /// A string that must be `only` (the one value this build supports; the default when absent).
-    fn choice(
-        &mut self,
-        key: &str,
-        value: &Option<Spanned<String>>,
-        only: &str,
-        allowed: &str,
-    ) -> String {
-        let v = value
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_else(|| only.into());
-        if v != only {
-            let span = value.as_ref().map(|s| s.span()).unwrap_or(0..0);
-            self.problem(
-                key,
-                span,
-                format!("{v:?} is not supported in this build: {allowed}"),
-            );
-        }
-        v
-    }
-
     /// A float in `lo..=hi` (or the default when absent).
     fn float(
         &mut self,
@@ -355,12 +333,8 @@ impl Validator<'_> {
 
         let d = &raw.detector;
         let family = self.one_of("detector.family", &d.family, "nanodet", &FAMILIES);
-        let backend = self.choice(
-            "detector.backend",
-            &d.backend,
-            "tract",
-            "allowed \"tract\" (pure-Rust CPU inference; onnxruntime comes with its cargo feature)",
-        );
+        let backend = self.backend(&d.backend);
+        let onnxruntime = self.onnxruntime(d.onnxruntime.as_ref(), base);
         let high = self.float(
             "detector.score_threshold",
             &d.score_threshold,
@@ -476,6 +450,7 @@ impl Validator<'_> {
             classes,
             class_names,
             input_size,
+            onnxruntime,
         };
 
         let t = &raw.tracker;
@@ -548,6 +523,141 @@ impl Validator<'_> {
             mqtt,
             cameras,
         })
+    }
+
+    /// `detector.backend`: "tract" (default) or "onnxruntime" (with its cargo feature).
+    fn backend(&mut self, value: &Option<Spanned<String>>) -> String {
+        let Some(v) = value else {
+            return "tract".into();
+        };
+        let name = v.get_ref().clone();
+        match name.as_str() {
+            "tract" => {}
+            "onnxruntime" if cfg!(feature = "onnxruntime") => {}
+            "onnxruntime" => self.problem(
+                "detector.backend",
+                v.span(),
+                "\"onnxruntime\" is not in this build: rebuild with `cargo build --release --features onnxruntime`, or use \"tract\"",
+            ),
+            other => self.problem(
+                "detector.backend",
+                v.span(),
+                format!("{other:?} is not a backend: allowed \"tract\" (pure-Rust CPU) or \"onnxruntime\" (TensorRT / CUDA / CPU; cargo feature `onnxruntime`)"),
+            ),
+        }
+        name
+    }
+
+    /// `[detector.onnxruntime]`; absent keys take [`OrtSettings::default`].
+    fn onnxruntime(&mut self, raw: Option<&raw::RawOnnxRuntime>, base: &Path) -> OrtSettings {
+        let defaults = OrtSettings::default();
+        let Some(r) = raw else {
+            return defaults;
+        };
+        let mut providers = defaults.providers.clone();
+        if let Some(list) = &r.providers {
+            providers.clear();
+            for p in list.get_ref() {
+                match OrtProvider::parse(p.get_ref()) {
+                    Some(parsed) if providers.contains(&parsed) => self.problem(
+                        "detector.onnxruntime.providers",
+                        p.span(),
+                        format!("{:?} is listed twice: list each provider once, in the order to try", p.get_ref()),
+                    ),
+                    Some(parsed) => providers.push(parsed),
+                    None => self.problem(
+                        "detector.onnxruntime.providers",
+                        p.span(),
+                        format!("{:?} is not a provider: allowed \"tensorrt\", \"cuda\", \"cpu\" (tried in the order listed)", p.get_ref()),
+                    ),
+                }
+            }
+            if list.get_ref().is_empty() {
+                self.problem(
+                    "detector.onnxruntime.providers",
+                    list.span(),
+                    "empty: list the providers to try in order, e.g. [\"tensorrt\", \"cuda\", \"cpu\"]",
+                );
+            }
+        }
+        let precision = match &r.precision {
+            None => defaults.precision,
+            Some(p) => TrtPrecision::parse(p.get_ref()).unwrap_or_else(|| {
+                self.problem(
+                    "detector.onnxruntime.precision",
+                    p.span(),
+                    format!(
+                        "{:?} is not a precision: allowed \"fp16\", \"int8\", \"fp32\"",
+                        p.get_ref()
+                    ),
+                );
+                defaults.precision
+            }),
+        };
+        let int8_calibration_table = r.int8_calibration_table.as_ref().map(|t| {
+            let path = resolve_path(base, t.get_ref());
+            if !path.is_file() {
+                self.problem(
+                    "detector.onnxruntime.int8_calibration_table",
+                    t.span(),
+                    format!("file {} not found: give the calibration table made by models/make_int8.py (calibration.flatbuffers) or a TensorRT calibration cache", path.display()),
+                );
+            }
+            if precision != TrtPrecision::Int8 {
+                self.problem(
+                    "detector.onnxruntime.int8_calibration_table",
+                    t.span(),
+                    format!("only used with precision = \"int8\" (precision is {:?}): set precision = \"int8\" or remove the table", precision.name()),
+                );
+            }
+            path
+        });
+        let cache_dir = r
+            .cache_dir
+            .as_ref()
+            .map(|c| resolve_path(base, c.get_ref()));
+        let library = r.library.as_ref().map(|l| {
+            let path = resolve_path(base, l.get_ref());
+            if !path.is_file() {
+                self.problem(
+                    "detector.onnxruntime.library",
+                    l.span(),
+                    format!(
+                        "file {} not found: {}",
+                        path.display(),
+                        crate::detect::onnxruntime::install_hint(std::env::consts::ARCH)
+                    ),
+                );
+            }
+            path
+        });
+        let intra_threads = r.intra_threads.as_ref().map(|_| {
+            self.int(
+                "detector.onnxruntime.intra_threads",
+                &r.intra_threads,
+                1,
+                1,
+                256,
+            ) as usize
+        });
+        let warmup_runs = self.int(
+            "detector.onnxruntime.warmup_runs",
+            &r.warmup_runs,
+            defaults.warmup_runs as i64,
+            0,
+            100,
+        ) as u32;
+        let device_id = self.int("detector.onnxruntime.device_id", &r.device_id, 0, 0, 63) as i32;
+        OrtSettings {
+            providers,
+            precision,
+            int8_calibration_table,
+            cache_dir,
+            library,
+            intra_threads,
+            warmup_runs,
+            device_id,
+        }
     }
 
     fn mqtt(&mut self, m: &raw::RawMqtt, device_id: &str) -> MqttConfig {

@@ -48,6 +48,30 @@ pub struct RawDetector {
     pub input_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub box_bottom_sd_px: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub onnxruntime: Option<RawOnnxRuntime>,
+}
+
+/// `[detector.onnxruntime]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnnxRuntime {
+    #[serde(default)]
+    pub providers: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub precision: Option<Spanned<String>>,
+    #[serde(default)]
+    pub int8_calibration_table: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cache_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub library: Option<Spanned<String>>,
+    #[serde(default)]
+    pub intra_threads: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub warmup_runs: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub device_id: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

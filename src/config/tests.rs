@@ -543,4 +543,108 @@ fn classes_are_checked_against_coco_only_for_nanodet() {
     let p = problems(&with_detector("classes = [\"forklift\"]"));
     assert_eq!(p[0].key, "detector.classes");
     assert!(p[0].message.contains("\"forklift\""), "{}", p[0].message);
+/// GOOD with `backend` set and a `[detector.onnxruntime]` table holding `keys`.
+fn with_ort(backend: &str, keys: &str) -> String {
+    GOOD.replace(
+        "score_threshold = 0.4\n",
+        &format!(
+            "score_threshold = 0.4\nbackend = \"{backend}\"\n\n[detector.onnxruntime]\n{keys}\n"
+        ),
+    )
+}
+
+#[test]
+fn onnxruntime_settings_parse_with_defaults_and_paths() {
+    use crate::detect::onnxruntime::{OrtProvider, OrtSettings, TrtPrecision};
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.detector.onnxruntime, OrtSettings::default());
+    let text = with_ort(
+        "tract",
+        "providers = [\"cuda\", \"cpu\"]\nprecision = \"int8\"\n\
+         int8_calibration_table = \"../models/nanodet-g-416.onnx\"\ncache_dir = \"cache\"\n\
+         intra_threads = 2\nwarmup_runs = 0\ndevice_id = 1",
+    );
+    let cfg = parse(&text, &repo_path()).expect("valid config");
+    let o = &cfg.detector.onnxruntime;
+    assert_eq!(o.providers, [OrtProvider::Cuda, OrtProvider::Cpu]);
+    assert_eq!(o.precision, TrtPrecision::Int8);
+    assert!(o
+        .int8_calibration_table
+        .as_ref()
+        .is_some_and(|p| p.ends_with("config/../models/nanodet-g-416.onnx")));
+    assert!(o
+        .cache_dir
+        .as_ref()
+        .is_some_and(|p| p.ends_with("config/cache")));
+    assert_eq!(o.library, None);
+    assert_eq!(o.intra_threads, Some(2));
+    assert_eq!(o.warmup_runs, 0);
+    assert_eq!(o.device_id, 1);
+}
+
+#[test]
+fn onnxruntime_backend_needs_its_feature() {
+    let text = with_ort("onnxruntime", "providers = [\"cpu\"]");
+    let result = parse(&text, &repo_path());
+    if cfg!(feature = "onnxruntime") {
+        assert_eq!(
+            result.expect("valid config").detector.backend,
+            "onnxruntime"
+        );
+    } else {
+        let p = problems(&text);
+        assert_eq!(p[0].key, "detector.backend");
+        assert!(
+            p[0].message.contains("--features onnxruntime"),
+            "{}",
+            p[0].message
+        );
+    }
+    let p = problems(&with_ort("tensorflow", ""));
+    assert_eq!(p[0].key, "detector.backend");
+    assert!(p[0].message.contains("\"tract\"") && p[0].message.contains("\"onnxruntime\""));
+}
+
+#[test]
+fn onnxruntime_settings_errors_name_key_and_allowed_values() {
+    let text = with_ort(
+        "tract",
+        "providers = [\"tensorrt\", \"gpu\", \"cpu\", \"cpu\"]\nprecision = \"int4\"\n\
+         int8_calibration_table = \"missing.flatbuffers\"\nlibrary = \"/nonexistent/libonnxruntime.so\"\n\
+         intra_threads = 0\nwarmup_runs = 1000\ndevice_id = -1",
+    );
+    let p = problems(&text);
+    let has = |key: &str, needle: &str| {
+        assert!(
+            p.iter()
+                .any(|p| p.key == key && p.message.contains(needle) && p.line > 0),
+            "no problem for {key} containing {needle:?}: {p:?}"
+        )
+    };
+    has(
+        "detector.onnxruntime.providers",
+        "\"gpu\" is not a provider: allowed \"tensorrt\", \"cuda\", \"cpu\"",
+    );
+    has("detector.onnxruntime.providers", "listed twice");
+    has(
+        "detector.onnxruntime.precision",
+        "allowed \"fp16\", \"int8\", \"fp32\"",
+    );
+    has("detector.onnxruntime.int8_calibration_table", "not found");
+    has(
+        "detector.onnxruntime.int8_calibration_table",
+        "precision = \"int8\"",
+    );
+    has("detector.onnxruntime.library", "install");
+    has("detector.onnxruntime.intra_threads", "allowed 1 to 256");
+    has("detector.onnxruntime.warmup_runs", "allowed 0 to 100");
+    has("detector.onnxruntime.device_id", "allowed 0 to 63");
+    let p = problems(&with_ort("tract", "providers = []"));
+    assert_eq!(p[0].key, "detector.onnxruntime.providers");
+    assert!(p[0].message.contains("empty"));
+    // Unknown keys are rejected by the parser with the line.
+    let err = parse(&with_ort("tract", "provider = [\"cpu\"]"), &repo_path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("provider") && err.contains("line"), "{err}");
 }

@@ -31,6 +31,7 @@ pub mod labels;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
+pub mod onnxruntime;
 pub mod pipeline;
 pub mod tract;
 pub mod yolov8;
@@ -146,6 +147,14 @@ pub enum DetectError {
         got: String,
         /// The values this build accepts.
         allowed: &'static [&'static str],
+    },
+    /// The configured backend needs a cargo feature this binary was built without.
+    #[error("detector backend {backend:?} is not in this build: rebuild with `cargo build --release --features {feature}`")]
+    NotBuilt {
+        /// The configured backend.
+        backend: String,
+        /// The cargo feature that brings it.
+        feature: &'static str,
     },
     /// Unknown class name in the configured class list.
     #[error("unknown class {0:?}: the model's classes are COCO-80 names such as car, motorcycle, bus, truck")]
@@ -268,8 +277,12 @@ pub const COCO_CLASSES: [&str; 80] = [
     "toothbrush",
 ];
 
-/// Backends [`open`] knows.
-pub const BACKENDS: [&str; 1] = ["tract"];
+/// Backends [`open`] knows in this build (`onnxruntime` only with its cargo feature).
+pub const BACKENDS: &[&str] = if cfg!(feature = "onnxruntime") {
+    &["tract", "onnxruntime"]
+} else {
+    &["tract"]
+};
 /// Model families [`open`] knows (`detector.family`), in [`Family::ALL`] order.
 pub const FAMILIES: [&str; 4] = ["nanodet", "yolov8", "yolox", "end2end"];
 
@@ -297,6 +310,9 @@ pub struct DetectorConfig {
     pub class_names: Option<Vec<String>>,
     /// Square input side in px; used only when the model's input size is not fixed in the file.
     pub input_size: Option<u32>,
+    /// `[detector.onnxruntime]`: providers, TensorRT precision and cache, library; used only by
+    /// the `onnxruntime` backend.
+    pub onnxruntime: onnxruntime::OrtSettings,
 }
 
 impl Default for DetectorConfig {
@@ -313,6 +329,7 @@ impl Default for DetectorConfig {
                 .collect(),
             class_names: None,
             input_size: None,
+            onnxruntime: onnxruntime::OrtSettings::default(),
         }
     }
 }
@@ -365,10 +382,31 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
                 id,
             )?))
         }
+        #[cfg(feature = "onnxruntime")]
+        "onnxruntime" => {
+            let engine =
+                onnxruntime::OrtEngine::load(&cfg.model, &cfg.onnxruntime, cfg.input_size)?;
+            let bytes = std::fs::read(&cfg.model).map_err(|e| DetectError::Load {
+                path: cfg.model.display().to_string(),
+                reason: format!("{e}; check the detector model path"),
+            })?;
+            let id = model_id_of(&cfg.model, &bytes);
+            Ok(Box::new(ModelDetector::new(
+                Box::new(engine),
+                family,
+                cfg,
+                id,
+            )?))
+        }
+        #[cfg(not(feature = "onnxruntime"))]
+        "onnxruntime" => Err(DetectError::NotBuilt {
+            backend: "onnxruntime".into(),
+            feature: "onnxruntime",
+        }),
         other => Err(DetectError::Unsupported {
             what: "backend",
             got: other.to_string(),
-            allowed: &BACKENDS,
+            allowed: BACKENDS,
         }),
     }
 }
