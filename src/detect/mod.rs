@@ -18,9 +18,13 @@
 use std::path::PathBuf;
 
 pub mod engine;
+#[cfg(feature = "cuda")]
+pub mod gpu;
+pub mod gpu_kernel;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
+pub mod preprocess_ref;
 pub mod tract;
 
 /// An axis-aligned box in frame pixels (x1, y1) top-left, (x2, y2) bottom-right.
