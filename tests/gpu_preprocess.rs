@@ -145,7 +145,12 @@ fn nvrtc_compiles_the_kernels() {
             );
         }
         assert!(text.contains("cvt.rn.f16.f32"), "f16 rounding instruction");
-        println!("{cc:?}: {} bytes of PTX", text.len());
+        let target = text.lines().find(|l| l.starts_with(".target")).unwrap_or("?");
+        println!("{cc:?}: {} bytes of PTX, {target}", text.len());
+        if let Ok(dir) = std::env::var("SPEEDCAM_PTX_DUMP_DIR") {
+            let name = cc.map_or("default".into(), |(a, b)| format!("sm{a}{b}"));
+            std::fs::write(format!("{dir}/letterbox_{name}.ptx"), &text).unwrap();
+        }
     }
 }
 
