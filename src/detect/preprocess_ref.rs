@@ -451,13 +451,13 @@ fn sample(
 /// `Letterboxer` (coefficients /256, all exact in binary), written as the kernel writes it.
 #[inline]
 pub fn yuv_to_rgb_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
-    let c = (y - 16.0).max(0.0) * 1.164_062_5;
+    let c = (y - 16.0).max(0.0) * (298.0 / 256.0);
     let d = u - 128.0;
     let e = v - 128.0;
     [
-        (c + 1.597_656_25 * e).clamp(0.0, 255.0),
-        (c - 0.390_625 * d - 0.8125 * e).clamp(0.0, 255.0),
-        (c + 2.015_625 * d).clamp(0.0, 255.0),
+        (c + (409.0 / 256.0) * e).clamp(0.0, 255.0),
+        (c - (100.0 / 256.0) * d - (208.0 / 256.0) * e).clamp(0.0, 255.0),
+        (c + (516.0 / 256.0) * d).clamp(0.0, 255.0),
     ]
 }
 
