@@ -157,6 +157,13 @@ fn nvrtc_compiles_the_kernels() {
     }
 }
 
+/// The detector runs on its own thread: the preprocessor must be able to move there.
+#[test]
+fn preprocessor_is_send() {
+    fn is_send<T: Send>() {}
+    is_send::<GpuPreprocessor>();
+}
+
 #[test]
 fn new_reports_a_missing_driver_as_an_error() {
     if cuda_available().is_ok() {
