@@ -303,3 +303,52 @@ fn rejects_a_bad_layout_before_touching_the_gpu() {
     let src = SrcFrame::nv12(&d, 8, 8, 8, 8);
     assert!(gpu.run(&src, &YOLOX, 8, TensorDtype::F32).is_ok());
 }
+
+/// A libcuda.so.1 that loads but has none of the driver's symbols makes cudarc panic on its
+/// first call; cuda_available() and new() must turn that into an error. The check runs in a
+/// child process (the loader reads LD_LIBRARY_PATH at start-up) with a stub built by `cc`, on
+/// machines with and without a real driver.
+#[test]
+fn a_broken_driver_library_is_an_error_not_a_panic() {
+    if std::env::var_os("SPEEDCAM_STUB_CUDA_CHILD").is_some() {
+        let reason = cuda_available().expect_err("stub libcuda must not count as available");
+        assert!(reason.contains("unusable"), "{reason}");
+        assert!(matches!(
+            GpuPreprocessor::new(0),
+            Err(GpuError::Unavailable(_))
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let c = dir.path().join("stub.c");
+    std::fs::write(&c, "int speedcam_stub(void) { return 0; }\n").expect("write stub");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(dir.path().join("libcuda.so"))
+        .arg(&c)
+        .status();
+    // cudarc tries libcuda.so first, then versioned names: shadow both on a machine with a driver.
+    let linked = std::fs::copy(
+        dir.path().join("libcuda.so"),
+        dir.path().join("libcuda.so.1"),
+    );
+    if !built.is_ok_and(|s| s.success()) || linked.is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: no C compiler for the stub libcuda"
+        );
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "a_broken_driver_library_is_an_error_not_a_panic"])
+        .env("SPEEDCAM_STUB_CUDA_CHILD", "1")
+        .env("LD_LIBRARY_PATH", dir.path())
+        .output()
+        .expect("run child");
+    assert!(
+        out.status.success(),
+        "child failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
