@@ -431,10 +431,7 @@ fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCo
         cfg.data_dir.display()
     );
     let det = service::open_detector(&cfg)?;
-    let model_id = det
-        .lock()
-        .map(|d| d.model_id().to_string())
-        .unwrap_or_default();
+    let model_id = det.lock(false).model_id().to_string();
     println!(
         "  detector: {} ({} backend, family {}), classes {:?}, score >= {} (tracker low pass >= {})",
         model_id, cfg.detector.backend, cfg.detector.family, cfg.detector.classes, cfg.tracker.high_score, cfg.tracker.low_score

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod event;
 pub mod frame;
 pub mod publish;
+pub mod schedule;
 pub mod service;
 pub mod source;
 pub mod speed;

@@ -8,6 +8,8 @@ use std::time::Instant;
 pub enum Stage {
     /// Container demux + H.264 decode.
     Decode,
+    /// The frame scheduler's decision, including its motion check on downscaled luma.
+    Schedule,
     /// Letterbox + normalisation into the model input.
     Preprocess,
     /// The model run.
@@ -29,8 +31,9 @@ pub enum Stage {
 
 impl Stage {
     /// All stages in pipeline order.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Decode,
+        Stage::Schedule,
         Stage::Preprocess,
         Stage::Inference,
         Stage::Postprocess,
@@ -45,6 +48,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Decode => "decode",
+            Stage::Schedule => "schedule",
             Stage::Preprocess => "preprocess",
             Stage::Inference => "inference",
             Stage::Postprocess => "postprocess",

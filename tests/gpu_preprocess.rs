@@ -18,13 +18,7 @@ use speedcam::detect::preprocess_ref::{
 };
 use speedcam::frame::Frame;
 
-const YOLOX: PreprocessSpec = PreprocessSpec {
-    bgr: true,
-    mean: [0.0; 3],
-    std: [1.0; 3],
-    pad_value: 114.0,
-    centred: false,
-};
+const YOLOX: PreprocessSpec = PreprocessSpec::YOLOX;
 
 fn require_cuda() -> bool {
     std::env::var("SPEEDCAM_REQUIRE_CUDA").is_ok_and(|v| v == "1")

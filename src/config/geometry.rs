@@ -327,6 +327,7 @@ mod tests {
                 ..SpeedConfig::default()
             },
             reconnect: Default::default(),
+            schedule: Default::default(),
             live: Default::default(),
         }
     }

@@ -8,7 +8,7 @@
 pub mod geometry;
 mod raw;
 
-use crate::detect::DetectorConfig;
+use crate::detect::{DetectorConfig, FAMILIES};
 use crate::publish::MqttConfig;
 use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
 use crate::track::TrackerConfig;
@@ -79,6 +79,8 @@ pub struct CameraConfig {
     pub speed: SpeedConfig,
     /// Reconnect backoff and stall detection for the camera's source (`[cameras.reconnect]`).
     pub reconnect: ReconnectConfig,
+    /// Adaptive frame skipping (`[cameras.schedule]`).
+    pub schedule: crate::schedule::ScheduleConfig,
     /// RTSP and V4L2 settings (`[cameras.rtsp]`, `[cameras.v4l2]`); unused for files.
     pub live: crate::source::LiveSettings,
 }
@@ -245,6 +247,31 @@ impl Validator<'_> {
         });
     }
 
+    /// One of `allowed` (or `default` when absent); anything else is a problem at its span that
+    /// names every allowed value.
+    fn one_of(
+        &mut self,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+        allowed: &[&str],
+    ) -> String {
+        let v = value
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| default.into());
+        if !allowed.contains(&v.as_str()) {
+            let span = value.as_ref().map(|s| s.span()).unwrap_or(0..0);
+            let list: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            self.problem(
+                key,
+                span,
+                format!("{v:?} is not supported: allowed {}", list.join(", ")),
+            );
+        }
+        v
+    }
+
     /// A string that must be `only` (the one value this build supports; the default when absent).
     fn choice(
         &mut self,
@@ -327,12 +354,7 @@ impl Validator<'_> {
         }
 
         let d = &raw.detector;
-        let family = self.choice(
-            "detector.family",
-            &d.family,
-            "nanodet",
-            "allowed \"nanodet\" (yolov8, yolox and end2end come with the ONNX Runtime backend)",
-        );
+        let family = self.one_of("detector.family", &d.family, "nanodet", &FAMILIES);
         let backend = self.choice(
             "detector.backend",
             &d.backend,
@@ -375,11 +397,46 @@ impl Validator<'_> {
             0.0,
             50.0,
         );
+        let class_names: Option<Vec<String>> = d.class_names.as_ref().map(|n| {
+            let names = n.get_ref();
+            if names.is_empty() {
+                self.problem(
+                    "detector.class_names",
+                    n.span(),
+                    "empty: list the model's labels in class id order, e.g. [\"car\", \"truck\"], or leave it out",
+                );
+            }
+            for (i, name) in names.iter().enumerate() {
+                if name.trim().is_empty() {
+                    self.problem(
+                        "detector.class_names",
+                        n.span(),
+                        format!("label {i} is empty: every class needs a name"),
+                    );
+                } else if names[..i].contains(name) {
+                    self.problem(
+                        "detector.class_names",
+                        n.span(),
+                        format!("{name:?} is listed twice: labels must be distinct"),
+                    );
+                }
+            }
+            names.clone()
+        });
         let classes: Vec<String> = match &d.classes {
             None => DEFAULT_CLASSES.iter().map(|s| s.to_string()).collect(),
             Some(c) => {
                 for name in c.get_ref() {
-                    if !crate::detect::COCO_CLASSES.contains(&name.as_str()) {
+                    // Labels known before the model is read: detector.class_names, or COCO-80
+                    // for NanoDet (its head is fixed at COCO-80). Other families may carry their
+                    // own names in the model file, so their classes are checked at model load.
+                    if let Some(names) = &class_names {
+                        if !names.contains(name) {
+                            self.problem("detector.classes", c.span(), format!("unknown class {name:?}: allowed are the labels in detector.class_names: {}", names.join(", ")));
+                        }
+                    } else if family == "nanodet"
+                        && !crate::detect::COCO_CLASSES.contains(&name.as_str())
+                    {
                         self.problem("detector.classes", c.span(), format!("unknown class {name:?}: allowed are the model's COCO class names, e.g. \"car\", \"motorcycle\", \"bus\", \"truck\""));
                     }
                 }
@@ -417,6 +474,7 @@ impl Validator<'_> {
             score_threshold: low as f32,
             nms_iou: nms_iou as f32,
             classes,
+            class_names,
             input_size,
         };
 
@@ -565,6 +623,7 @@ impl Validator<'_> {
             1000.0,
         );
         let reconnect = self.reconnect(i, c.reconnect.as_ref());
+        let schedule = self.schedule(i, c.schedule.as_ref());
         let live = self.live(i, c, base);
         let image_size = match (&c.image_width, &c.image_height) {
             (None, None) => None,
@@ -660,6 +719,7 @@ impl Validator<'_> {
                 ..SpeedConfig::default()
             },
             reconnect,
+            schedule,
             live,
         })
     }
@@ -754,6 +814,79 @@ impl Validator<'_> {
             initial: secs(initial),
             max: secs(max.max(initial)),
             stall_timeout: secs(stall),
+        }
+    }
+
+    /// `[cameras.schedule]`: detection rates and the motion check's thresholds.
+    fn schedule(
+        &mut self,
+        i: usize,
+        r: Option<&raw::RawSchedule>,
+    ) -> crate::schedule::ScheduleConfig {
+        use crate::schedule::{MotionConfig, ScheduleConfig};
+        let d = ScheduleConfig::default();
+        let Some(r) = r else { return d };
+        let k = |s: &str| format!("cameras[{i}].schedule.{s}");
+        let adaptive = r.adaptive.as_ref().map_or(d.adaptive, |a| *a.get_ref());
+        let min_hz = self.float(
+            &k("min_detect_hz"),
+            &r.min_detect_hz,
+            d.min_detect_hz,
+            0.05,
+            120.0,
+        );
+        let max_hz = r
+            .max_detect_hz
+            .as_ref()
+            .map(|_| self.float(&k("max_detect_hz"), &r.max_detect_hz, 30.0, 0.05, 240.0));
+        if let (Some(max), Some(span)) = (max_hz, &r.max_detect_hz) {
+            if max < min_hz {
+                self.problem(
+                    k("max_detect_hz"),
+                    span.span(),
+                    format!("{max} is below min_detect_hz = {min_hz}: the busy rate cap must be at least the idle rate"),
+                );
+            }
+        }
+        let motion_hz = self.float(
+            &k("motion_detect_hz"),
+            &r.motion_detect_hz,
+            d.motion_detect_hz.max(min_hz),
+            0.05,
+            240.0,
+        );
+        let approach_s = self.float(&k("approach_s"), &r.approach_s, d.approach_s, 0.0, 10.0);
+        let dm = MotionConfig::default();
+        let motion = MotionConfig {
+            delta_levels: self.float(
+                &k("motion_delta"),
+                &r.motion_delta,
+                dm.delta_levels as f64,
+                1.0,
+                255.0,
+            ) as f32,
+            min_area_px2: self.float(
+                &k("motion_min_area_px"),
+                &r.motion_min_area_px,
+                dm.min_area_px2 as f64,
+                1.0,
+                1e7,
+            ) as f32,
+            background_s: self.float(
+                &k("motion_background_s"),
+                &r.motion_background_s,
+                dm.background_s,
+                0.1,
+                600.0,
+            ),
+        };
+        ScheduleConfig {
+            adaptive,
+            min_detect_hz: min_hz,
+            max_detect_hz: max_hz,
+            motion_detect_hz: motion_hz,
+            approach_s,
+            motion,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct RawDetector {
     #[serde(default)]
     pub classes: Option<Spanned<Vec<String>>>,
     #[serde(default)]
+    pub class_names: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     pub input_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub box_bottom_sd_px: Option<Spanned<f64>>,
@@ -104,11 +106,34 @@ pub struct RawCamera {
     #[serde(default)]
     pub reconnect: Option<RawReconnect>,
     #[serde(default)]
+    pub schedule: Option<RawSchedule>,
+    #[serde(default)]
     pub decoder: Option<Spanned<String>>,
     #[serde(default)]
     pub rtsp: Option<RawRtsp>,
     #[serde(default)]
     pub v4l2: Option<RawV4l2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    #[serde(default)]
+    pub adaptive: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub min_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_detect_hz: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub approach_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_delta: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_min_area_px: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub motion_background_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

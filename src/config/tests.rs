@@ -453,3 +453,94 @@ fn decoder_names_are_checked() {
         );
     }
 }
+
+/// GOOD with `lines` added to [detector] after score_threshold.
+fn with_detector(lines: &str) -> String {
+    GOOD.replace(
+        "score_threshold = 0.4",
+        &format!("score_threshold = 0.4\n{lines}"),
+    )
+}
+
+#[test]
+fn every_family_is_accepted_and_unknown_ones_are_named() {
+    assert_eq!(
+        parse(GOOD, &repo_path()).unwrap().detector.family,
+        "nanodet"
+    );
+    for family in crate::detect::FAMILIES {
+        let cfg = parse(
+            &with_detector(&format!("family = \"{family}\"")),
+            &repo_path(),
+        )
+        .unwrap_or_else(|e| panic!("{family}: {e}"));
+        assert_eq!(cfg.detector.family, family);
+    }
+    let p = problems(&with_detector("family = \"ssd\""));
+    assert_eq!((p[0].key.as_str(), p[0].line), ("detector.family", 8));
+    for want in [
+        "\"ssd\"",
+        "\"nanodet\"",
+        "\"yolov8\"",
+        "\"yolox\"",
+        "\"end2end\"",
+    ] {
+        assert!(p[0].message.contains(want), "{}", p[0].message);
+    }
+}
+
+#[test]
+fn class_names_are_parsed_and_checked() {
+    let cfg = parse(
+        &with_detector(
+            "family = \"yolov8\"\nclass_names = [\"van\", \"lorry\"]\nclasses = [\"lorry\"]",
+        ),
+        &repo_path(),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.detector.class_names,
+        Some(vec!["van".to_string(), "lorry".to_string()])
+    );
+    assert_eq!(cfg.detector.classes, ["lorry"]);
+    assert_eq!(
+        parse(GOOD, &repo_path()).unwrap().detector.class_names,
+        None
+    );
+
+    let p = problems(&with_detector(
+        "class_names = [\"van\", \"van\", \" \"]\nclasses = [\"car\"]",
+    ));
+    let msgs: Vec<String> = p
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert_eq!(p.len(), 3, "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.contains("label 2 is empty")),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| m.starts_with("detector.class_names") && m.contains("\"van\" is listed twice")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with("detector.classes")
+            && m.contains("\"car\"")
+            && m.contains("van")),
+        "{msgs:?}"
+    );
+    let p = problems(&with_detector("class_names = []"));
+    assert!(p[0].message.contains("empty"), "{}", p[0].message);
+}
+
+#[test]
+fn classes_are_checked_against_coco_only_for_nanodet() {
+    // Other families may name their classes in the model file: checked at model load.
+    let cfg = parse(
+        &with_detector("family = \"yolox\"\nclasses = [\"forklift\"]"),
+        &repo_path(),
+    )
+    .unwrap();
+    assert_eq!(cfg.detector.classes, ["forklift"]);
+    let p = problems(&with_detector("classes = [\"forklift\"]"));
+    assert_eq!(p[0].key, "detector.classes");
+    assert!(p[0].message.contains("\"forklift\""), "{}", p[0].message);
+}

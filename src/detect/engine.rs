@@ -39,6 +39,27 @@ impl PreprocessSpec {
         pad_value: 0.0,
         centred: true,
     };
+
+    /// YOLOv8 / YOLO11 (Ultralytics): RGB scaled to 0..1, grey 114 border, centred.
+    pub const YOLOV8: PreprocessSpec = PreprocessSpec {
+        bgr: false,
+        mean: [0.0; 3],
+        std: [255.0; 3],
+        pad_value: 114.0,
+        centred: true,
+    };
+
+    /// YOLOX (official export): BGR in raw 0..255 pixel values, grey 114 border, top-left.
+    pub const YOLOX: PreprocessSpec = PreprocessSpec {
+        bgr: true,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        pad_value: 114.0,
+        centred: false,
+    };
+
+    /// End-to-end exports (NMS in the graph) of YOLOv8-style models: the same input as YOLOv8.
+    pub const END2END: PreprocessSpec = PreprocessSpec::YOLOV8;
 }
 
 /// One output tensor of a model run: f32 values, row-major in `shape`.

@@ -493,20 +493,7 @@ int main(int argc, char** argv) {
         let Some(exe) = build_emulator(dir.path()) else {
             return;
         };
-        let yolox = PreprocessSpec {
-            bgr: true,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-            pad_value: 114.0,
-            centred: false,
-        };
-        let yolov8 = PreprocessSpec {
-            bgr: false,
-            mean: [0.0; 3],
-            std: [255.0; 3],
-            pad_value: 114.0,
-            centred: true,
-        };
+        let (yolox, yolov8) = (PreprocessSpec::YOLOX, PreprocessSpec::YOLOV8);
         let mut cases = 0;
         // (w, h, extra stride bytes, output side): odd sizes, padded rows, up- and downscale.
         for (w, h, extra, size) in [

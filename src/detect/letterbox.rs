@@ -1,12 +1,14 @@
-//! Letterbox a frame into the square, normalised NCHW input of a NanoDet-style model.
+//! Letterbox a frame into the square, normalised NCHW input of a detection model.
 //!
-//! The frame is scaled to fit the square with its aspect ratio kept, centred, and the borders are
-//! 0 after normalisation. Resampling reads the source format directly (I420 planes or packed
+//! The frame is scaled to fit the square with its aspect ratio kept, centred or in the top-left
+//! corner, and the borders hold the family's pad value; channel order and normalisation come from
+//! a [`PreprocessSpec`]. Resampling reads the source format directly (I420 planes or packed
 //! RGB): bilinear when the scale factor is under 2x, an area average when shrinking more (so a
 //! 1080p frame does not alias into 416 px). I420 planes are resampled separately and converted to
 //! RGB only at output resolution, because the YUV -> RGB matrix is affine and commutes with
 //! averaging; this avoids a full-frame colour conversion.
 
+use super::engine::PreprocessSpec;
 use super::BBox;
 use crate::frame::{buffer_len, Frame, FrameError, PixelFormat};
 
@@ -31,16 +33,29 @@ pub struct LetterboxMap {
 }
 
 impl LetterboxMap {
-    /// The mapping for a `frame_w x frame_h` frame into a `size x size` input.
+    /// The mapping for a `frame_w x frame_h` frame centred in a `size x size` input.
     pub fn new(frame_w: u32, frame_h: u32, size: u32) -> LetterboxMap {
+        LetterboxMap::placed(frame_w, frame_h, size, true)
+    }
+
+    /// The mapping for a `frame_w x frame_h` frame in a `size x size` input: centred when
+    /// `centred`, else in the top-left corner (pad 0, borders right and bottom, as YOLOX).
+    pub fn placed(frame_w: u32, frame_h: u32, size: u32, centred: bool) -> LetterboxMap {
         let (w, h, s) = (frame_w.max(1) as f32, frame_h.max(1) as f32, size as f32);
         let scale = (s / w).min(s / h);
         let content_w_px = ((w * scale).round() as u32).clamp(1, size);
         let content_h_px = ((h * scale).round() as u32).clamp(1, size);
+        let pad = |content: u32| {
+            if centred {
+                ((size - content) / 2) as f32
+            } else {
+                0.0
+            }
+        };
         LetterboxMap {
             scale,
-            pad_x_px: ((size - content_w_px) / 2) as f32,
-            pad_y_px: ((size - content_h_px) / 2) as f32,
+            pad_x_px: pad(content_w_px),
+            pad_y_px: pad(content_h_px),
             content_w_px,
             content_h_px,
         }
@@ -142,8 +157,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(format: PixelFormat, width: u32, height: u32, size: u32) -> Plan {
-        let map = LetterboxMap::new(width, height, size);
+    fn new(format: PixelFormat, width: u32, height: u32, size: u32, centred: bool) -> Plan {
+        let map = LetterboxMap::placed(width, height, size, centred);
         let ratio = 1.0 / map.scale;
         let (nw, nh) = (map.content_w_px as usize, map.content_h_px as usize);
         let (w, h) = (width as usize, height as usize);
@@ -167,11 +182,37 @@ impl Plan {
     }
 }
 
-/// Reusable letterboxer for one model input size; keeps resampling tables and row buffers
-/// between frames so the per-frame cost is the arithmetic only.
+/// Per tensor channel: which RGB component feeds it and the affine normalisation
+/// `(v - mean) * inv_std`, precomputed from a [`PreprocessSpec`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Norm {
+    /// Index into [r, g, b] for tensor channel 0, 1, 2.
+    src: [usize; 3],
+    mean: [f32; 3],
+    inv_std: [f32; 3],
+    /// The border value per tensor channel, after normalisation.
+    pad: [f32; 3],
+}
+
+impl Norm {
+    fn new(spec: &PreprocessSpec) -> Norm {
+        let inv_std = spec.std.map(|s| 1.0 / s);
+        Norm {
+            src: if spec.bgr { [2, 1, 0] } else { [0, 1, 2] },
+            mean: spec.mean,
+            inv_std,
+            pad: [0, 1, 2].map(|c| (spec.pad_value - spec.mean[c]) * inv_std[c]),
+        }
+    }
+}
+
+/// Reusable letterboxer for one model input size and [`PreprocessSpec`]; keeps resampling tables
+/// and row buffers between frames so the per-frame cost is the arithmetic only.
 #[derive(Debug, Clone)]
 pub struct Letterboxer {
     size: u32,
+    spec: PreprocessSpec,
+    norm: Norm,
     plan: Option<Plan>,
     rows: [Vec<f32>; 3],
 }
@@ -198,12 +239,43 @@ fn horizontal(row: &[f32], idx: &[usize], w: &[f32]) -> f32 {
 }
 
 impl Letterboxer {
-    /// A letterboxer producing `size x size` inputs.
+    /// A letterboxer producing `size x size` NanoDet inputs ([`PreprocessSpec::NANODET`]).
     pub fn new(size: u32) -> Letterboxer {
+        Letterboxer::with_spec(size, PreprocessSpec::NANODET)
+    }
+
+    /// A letterboxer producing `size x size` inputs filled as `spec` says (channel order,
+    /// mean/std, pad value, placement).
+    ///
+    /// Panics when a `spec.std` entry is 0 or not finite (a programming error in a family's
+    /// constant, not a data error).
+    pub fn with_spec(size: u32, spec: PreprocessSpec) -> Letterboxer {
+        assert!(
+            spec.std.iter().all(|s| s.is_finite() && *s != 0.0),
+            "preprocess std must be finite and non-zero: {:?}",
+            spec.std
+        );
         Letterboxer {
             size,
+            spec,
+            norm: Norm::new(&spec),
             plan: None,
             rows: Default::default(),
+        }
+    }
+
+    /// How inputs are filled.
+    pub fn spec(&self) -> &PreprocessSpec {
+        &self.spec
+    }
+
+    /// Fills `out` with an input holding only the pad value (a blank frame), e.g. to warm a model
+    /// up. Panics when `out` is not [`Letterboxer::input_len`] long.
+    pub fn fill_blank(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.input_len(), "letterbox output buffer size");
+        let plane = (self.size as usize).pow(2);
+        for (c, p) in out.chunks_exact_mut(plane).enumerate() {
+            p.fill(self.norm.pad[c]);
         }
     }
 
@@ -217,8 +289,8 @@ impl Letterboxer {
         3 * (self.size as usize).pow(2)
     }
 
-    /// Writes `frame` letterboxed into `out` (NCHW [1,3,S,S], BGR, normalised, borders 0) and
-    /// returns the mapping from frame px to input px.
+    /// Writes `frame` letterboxed into `out` (NCHW `[1, 3, S, S]`; channel order, normalisation
+    /// and border as the spec says) and returns the mapping from frame px to input px.
     ///
     /// Fails when the frame's buffer does not match its declared size. Panics when `out` is not
     /// [`Letterboxer::input_len`] long (a programming error, not a data error).
@@ -245,43 +317,51 @@ impl Letterboxer {
         if stale {
             self.plan = None;
         }
-        let size = self.size;
-        let plan = self
-            .plan
-            .get_or_insert_with(|| Plan::new(frame.format, frame.width, frame.height, size));
-        zero_borders(out, self.size as usize, &plan.map);
+        let (size, centred, norm) = (self.size, self.spec.centred, self.norm);
+        let plan = self.plan.get_or_insert_with(|| {
+            Plan::new(frame.format, frame.width, frame.height, size, centred)
+        });
+        fill_borders(out, self.size as usize, &plan.map, &norm.pad);
         match frame.format {
-            PixelFormat::Rgb8 => rgb_into(plan, &frame.data, self.size, &mut self.rows, out),
-            PixelFormat::I420 => i420_into(plan, &frame.data, self.size, &mut self.rows, out),
+            PixelFormat::Rgb8 => rgb_into(plan, &norm, &frame.data, size, &mut self.rows, out),
+            PixelFormat::I420 => i420_into(plan, &norm, &frame.data, size, &mut self.rows, out),
         }
         Ok(plan.map)
     }
 }
 
-/// Sets the letterbox borders (everything outside the picture) to 0 in all three planes; the
-/// picture itself is overwritten by the resampler, so it is not cleared.
-fn zero_borders(out: &mut [f32], s: usize, map: &LetterboxMap) {
+/// Sets the letterbox borders (everything outside the picture) to the normalised pad value of
+/// each plane; the picture itself is overwritten by the resampler, so it is not cleared.
+fn fill_borders(out: &mut [f32], s: usize, map: &LetterboxMap, pad: &[f32; 3]) {
     let (px, py) = (map.pad_x_px as usize, map.pad_y_px as usize);
     let (cw, ch) = (map.content_w_px as usize, map.content_h_px as usize);
-    for plane in out.chunks_exact_mut(s * s) {
-        plane[..py * s].fill(0.0);
-        plane[(py + ch) * s..].fill(0.0);
+    for (plane, &v) in out.chunks_exact_mut(s * s).zip(pad) {
+        plane[..py * s].fill(v);
+        plane[(py + ch) * s..].fill(v);
         for row in plane[py * s..(py + ch) * s].chunks_exact_mut(s) {
-            row[..px].fill(0.0);
-            row[px + cw..].fill(0.0);
+            row[..px].fill(v);
+            row[px + cw..].fill(v);
         }
     }
 }
 
-/// Writes one normalised BGR pixel at plane offset `at`.
+/// Writes one pixel (R, G, B in 0..255) normalised, in the spec's channel order, at plane
+/// offset `at`.
 #[inline]
-fn put(out: &mut [f32], plane: usize, at: usize, [r, g, b]: [f32; 3]) {
-    for (c, v) in [b, g, r].into_iter().enumerate() {
-        out[c * plane + at] = (v - MEAN_BGR[c]) * (1.0 / STD_BGR[c]);
+fn put(out: &mut [f32], norm: &Norm, plane: usize, at: usize, rgb: [f32; 3]) {
+    for c in 0..3 {
+        out[c * plane + at] = (rgb[norm.src[c]] - norm.mean[c]) * norm.inv_std[c];
     }
 }
 
-fn rgb_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out: &mut [f32]) {
+fn rgb_into(
+    plan: &Plan,
+    norm: &Norm,
+    data: &[u8],
+    size: u32,
+    rows: &mut [Vec<f32>; 3],
+    out: &mut [f32],
+) {
     let s = size as usize;
     let plane = s * s;
     let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
@@ -301,12 +381,19 @@ fn rgb_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out: 
                 rgb[1] += wk * p[1];
                 rgb[2] += wk * p[2];
             }
-            put(out, plane, base + ox, rgb);
+            put(out, norm, plane, base + ox, rgb);
         }
     }
 }
 
-fn i420_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out: &mut [f32]) {
+fn i420_into(
+    plan: &Plan,
+    norm: &Norm,
+    data: &[u8],
+    size: u32,
+    rows: &mut [Vec<f32>; 3],
+    out: &mut [f32],
+) {
     let s = size as usize;
     let plane = s * s;
     let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
@@ -331,7 +418,7 @@ fn i420_into(plan: &Plan, data: &[u8], size: u32, rows: &mut [Vec<f32>; 3], out:
             let y = horizontal(ry, ix, wx);
             let u = horizontal(ru, icx, wcx);
             let v = horizontal(rv, icx, wcx);
-            put(out, plane, base + ox, yuv_to_rgb_f32(y, u, v));
+            put(out, norm, plane, base + ox, yuv_to_rgb_f32(y, u, v));
         }
     }
 }
@@ -427,10 +514,10 @@ mod tests {
         let (px, py) = (map.pad_x_px as usize, map.pad_y_px as usize);
         let (cw, ch) = (map.content_w_px as usize, map.content_h_px as usize);
         assert!(py > 0, "test frame should be wider than tall");
-        // Borders are exactly 0 after normalisation.
-        for c in 0..3 {
-            assert_eq!(out[c * size * size], 0.0);
-            assert_eq!(out[c * size * size + size * size - 1], 0.0);
+        // Borders hold NanoDet's pad value, black, before normalisation.
+        for at in [0, size * size - 1] {
+            let bgr = [0, 1, 2].map(|c| out[c * size * size + at] * STD_BGR[c] + MEAN_BGR[c]);
+            assert!(bgr.iter().all(|v| v.abs() < 1e-3), "border {bgr:?}");
         }
         // Interior pixels away from the colour edge keep their colour, in BGR order.
         let left = bgr_at(&out, size, px + 2, py + ch / 2);
@@ -488,6 +575,91 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// YOLOv8's spec: R, G, B in 0..1, grey 114 border, centred.
+    const YOLO: PreprocessSpec = PreprocessSpec {
+        bgr: false,
+        mean: [0.0; 3],
+        std: [255.0; 3],
+        pad_value: 114.0,
+        centred: true,
+    };
+
+    #[test]
+    fn rgb_order_and_pad_114() {
+        let size = 64usize;
+        let mut lb = Letterboxer::with_spec(size as u32, YOLO);
+        let mut out = vec![f32::NAN; lb.input_len()];
+        for frame in [rgb_frame(&halves(640, 360)), i420(&halves(640, 360))] {
+            let map = lb.run(&frame, &mut out).unwrap();
+            assert!(map.pad_y_px > 0.0 && map.pad_x_px == 0.0);
+            assert!(out.iter().all(|v| v.is_finite()));
+            let plane = size * size;
+            // Top-left and bottom-right corners are border: 114 / 255 in every channel.
+            for at in [0, plane - 1] {
+                for c in 0..3 {
+                    assert!((out[c * plane + at] - 114.0 / 255.0).abs() < 1e-6);
+                }
+            }
+            // Left half red (220, 30, 40): channel 0 is R.
+            let y = map.pad_y_px as usize + map.content_h_px as usize / 2;
+            let at = y * size + 2;
+            let rgb = [0, 1, 2].map(|c| out[c * plane + at] * 255.0);
+            for (got, want) in rgb.iter().zip([220.0, 30.0, 40.0]) {
+                assert!((got - want).abs() < 4.0, "{rgb:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_left_placement_pads_right_and_bottom() {
+        let map = LetterboxMap::placed(1280, 720, 416, false);
+        assert_eq!((map.pad_x_px, map.pad_y_px), (0.0, 0.0));
+        assert_eq!((map.content_w_px, map.content_h_px), (416, 234));
+        let b = BBox {
+            x1: 100.0,
+            y1: 200.0,
+            x2: 300.0,
+            y2: 400.0,
+        };
+        let i = map.to_input(&b);
+        assert!((i.x1 - 32.5).abs() < 1e-3 && (i.y1 - 65.0).abs() < 1e-3);
+        let back = map.to_frame(&i);
+        assert!(back.iou(&b) > 0.999);
+
+        let spec = PreprocessSpec {
+            bgr: true,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            pad_value: 114.0,
+            centred: false,
+        };
+        let size = 64usize;
+        let mut lb = Letterboxer::with_spec(size as u32, spec);
+        let mut out = vec![f32::NAN; lb.input_len()];
+        let map = lb.run(&rgb_frame(&halves(640, 360)), &mut out).unwrap();
+        assert_eq!((map.pad_x_px, map.pad_y_px), (0.0, 0.0));
+        let plane = size * size;
+        // The picture starts at row 0: its top-left pixel is red in BGR order, unnormalised.
+        let px = [0, 1, 2].map(|c| out[c * plane + size + 1]);
+        assert!(
+            (px[0] - 40.0).abs() < 1.0 && (px[2] - 220.0).abs() < 1.0,
+            "{px:?}"
+        );
+        // Below the picture everything is 114.
+        let below = map.content_h_px as usize * size;
+        assert!((0..3).all(|c| out[c * plane + below..(c + 1) * plane]
+            .iter()
+            .all(|&v| v == 114.0)));
+    }
+
+    #[test]
+    fn blank_input_is_the_normalised_pad_value() {
+        let lb = Letterboxer::with_spec(32, YOLO);
+        let mut out = vec![0.0; lb.input_len()];
+        lb.fill_blank(&mut out);
+        assert!(out.iter().all(|&v| (v - 114.0 / 255.0).abs() < 1e-6));
     }
 
     #[test]

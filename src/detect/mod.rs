@@ -1,8 +1,11 @@
 //! Vehicle detection: a backend runs the model, a family decoder turns its tensors into boxes.
 //!
 //! Backends sit behind [`Detector`] so the pipeline and tests can swap them (tract on CPU today,
-//! ONNX Runtime / TensorRT later). Preprocessing (letterbox) and postprocessing (decode + NMS)
-//! are timed separately because the timing breakdown is a product feature.
+//! ONNX Runtime / TensorRT later). A backend only loads and runs the model ([`engine::Engine`]);
+//! a model [`family::Family`] says how to fill the input and read the outputs, and
+//! [`pipeline::ModelDetector`] joins the two, so every backend runs every family. Preprocessing
+//! (letterbox) and postprocessing (decode + NMS) are timed separately because the timing
+//! breakdown is a product feature.
 //!
 //! Why the pieces look the way they do:
 //! - [`letterbox`]: the model wants a square input; cameras deliver 16:9. Stretching a wide frame
@@ -12,20 +15,33 @@
 //! - [`nanodet`]: NanoDet heads predict, per grid cell, a discrete distribution over distances to
 //!   each box side (Generalized Focal Loss). The decoded distance is the expectation of that
 //!   distribution, which is smoother and more accurate than a single regressed number.
+//! - [`yolov8`], [`yolox`], [`end2end`]: the other families' decoders, each on its own so it can
+//!   be tested on constructed tensors.
+//! - [`labels`]: label lists come from the model file when it has them (Ultralytics metadata),
+//!   else from `detector.class_names`, else COCO-80.
 //! - [`nms`]: suppression runs per class, so a car box never removes an overlapping truck box;
 //!   the tracker downstream sees every hypothesis and keeps the consistent one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+pub mod end2end;
 pub mod engine;
+pub mod family;
 #[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod gpu_kernel;
+pub mod labels;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
+pub mod pipeline;
 pub mod preprocess_ref;
 pub mod tract;
+pub mod yolov8;
+pub mod yolox;
+
+pub use family::Family;
+pub use pipeline::ModelDetector;
 
 /// An axis-aligned box in frame pixels (x1, y1) top-left, (x2, y2) bottom-right.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +154,14 @@ pub enum DetectError {
     /// Unknown class name in the configured class list.
     #[error("unknown class {0:?}: the model's classes are COCO-80 names such as car, motorcycle, bus, truck")]
     UnknownClass(String),
+    /// A name in `detector.classes` is not one of the loaded model's labels.
+    #[error("detector.classes: {class:?} is not a class of this model; its classes are: {labels}")]
+    ClassNotInModel {
+        /// The configured name.
+        class: String,
+        /// The model's labels, comma-separated, in class id order.
+        labels: String,
+    },
 }
 
 /// A vehicle detector. `&mut self` because backends keep scratch buffers between frames.
@@ -149,6 +173,19 @@ pub trait Detector: Send {
     ) -> Result<(Vec<Detection>, DetectTimings), DetectError>;
     /// A short identifier of the model (file name and content hash), stored with every event.
     fn model_id(&self) -> &str;
+    /// Which backend and execution provider runs the model, e.g. `tract-cpu` (see
+    /// [`engine::Engine::provider`]); logged and exposed in stats. `"unknown"` for detectors
+    /// that are not built on an engine (test doubles).
+    fn provider(&self) -> String {
+        "unknown".to_string()
+    }
+    /// Runs the model `runs` times on a blank frame so one-time costs (allocation, kernel
+    /// selection, GPU engine build) are paid before the first real frame, which would otherwise
+    /// be slow and make a live source drop frames. The default does nothing (nothing to warm).
+    fn warm_up(&mut self, runs: usize) -> Result<(), DetectError> {
+        let _ = runs;
+        Ok(())
+    }
 }
 
 /// COCO-80 class names in model output order (the label list of the default NanoDet model).
@@ -237,8 +274,8 @@ pub const COCO_CLASSES: [&str; 80] = [
 
 /// Backends [`open`] knows.
 pub const BACKENDS: [&str; 1] = ["tract"];
-/// Model families [`open`] knows.
-pub const FAMILIES: [&str; 1] = ["nanodet"];
+/// Model families [`open`] knows (`detector.family`), in [`Family::ALL`] order.
+pub const FAMILIES: [&str; 4] = ["nanodet", "yolov8", "yolox", "end2end"];
 
 /// What detector to build: model file, how to read its tensors, and what to keep.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -246,7 +283,8 @@ pub const FAMILIES: [&str; 1] = ["nanodet"];
 pub struct DetectorConfig {
     /// Path of the ONNX model file.
     pub model: PathBuf,
-    /// Output layout family; one of [`FAMILIES`] (`"nanodet"`).
+    /// Output layout family; one of [`FAMILIES`] (`"nanodet"`, `"yolov8"`, `"yolox"`,
+    /// `"end2end"`).
     pub family: String,
     /// Inference backend; one of [`BACKENDS`] (`"tract"`).
     pub backend: String,
@@ -255,8 +293,12 @@ pub struct DetectorConfig {
     pub score_threshold: f32,
     /// IoU above which a lower-scoring box of the same class is suppressed.
     pub nms_iou: f32,
-    /// COCO class names to report; everything else is ignored.
+    /// Labels of the classes to report (COCO names for COCO models); everything else is ignored.
+    /// Checked against the model's label list when the model is loaded.
     pub classes: Vec<String>,
+    /// The model's label list in class id order, for models whose file does not carry one
+    /// (`names` metadata); None: COCO-80 when the model has 80 classes.
+    pub class_names: Option<Vec<String>>,
     /// Square input side in px; used only when the model's input size is not fixed in the file.
     pub input_size: Option<u32>,
 }
@@ -273,6 +315,7 @@ impl Default for DetectorConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            class_names: None,
             input_size: None,
         }
     }
@@ -292,18 +335,40 @@ pub fn class_ids(names: &[String]) -> Result<Vec<u16>, DetectError> {
         .collect()
 }
 
-/// Builds the detector `cfg` describes. Fails with a message listing the allowed values when
-/// the backend or family is unknown, and with [`DetectError::UnknownClass`] for a bad class name.
+/// 64-bit FNV-1a of `bytes`: a cheap, stable content fingerprint (not a security hash).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The model id stored with every event: `file-name@hash8`, where hash8 is the first 8 hex
+/// digits of the file contents' FNV-1a, so two different files of the same name differ.
+pub fn model_id_of(path: &Path, bytes: &[u8]) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    format!("{name}@{:08x}", fnv1a64(bytes) >> 32)
+}
+
+/// Builds the detector `cfg` describes: the backend's engine plus the family's decoder in a
+/// [`ModelDetector`]. Fails with a message listing the allowed values when the backend or family
+/// is unknown, with [`DetectError::Layout`] when the model does not fit the family, and with
+/// [`DetectError::ClassNotInModel`] for a class name the model does not have.
 pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
-    if !FAMILIES.contains(&cfg.family.as_str()) {
-        return Err(DetectError::Unsupported {
-            what: "family",
-            got: cfg.family.clone(),
-            allowed: &FAMILIES,
-        });
-    }
+    let family = Family::from_name(&cfg.family)?;
     match cfg.backend.as_str() {
-        "tract" => Ok(Box::new(tract::TractDetector::load(cfg)?)),
+        "tract" => {
+            let engine = tract::TractEngine::load(cfg)?;
+            let id = engine.model_id().to_string();
+            Ok(Box::new(ModelDetector::new(
+                Box::new(engine),
+                family,
+                cfg,
+                id,
+            )?))
+        }
         other => Err(DetectError::Unsupported {
             what: "backend",
             got: other.to_string(),

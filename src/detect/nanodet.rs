@@ -29,6 +29,28 @@ pub fn output_rows(input_size: u32) -> usize {
         .sum()
 }
 
+/// Checks the model's declared outputs for a square `input_size` px input: output 0 must be
+/// `[1, output_rows(input_size), OUTPUT_COLS]` (symbolic dimensions pass). Returns the class
+/// count (always [`NUM_CLASSES`]) or why the layout does not match.
+pub fn check_outputs(
+    outputs: &[(String, Vec<Option<usize>>)],
+    input_size: u32,
+) -> Result<usize, String> {
+    let rows = output_rows(input_size);
+    let want = [1, rows, OUTPUT_COLS];
+    let got = outputs.first().map(|(_, d)| d.as_slice()).unwrap_or(&[]);
+    let fits = got.len() == 3 && got.iter().zip(want).all(|(g, w)| g.is_none_or(|g| g == w));
+    if fits {
+        Ok(NUM_CLASSES)
+    } else {
+        Err(format!(
+            "output 0 has shape {}, expected [1, {rows}, {OUTPUT_COLS}] ({rows} grid cells at \
+             strides 8/16/32 for a {input_size} px input, 80 class scores + 4 x 11 distance bins)",
+            super::family::dims_str(got)
+        ))
+    }
+}
+
 /// Expected distance in bins from one side's logits (softmax, then sum of index x probability).
 #[inline]
 fn expected_bins(logits: &[f32]) -> f32 {
@@ -173,6 +195,22 @@ mod tests {
         assert_eq!(dets[0].class, "truck");
         let dets = decode(&out, 416, &[2], 0.3).unwrap();
         assert_eq!(dets[0].class, "car");
+    }
+
+    #[test]
+    fn layout_check_names_expected_and_got() {
+        let ok = [("out".to_string(), vec![Some(1), None, Some(124)])];
+        assert_eq!(check_outputs(&ok, 416), Ok(80));
+        let bad = [(
+            "out".to_string(),
+            vec![Some(1), Some(3), Some(416), Some(416)],
+        )];
+        let e = check_outputs(&bad, 416).unwrap_err();
+        assert!(
+            e.contains("[1, 3549, 124]") && e.contains("[1, 3, 416, 416]"),
+            "{e}"
+        );
+        assert!(check_outputs(&[], 416).is_err());
     }
 
     #[test]

@@ -1,62 +1,44 @@
 //! The pure-Rust CPU backend: runs an ONNX model with `tract`, so the default build needs no
 //! native libraries.
+//!
+//! [`TractEngine`] only loads and runs the model; the family decoders in
+//! [`super::pipeline::ModelDetector`] read its outputs.
 
-use std::path::Path;
-use std::time::Instant;
+use std::collections::BTreeMap;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::letterbox::{LetterboxMap, Letterboxer};
-use super::nanodet::{self, OUTPUT_COLS};
-use super::nms::nms_per_class;
-use super::{class_ids, BBox, DetectError, DetectTimings, Detection, Detector, DetectorConfig};
+use super::engine::{Engine, ModelInfo, OutputTensor};
+use super::pipeline::input_size_px;
+use super::{model_id_of, DetectError, DetectorConfig};
 
-/// A NanoDet-family detector running on tract's optimized CPU plan.
-pub struct TractDetector {
+/// An ONNX model on tract's optimized CPU plan, with its input size fixed at load time.
+pub struct TractEngine {
     plan: TypedSimpleState,
-    letterbox: Letterboxer,
-    wanted: Vec<u16>,
-    score_threshold: f32,
-    nms_iou: f32,
+    info: ModelInfo,
+    size: u32,
     model_id: String,
 }
 
-impl std::fmt::Debug for TractDetector {
+impl std::fmt::Debug for TractEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TractDetector")
+        f.debug_struct("TractEngine")
             .field("model_id", &self.model_id)
-            .field("input_size", &self.letterbox.input_size())
-            .field("wanted", &self.wanted)
+            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
-/// 64-bit FNV-1a of `bytes`: a cheap, stable content fingerprint (not a security hash).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// `file-name@hash8`, where hash8 is the first 8 hex digits of the contents' FNV-1a.
-fn model_id_of(path: &Path, bytes: &[u8]) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    format!("{name}@{:08x}", fnv1a64(bytes) >> 32)
-}
-
-impl TractDetector {
-    /// Loads and optimizes the model in `cfg.model` for the `nanodet` family.
+impl TractEngine {
+    /// Loads and optimizes the model in `cfg.model` for a fixed square input.
     ///
-    /// The square input side comes from the model when its input shape is fixed, else from
-    /// `cfg.input_size`. Fails with [`DetectError::Load`] when the file cannot be read or parsed,
-    /// [`DetectError::Layout`] when the tensors are not NanoDet's, and
-    /// [`DetectError::UnknownClass`] for a class name that is not COCO-80.
-    pub fn load(cfg: &DetectorConfig) -> Result<TractDetector, DetectError> {
-        let wanted = class_ids(&cfg.classes)?;
+    /// The input side comes from the model's input shape when fixed, else its `imgsz` metadata,
+    /// else `cfg.input_size` (see [`input_size_px`]). [`ModelInfo::metadata`] holds the ONNX
+    /// `metadata_props`. Fails with [`DetectError::Load`] when the file cannot be read or parsed
+    /// and [`DetectError::Layout`] when it has not exactly one `[1, 3, S, S]` image input; whether
+    /// the outputs fit `cfg.family` is checked by [`super::ModelDetector::new`].
+    pub fn load(cfg: &DetectorConfig) -> Result<TractEngine, DetectError> {
         let path = cfg.model.display().to_string();
         let load_err = |reason: String| DetectError::Load {
             path: path.clone(),
@@ -69,69 +51,90 @@ impl TractDetector {
         };
         let bytes = std::fs::read(&cfg.model)
             .map_err(|e| load_err(format!("{e}; check the detector model path")))?;
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(|e| {
-                load_err(format!(
-                    "not a readable ONNX model ({e:#}); point detector model at an .onnx file \
-                     such as models/nanodet-g-416.onnx"
-                ))
-            })?;
+        let onnx = tract_onnx::onnx();
+        let not_onnx = |e: TractError| {
+            load_err(format!(
+                "not a readable ONNX model ({e:#}); point detector model at an .onnx file \
+                 such as models/nanodet-g-416.onnx"
+            ))
+        };
+        let proto = onnx
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(not_onnx)?;
+        let metadata: BTreeMap<String, String> = proto
+            .metadata_props
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect();
+        let model = onnx.model_for_proto_model(&proto).map_err(not_onnx)?;
+        drop(proto);
         if model.inputs.len() != 1 {
             return Err(layout_err(format!(
-                "expected 1 input [1,3,S,S], found {}",
+                "expected 1 input [1, 3, S, S], found {}",
                 model.inputs.len()
             )));
         }
-        let size = input_size_of(&model, cfg.input_size).map_err(layout_err)?;
-        let rows = nanodet::output_rows(size);
+        let declared = declared_input(&model).map_err(layout_err)?;
+        let mut info = ModelInfo {
+            input_name: model
+                .input_outlets()
+                .ok()
+                .and_then(|o| o.first().map(|o| model.node(o.node).name.clone()))
+                .unwrap_or_default(),
+            input_shape: declared,
+            outputs: Vec::new(),
+            metadata,
+        };
+        let size = input_size_px(&info, cfg.input_size).map_err(layout_err)?;
+        let s = size as usize;
         let typed = model
-            .with_input_fact(0, f32::fact([1, 3, size as usize, size as usize]).into())
+            .with_input_fact(0, f32::fact([1, 3, s, s]).into())
             .and_then(|m| m.into_optimized())
             .map_err(|e| {
                 layout_err(format!(
-                    "cannot build a plan for input [1,3,{size},{size}] ({e:#}); \
-                     expected a NanoDet model with one image input"
+                    "cannot build a plan for input [1, 3, {size}, {size}] ({e:#}); expected a \
+                     {} model with one image input",
+                    cfg.family
                 ))
             })?;
-        let out_shape = typed
-            .output_fact(0)
-            .ok()
-            .and_then(|f| f.shape.as_concrete().map(|s| s.to_vec()));
-        let want = [1, rows, OUTPUT_COLS];
-        if out_shape.as_deref() != Some(&want[..]) {
-            return Err(layout_err(format!(
-                "output 0 has shape {out_shape:?}, expected [1, {rows}, {OUTPUT_COLS}] \
-                 ({rows} grid cells at strides 8/16/32 for a {size} px input, 80 class scores \
-                 + 4 x 11 distance bins)"
-            )));
-        }
+        info.input_shape = vec![Some(1), Some(3), Some(s), Some(s)];
+        info.outputs = output_dims(&typed)
+            .map_err(|e| layout_err(format!("cannot read the output shapes ({e:#})")))?;
         let plan = typed
             .into_runnable()
             .and_then(|p| p.spawn())
             .map_err(|e| load_err(format!("cannot prepare the model to run ({e:#})")))?;
-        Ok(TractDetector {
+        Ok(TractEngine {
             plan,
-            letterbox: Letterboxer::new(size),
-            wanted,
-            score_threshold: cfg.score_threshold,
-            nms_iou: cfg.nms_iou,
+            info,
+            size,
             model_id: model_id_of(&cfg.model, &bytes),
         })
     }
 
-    /// Side of the square model input, px.
+    /// `file-name@hash8` of the loaded file (see [`model_id_of`]).
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Side of the square model input the plan was built for, px.
     pub fn input_size(&self) -> u32 {
-        self.letterbox.input_size()
+        self.size
     }
 }
 
-/// The square input side: fixed in the model, else `configured`. Errors name the fix.
-fn input_size_of(model: &InferenceModel, configured: Option<u32>) -> Result<u32, String> {
+/// The declared input dimensions, None where symbolic; a rank other than 4 or a channel count
+/// other than 3 is an error that says what is expected.
+fn declared_input(model: &InferenceModel) -> Result<Vec<Option<usize>>, String> {
     let fact = model
         .input_fact(0)
         .map_err(|e| format!("cannot read the input shape ({e:#})"))?;
-    let dims: Vec<Option<usize>> = (0..4)
+    if let Some(rank) = fact.shape.rank().concretize() {
+        if rank != 4 {
+            return Err(format!("input has rank {rank}, expected [1, 3, S, S]"));
+        }
+    }
+    Ok((0..4)
         .map(|i| {
             fact.shape
                 .dim(i)
@@ -139,114 +142,85 @@ fn input_size_of(model: &InferenceModel, configured: Option<u32>) -> Result<u32,
                 .and_then(|d| d.as_i64())
                 .and_then(|d| usize::try_from(d).ok())
         })
-        .collect();
-    if let Some(rank) = fact.shape.rank().concretize() {
-        if rank != 4 {
-            return Err(format!("input has rank {rank}, expected [1,3,S,S]"));
-        }
-    }
-    if let Some(c) = dims[1] {
-        if c != 3 {
-            return Err(format!("input has {c} channels, expected [1,3,S,S]"));
-        }
-    }
-    match (dims[2], dims[3], configured) {
-        (Some(h), Some(w), _) if h == w && h > 0 => {
-            if let Some(c) = configured.filter(|&c| c as usize != h) {
-                tracing::warn!(
-                    model = h,
-                    configured = c,
-                    "detector input_size ignored: the model fixes its input size"
-                );
-            }
-            Ok(h as u32)
-        }
-        (Some(h), Some(w), _) => Err(format!(
-            "input is {w}x{h}, expected a square [1,3,S,S] input"
-        )),
-        (_, _, Some(c)) if c >= 32 && c % 32 == 0 => Ok(c),
-        (_, _, Some(c)) => Err(format!(
-            "input_size {c} is not a multiple of 32: set detector input_size to e.g. 416"
-        )),
-        _ => Err(
-            "the model's input size is not fixed: set detector input_size (a multiple of 32, \
-             e.g. 416)"
-                .to_string(),
-        ),
-    }
+        .collect())
 }
 
-impl Detector for TractDetector {
-    fn detect(
-        &mut self,
-        frame: &crate::frame::Frame,
-    ) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-        let t0 = Instant::now();
-        let size = self.letterbox.input_size() as usize;
-        let mut input = vec![0.0f32; self.letterbox.input_len()];
-        let map = self
-            .letterbox
-            .run(frame, &mut input)
-            .map_err(|e| DetectError::Run(format!("bad frame: {e}")))?;
-        let tensor: Tensor = tract_ndarray::Array4::from_shape_vec((1, 3, size, size), input)
-            .map_err(|e| DetectError::Run(format!("input tensor: {e}")))?
-            .into();
-        let t1 = Instant::now();
+/// Names and dimensions of the plan's outputs, in graph order.
+fn output_dims(model: &TypedModel) -> TractResult<Vec<(String, Vec<Option<usize>>)>> {
+    model
+        .output_outlets()?
+        .iter()
+        .map(|&o| {
+            let name = model
+                .outlet_label(o)
+                .map(str::to_owned)
+                .unwrap_or_else(|| model.node(o.node).name.clone());
+            let dims = model
+                .outlet_fact(o)?
+                .shape
+                .to_tvec()
+                .iter()
+                .map(|d| d.as_i64().and_then(|d| usize::try_from(d).ok()))
+                .collect();
+            Ok((name, dims))
+        })
+        .collect()
+}
+
+impl Engine for TractEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn run(&mut self, input: &[f32], size: u32) -> Result<Vec<OutputTensor>, DetectError> {
+        if size != self.size {
+            return Err(DetectError::Run(format!(
+                "the tract plan was built for a {} px input, got {size} px",
+                self.size
+            )));
+        }
+        let s = size as usize;
+        let tensor = Tensor::from_shape(&[1, 3, s, s], input)
+            .map_err(|e| DetectError::Run(format!("input tensor: {e:#}")))?;
         let outputs = self
             .plan
             .run(tvec!(tensor.into_tvalue()))
             .map_err(|e| DetectError::Run(format!("{e:#}")))?;
-        let t2 = Instant::now();
-        let out = outputs
-            .first()
-            .ok_or_else(|| DetectError::Run("model returned no output".into()))?
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
-            .map_err(|e| DetectError::Run(format!("output is not f32: {e:#}")))?;
-        let cands = nanodet::decode(&out, size as u32, &self.wanted, self.score_threshold)?;
-        let dets = to_frame(nms_per_class(cands, self.nms_iou), &map, frame);
-        let t3 = Instant::now();
-        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-        Ok((
-            dets,
-            DetectTimings {
-                preprocess_ms: ms(t0, t1),
-                inference_ms: ms(t1, t2),
-                postprocess_ms: ms(t2, t3),
-            },
-        ))
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let name = self
+                    .info
+                    .outputs
+                    .get(i)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_else(|| format!("output{i}"));
+                let as_f32 = v
+                    .cast_to::<f32>()
+                    .map_err(|e| DetectError::Run(format!("output {name:?}: {e:#}")))?;
+                let data = as_f32
+                    .try_as_plain_ram()
+                    .and_then(|p| p.as_slice::<f32>().map(|s| s.to_vec()))
+                    .map_err(|e| DetectError::Run(format!("output {name:?}: {e:#}")))?;
+                Ok(OutputTensor {
+                    name,
+                    shape: v.shape().to_vec(),
+                    data,
+                })
+            })
+            .collect()
     }
 
-    fn model_id(&self) -> &str {
-        &self.model_id
+    fn provider(&self) -> String {
+        "tract-cpu".to_string()
     }
-}
-
-/// Maps boxes from input px to frame px, clipped to the frame; drops boxes left empty.
-fn to_frame(
-    dets: Vec<Detection>,
-    map: &LetterboxMap,
-    frame: &crate::frame::Frame,
-) -> Vec<Detection> {
-    let (w, h) = (frame.width as f32, frame.height as f32);
-    dets.into_iter()
-        .filter_map(|mut d| {
-            let b = map.to_frame(&d.bbox);
-            d.bbox = BBox {
-                x1: b.x1.clamp(0.0, w),
-                y1: b.y1.clamp(0.0, h),
-                x2: b.x2.clamp(0.0, w),
-                y2: b.y2.clamp(0.0, h),
-            };
-            (d.bbox.area() > 0.0).then_some(d)
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::open;
+    use crate::detect::{open, BBox, Detector};
     use crate::frame::Frame;
     use std::path::PathBuf;
     use std::sync::{Mutex, OnceLock};
@@ -257,6 +231,14 @@ mod tests {
 
     fn root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The error `open(cfg)` fails with (a detector is not `Debug`, so no `unwrap_err`).
+    fn open_err(cfg: &DetectorConfig) -> DetectError {
+        match open(cfg) {
+            Ok(_) => panic!("{} should not load", cfg.model.display()),
+            Err(e) => e,
+        }
     }
 
     fn config() -> DetectorConfig {
@@ -372,7 +354,7 @@ mod tests {
         std::fs::write(&bad, b"this is not a protobuf model \xff\xff\xff").unwrap();
         for model in [bad, dir.path().join("missing.onnx")] {
             let cfg = DetectorConfig { model, ..config() };
-            let err = TractDetector::load(&cfg).unwrap_err();
+            let err = open_err(&cfg);
             assert!(matches!(err, DetectError::Load { .. }), "{err}");
         }
     }
@@ -383,8 +365,9 @@ mod tests {
             classes: vec!["car".into(), "spaceship".into()],
             ..config()
         };
-        let err = TractDetector::load(&cfg).unwrap_err();
-        assert!(matches!(&err, DetectError::UnknownClass(c) if c == "spaceship"));
+        let err = open_err(&cfg);
+        assert!(matches!(&err, DetectError::ClassNotInModel { class, .. } if class == "spaceship"));
+        assert!(err.to_string().contains("motorcycle"), "{err}");
         for (backend, family, what) in [
             ("tensorflow", "nanodet", "backend"),
             ("tract", "ssd", "family"),
@@ -426,6 +409,12 @@ mod tests {
 
     /// ONNX ValueInfoProto for a float tensor `name` of `shape`.
     fn value_info(name: &str, shape: &[u64]) -> Vec<u8> {
+        value_info_typed(name, shape, 1)
+    }
+
+    /// ONNX ValueInfoProto for a tensor `name` of `shape` and element type `elem` (1 FLOAT,
+    /// 6 INT32).
+    fn value_info_typed(name: &str, shape: &[u64], elem: u64) -> Vec<u8> {
         let mut dims = Vec::new();
         for &d in shape {
             let mut dim = Vec::new();
@@ -433,7 +422,7 @@ mod tests {
             pb_bytes(&mut dims, 1, &dim);
         }
         let mut tensor = Vec::new();
-        pb_uint(&mut tensor, 1, 1); // elem_type FLOAT
+        pb_uint(&mut tensor, 1, elem); // elem_type
         pb_bytes(&mut tensor, 2, &dims); // shape
         let mut ty = Vec::new();
         pb_bytes(&mut ty, 1, &tensor); // tensor_type
@@ -464,16 +453,243 @@ mod tests {
         model
     }
 
+    /// ONNX TensorProto of `data` in `shape` (raw little-endian data), stored as f32 or, when
+    /// `int32`, as i32.
+    fn tensor_proto(shape: &[u64], data: &[f32], int32: bool) -> Vec<u8> {
+        let mut t = Vec::new();
+        for &d in shape {
+            pb_uint(&mut t, 1, d); // dims
+        }
+        pb_uint(&mut t, 2, if int32 { 6 } else { 1 }); // data_type INT32 or FLOAT
+        let raw: Vec<u8> = if int32 {
+            data.iter()
+                .flat_map(|&v| (v as i32).to_le_bytes())
+                .collect()
+        } else {
+            data.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
+        pb_bytes(&mut t, 9, &raw); // raw_data
+        t
+    }
+
+    /// A model with a [1, 3, size, size] input "images" whose outputs are constants: each
+    /// `(name, shape, data)` is a Constant node. `metadata` goes into `metadata_props`.
+    fn constant_model(
+        size: u64,
+        outputs: &[(&str, Vec<u64>, Vec<f32>)],
+        metadata: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let typed: Vec<_> = outputs
+            .iter()
+            .map(|(n, s, d)| (*n, s.clone(), d.clone(), false))
+            .collect();
+        constant_model_typed(size, &typed, metadata)
+    }
+
+    /// [`constant_model`] where each output says whether it is INT32 (else FLOAT).
+    fn constant_model_typed(
+        size: u64,
+        outputs: &[(&str, Vec<u64>, Vec<f32>, bool)],
+        metadata: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let mut graph = Vec::new();
+        for (name, shape, data, int32) in outputs {
+            let mut attr = Vec::new();
+            pb_bytes(&mut attr, 1, b"value");
+            pb_bytes(&mut attr, 5, &tensor_proto(shape, data, *int32));
+            pb_uint(&mut attr, 20, 4); // type TENSOR
+            let mut node = Vec::new();
+            pb_bytes(&mut node, 2, name.as_bytes());
+            pb_bytes(&mut node, 3, format!("const_{name}").as_bytes());
+            pb_bytes(&mut node, 4, b"Constant");
+            pb_bytes(&mut node, 5, &attr);
+            pb_bytes(&mut graph, 1, &node);
+        }
+        pb_bytes(&mut graph, 2, b"constant");
+        pb_bytes(&mut graph, 11, &value_info("images", &[1, 3, size, size]));
+        for (name, shape, _, int32) in outputs {
+            let elem = if *int32 { 6 } else { 1 };
+            pb_bytes(&mut graph, 12, &value_info_typed(name, shape, elem));
+        }
+        let mut opset = Vec::new();
+        pb_bytes(&mut opset, 1, b"");
+        pb_uint(&mut opset, 2, 13);
+        let mut model = Vec::new();
+        pb_uint(&mut model, 1, 7); // ir_version
+        pb_bytes(&mut model, 7, &graph);
+        pb_bytes(&mut model, 8, &opset);
+        for (k, v) in metadata {
+            let mut e = Vec::new();
+            pb_bytes(&mut e, 1, k.as_bytes());
+            pb_bytes(&mut e, 2, v.as_bytes());
+            pb_bytes(&mut model, 14, &e);
+        }
+        model
+    }
+
+    /// Writes `model` to a temp file and runs it through `open` + `detect` on a grey 128 x 64
+    /// frame (a 64 px input holds the picture at scale 0.5).
+    fn detect_with(model: Vec<u8>, cfg: DetectorConfig) -> (Vec<crate::detect::Detection>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, model).unwrap();
+        let mut det = open(&DetectorConfig { model: path, ..cfg }).unwrap();
+        det.warm_up(1).unwrap();
+        let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
+        let (dets, _) = det
+            .detect(&Frame::from_rgb_image("t".into(), 0, 0, &img))
+            .unwrap();
+        (dets, det.provider())
+    }
+
+    fn near(b: &BBox, want: [f32; 4]) -> bool {
+        let w = BBox {
+            x1: want[0],
+            y1: want[1],
+            x2: want[2],
+            y2: want[3],
+        };
+        b.iou(&w) > 0.999
+    }
+
+    #[test]
+    fn yolov8_model_end_to_end() {
+        // [1, 7, 10]: one lorry at input (24, 28)-(40, 36); labels and input size from metadata.
+        let n = 10;
+        let mut data = vec![0.0f32; 7 * n];
+        for (row, v) in [32.0, 32.0, 16.0, 8.0, 0.1, 0.9, 0.2]
+            .into_iter()
+            .enumerate()
+        {
+            data[row * n + 2] = v;
+        }
+        let model = constant_model(
+            64,
+            &[("output0", vec![1, 7, n as u64], data)],
+            &[
+                ("names", "{0: 'car', 1: 'lorry', 2: 'tractor'}"),
+                ("imgsz", "[64, 64]"),
+            ],
+        );
+        let cfg = DetectorConfig {
+            family: "yolov8".into(),
+            classes: vec!["lorry".into()],
+            ..DetectorConfig::default()
+        };
+        let (dets, provider) = detect_with(model, cfg);
+        assert_eq!(provider, "tract-cpu");
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!((dets[0].class, dets[0].class_id), ("lorry", 1));
+        assert!((dets[0].score - 0.9).abs() < 1e-6);
+        // Centred: picture rows 16..48 of the input, so frame y = (input y - 16) * 2.
+        assert!(near(&dets[0].bbox, [48.0, 24.0, 80.0, 40.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn yolox_model_end_to_end() {
+        // [1, 84, 7]: a truck on the stride-16 head at cell (1, 1): input (8, 12)-(40, 28).
+        let mut data = vec![0.0f32; 84 * 7];
+        let row = 64 + 4 + 1;
+        data[row * 7..row * 7 + 7].copy_from_slice(&[0.5, 0.25, 2f32.ln(), 0.0, 0.9, 0.1, 0.8]);
+        let model = constant_model(64, &[("output", vec![1, 84, 7], data)], &[]);
+        let cfg = DetectorConfig {
+            family: "yolox".into(),
+            class_names: Some(vec!["car".into(), "truck".into()]),
+            classes: vec!["car".into(), "truck".into()],
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!(dets[0].class, "truck");
+        // Top-left placement: frame px = input px * 2.
+        assert!(near(&dets[0].bbox, [16.0, 24.0, 80.0, 56.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn end2end_model_end_to_end() {
+        // Ultralytics nms=True: [1, 2, 6], a car at input (10, 20)-(50, 40) and an empty row.
+        let data = vec![
+            10.0, 20.0, 50.0, 40.0, 0.9, 2.0, //
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let model = constant_model(64, &[("output0", vec![1, 2, 6], data)], &[]);
+        let cfg = DetectorConfig {
+            family: "end2end".into(),
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!(dets[0].class, "car");
+        assert!(near(&dets[0].bbox, [20.0, 8.0, 100.0, 48.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn efficient_nms_model_end_to_end() {
+        // TensorRT EfficientNMS outputs, listed out of order, counts and classes as INT32:
+        // 1 valid detection (a bus at input (10, 20)-(50, 40)) of K = 2.
+        let model = constant_model_typed(
+            64,
+            &[
+                ("det_scores", vec![1, 2], vec![0.7, 0.9], false),
+                ("num_dets", vec![1, 1], vec![1.0], true),
+                ("det_classes", vec![1, 2], vec![5.0, 2.0], true),
+                (
+                    "det_boxes",
+                    vec![1, 2, 4],
+                    vec![10.0, 20.0, 50.0, 40.0, 0.0, 0.0, 8.0, 8.0],
+                    false,
+                ),
+            ],
+            &[],
+        );
+        let cfg = DetectorConfig {
+            family: "end2end".into(),
+            ..DetectorConfig::default()
+        };
+        let (dets, _) = detect_with(model, cfg);
+        assert_eq!(dets.len(), 1, "{dets:?}");
+        assert_eq!((dets[0].class, dets[0].score), ("bus", 0.7));
+        assert!(near(&dets[0].bbox, [20.0, 8.0, 100.0, 48.0]), "{dets:?}");
+    }
+
+    #[test]
+    fn metadata_props_reach_model_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let model = constant_model(
+            64,
+            &[("output0", vec![1, 2, 6], vec![0.0; 12])],
+            &[("names", "{0: 'a'}"), ("author", "x")],
+        );
+        std::fs::write(&path, model).unwrap();
+        let engine = TractEngine::load(&DetectorConfig {
+            model: path,
+            ..DetectorConfig::default()
+        })
+        .unwrap();
+        let info = engine.info();
+        assert_eq!(
+            info.metadata.get("names").map(String::as_str),
+            Some("{0: 'a'}")
+        );
+        assert_eq!(info.metadata.get("author").map(String::as_str), Some("x"));
+        assert_eq!(info.input_shape, [Some(1), Some(3), Some(64), Some(64)]);
+        assert_eq!(
+            info.outputs,
+            [("output0".to_string(), vec![Some(1), Some(2), Some(6)])]
+        );
+        assert_eq!(engine.input_size(), 64);
+    }
+
     #[test]
     fn a_model_that_is_not_nanodet_is_a_layout_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relu.onnx");
         std::fs::write(&path, relu_model()).unwrap();
-        let err = TractDetector::load(&DetectorConfig {
+        let err = open_err(&DetectorConfig {
             model: path,
             ..config()
-        })
-        .unwrap_err();
+        });
         let msg = err.to_string();
         assert!(matches!(err, DetectError::Layout { .. }), "{msg}");
         assert!(msg.contains("[1, 3549, 124]"), "{msg}");

@@ -10,6 +10,7 @@ use crate::config::CameraConfig;
 use crate::detect::{BBox, Detection};
 use crate::event::{thumbnail, Event, EventType, SCHEMA_VERSION};
 use crate::frame::Frame;
+use crate::schedule::TrackView;
 use crate::speed::{CalibrationUncertainty, SpeedEstimator, SpeedMeasurement};
 use crate::stats::{Stage, StageTimes};
 use crate::track::{Tracker, TrackerConfig, TrackerOutput};
@@ -48,6 +49,8 @@ pub struct CameraPipeline {
     live: std::collections::HashSet<u64>,
     /// The last frame's time and wall clock, to date verdicts of tracks that end.
     last_time: Option<(f64, OffsetDateTime)>,
+    /// The live tracks after the last frame, for the frame scheduler.
+    views: Vec<TrackView>,
 }
 
 impl CameraPipeline {
@@ -74,7 +77,13 @@ impl CameraPipeline {
             pending: HashMap::new(),
             live: Default::default(),
             last_time: None,
+            views: Vec::new(),
         }
+    }
+
+    /// The live tracks as of the last frame (boxes, velocities), for the frame scheduler.
+    pub fn track_views(&self) -> &[TrackView] {
+        &self.views
     }
 
     /// The camera's settings.
@@ -121,6 +130,13 @@ impl CameraPipeline {
             None => self.tracker.predict(t_s),
         };
         let start = times.lap(Stage::Track, start);
+        self.views.clear();
+        self.views.extend(out.tracks.iter().map(|tr| TrackView {
+            bbox: tr.bbox,
+            velocity_px_s: tr.velocity_px_s,
+            confirmed: tr.confirmed,
+            t_s,
+        }));
         let verdicts = self.apply(t_s, frame, out);
         times.lap(Stage::Speed, start);
         verdicts

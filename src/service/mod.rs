@@ -12,9 +12,9 @@ pub mod snapshot;
 pub mod supervisor;
 
 use crate::config::{CameraConfig, Config};
-use crate::detect::Detector;
 use crate::frame::Frame;
 use crate::publish::{Publisher, Topics};
+use crate::schedule::{Decision, DetectorGate, Scheduler};
 use crate::source::{DefaultOpener, Opener, Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use crate::store::Store;
@@ -24,11 +24,11 @@ use handoff::{Handoff, HandoffMode, Received};
 pub use sink::EventSink;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A detector shared by every camera of the daemon.
-pub type SharedDetector = Arc<Mutex<Box<dyn Detector>>>;
+/// A detector shared by every camera of the daemon; busy cameras are served first.
+pub type SharedDetector = Arc<DetectorGate>;
 
 /// What a finished camera loop or replay did.
 #[derive(Debug, Clone, Default)]
@@ -106,7 +106,58 @@ pub fn open_detector(cfg: &Config) -> anyhow::Result<SharedDetector> {
             cfg.path.display()
         )
     })?;
-    Ok(Arc::new(Mutex::new(d)))
+    Ok(Arc::new(DetectorGate::new(d)))
+}
+
+/// Measures one detection on a blank frame of the first camera's size and warns, per camera,
+/// when the zone is too short for `min_samples_in_zone` detections of a vehicle at
+/// `max_speed_kmh` at the rate this device reaches. All cameras busy at once share the detector,
+/// so the rate is divided among them; `max_detect_hz` caps it. Returns the warnings (also
+/// logged) and the measured ms per detection.
+pub fn warn_achievable_rate(cfg: &Config, detector: &SharedDetector) -> (Vec<String>, f64) {
+    let (w, h) = cfg
+        .cameras
+        .first()
+        .and_then(|c| c.image_size)
+        .unwrap_or((1280, 720));
+    let blank = Frame::i420_from_rgb_image(
+        "rate-probe".into(),
+        0,
+        0,
+        &image::RgbImage::from_pixel(w, h, image::Rgb([96, 96, 96])),
+    );
+    let mut ms = f64::INFINITY;
+    {
+        let mut d = detector.lock(false);
+        // The first run pays one-time costs (allocations, engine build); the best of the next
+        // two is what a frame costs.
+        for _ in 0..3 {
+            let start = Instant::now();
+            if d.detect(&blank).is_err() {
+                return (Vec::new(), f64::NAN);
+            }
+            ms = ms.min(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let n = cfg.cameras.len().max(1) as f64;
+    let mut out = Vec::new();
+    for cam in &cfg.cameras {
+        let mut hz = 1e3 / ms / n;
+        let mut source = format!(
+            "measured here: {ms:.1} ms per detection, shared by {} camera(s)",
+            cfg.cameras.len()
+        );
+        if let Some(cap) = cam.schedule.max_detect_hz.filter(|&cap| cap < hz) {
+            hz = cap;
+            source = format!("cameras[{}].schedule.max_detect_hz", cam.id);
+        }
+        let rate = crate::config::geometry::DetectionRate { hz, source };
+        if let Some(w) = crate::config::geometry::zone_length_warning(cam, &rate) {
+            tracing::warn!("{w}");
+            out.push(w);
+        }
+    }
+    (out, ms)
 }
 
 /// Starts the publisher when `[mqtt]` is configured.
@@ -193,8 +244,9 @@ pub fn run_source(
     opts: LoopOptions,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<(RunSummary, LoopEnd)> {
-    let model_id = lock(detector).model_id().to_string();
+    let model_id = detector.lock(false).model_id().to_string();
     let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id);
+    let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
     let started = Instant::now();
     let handoff = Arc::new(Handoff::new(opts.handoff));
@@ -241,10 +293,17 @@ pub fn run_source(
         sum.times.record(Stage::Decode, decode_ms);
         first_t.get_or_insert(frame.pts_s());
         last_t = frame.pts_s();
-        let detections = {
-            let mut d = lock(detector);
-            match d.detect(&frame) {
+        let t_sched = Instant::now();
+        let decision = sched.decide(&frame, pipe.track_views());
+        sum.times.lap(Stage::Schedule, t_sched);
+        let detections = match decision {
+            Decision::Skip => {
+                sum.skipped += 1;
+                None
+            }
+            Decision::Detect(reason) => match detector.lock(reason.is_urgent()).detect(&frame) {
                 Ok((dets, t)) => {
+                    sched.detected(frame.pts_s(), reason);
                     sum.detected += 1;
                     sum.times.record(Stage::Preprocess, t.preprocess_ms);
                     sum.times.record(Stage::Inference, t.inference_ms);
@@ -258,13 +317,15 @@ pub fn run_source(
                     tracing::warn!(camera = %cam.id, frame = frame.seq, "detector failed: {e}");
                     None
                 }
-            }
+            },
         };
         let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
         deliver(verdicts, sink, &mut sum, on_verdict);
     };
     handoff.close_consumer();
     sum.dropped = handoff.dropped();
+    let c = sched.counts();
+    tracing::debug!(camera = %cam.id, busy = c.busy, motion = c.motion, idle = c.idle, skipped = c.skipped, "frame scheduler");
     if matches!(end, LoopEnd::Stalled { .. }) {
         // The decode thread may be blocked inside the source; it exits on its next hand-off.
         tracing::warn!(camera = %cam.id, "leaving a stalled decode thread for {describe} to finish on its own");
@@ -334,11 +395,6 @@ fn decode_thread(mut source: Box<dyn Source>, handoff: &Handoff<DecodedItem>) {
         }
     }
     handoff.close_producer();
-}
-
-/// Locks the shared detector; a panic in another camera's thread must not stop this one.
-fn lock(d: &SharedDetector) -> std::sync::MutexGuard<'_, Box<dyn Detector>> {
-    d.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Options of `replay`.
@@ -422,6 +478,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let store = open_store(cfg)?;
     let detector = open_detector(cfg)?;
+    let (_, detect_ms) = warn_achievable_rate(cfg, &detector);
+    tracing::info!(detect_ms, "detector ready");
     let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
         Some((p, t)) => (Some(p), Some(t)),
         None => (None, None),
@@ -532,7 +590,8 @@ async fn wait_for_shutdown_signal() {
 pub(crate) mod tests {
     //! Fixtures for pipeline tests that need no model and no video.
     use super::*;
-    use crate::detect::{DetectError, DetectTimings, Detection};
+    use crate::detect::{DetectError, DetectTimings, Detection, Detector};
+    use std::sync::Mutex;
 
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
     pub fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
@@ -573,7 +632,7 @@ pub(crate) mod tests {
 
     /// A shared [`NullDetector`] without delay.
     pub fn null_detector() -> SharedDetector {
-        Arc::new(Mutex::new(Box::new(NullDetector {
+        Arc::new(DetectorGate::new(Box::new(NullDetector {
             delay: Duration::ZERO,
         })))
     }
@@ -652,11 +711,13 @@ pub(crate) mod tests {
     /// Runs a 30 fps camera for 3 s into a 100 ms detector; returns the summary and the
     /// capture-to-detection latencies (ms).
     fn slow_run(mode: HandoffMode) -> (RunSummary, Vec<f64>) {
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
+        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
+        // The hand-off is under test: the detector must want every frame.
+        cfg.cameras[0].schedule.adaptive = false;
         let sink = memory_sink(&cfg);
         let origin = Instant::now();
         let latencies = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector = Arc::new(Mutex::new(Box::new(SlowDetector {
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SlowDetector {
             origin,
             delay: Duration::from_millis(100),
             latencies_ms: latencies.clone(),
@@ -692,6 +753,173 @@ pub(crate) mod tests {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+
+    /// 1280x720 grey frames at 30 fps for 6 s; from t = 2 s a white 80x40 box drives in from
+    /// the left edge at 400 px/s with its bottom at y = 500 (through the demo zone).
+    struct DrivingBoxSource {
+        seq: u64,
+    }
+
+    const BOX_FROM_S: f64 = 2.0;
+
+    fn box_left_px(t_s: f64) -> Option<f64> {
+        (t_s >= BOX_FROM_S).then(|| (t_s - BOX_FROM_S) * 400.0)
+    }
+
+    impl Source for DrivingBoxSource {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            if self.seq == 180 {
+                return Ok(None);
+            }
+            let t = self.seq as f64 / 30.0;
+            let (w, h) = (1280usize, 720usize);
+            let mut data = vec![90u8; w * h * 3];
+            if let Some(x0) = box_left_px(t) {
+                for y in 460..500 {
+                    for x in (x0 as usize)..((x0 as usize + 80).min(w)) {
+                        data[(y * w + x) * 3..(y * w + x) * 3 + 3].fill(255);
+                    }
+                }
+            }
+            let f = Frame {
+                camera: "cam".into(),
+                seq: self.seq,
+                pts_ns: (t * 1e9).round() as i64,
+                wall: time::OffsetDateTime::UNIX_EPOCH,
+                width: w as u32,
+                height: h as u32,
+                format: crate::frame::PixelFormat::Rgb8,
+                data: data.into(),
+            };
+            self.seq += 1;
+            Ok(Some(f))
+        }
+        fn describe(&self) -> String {
+            "driving box".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
+    /// Finds the white box exactly; records the time of every frame it runs on.
+    struct WhiteBoxDetector {
+        ran_at_s: Arc<Mutex<Vec<(f64, bool)>>>,
+    }
+
+    impl Detector for WhiteBoxDetector {
+        fn detect(&mut self, f: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+            let (w, h) = (f.width as usize, f.height as usize);
+            let (mut x1, mut y1, mut x2, mut y2) = (usize::MAX, usize::MAX, 0, 0);
+            for y in 0..h {
+                for x in 0..w {
+                    if f.data[(y * w + x) * 3] == 255 {
+                        (x1, y1, x2, y2) = (x1.min(x), y1.min(y), x2.max(x + 1), y2.max(y + 1));
+                    }
+                }
+            }
+            let found = x2 > 0;
+            self.ran_at_s.lock().unwrap().push((f.pts_s(), found));
+            let dets = if found {
+                vec![Detection {
+                    bbox: crate::detect::BBox {
+                        x1: x1 as f32,
+                        y1: y1 as f32,
+                        x2: x2 as f32,
+                        y2: y2 as f32,
+                    },
+                    score: 0.9,
+                    class_id: 2,
+                    class: "car",
+                }]
+            } else {
+                Vec::new()
+            };
+            Ok((dets, DetectTimings::default()))
+        }
+        fn model_id(&self) -> &str {
+            "white-box"
+        }
+    }
+
+    #[test]
+    fn adaptive_skipping_idles_on_an_empty_road_and_runs_full_rate_through_the_zone() {
+        let (cfg, _dir) = fixture_config("synthetic.mp4");
+        let sink = memory_sink(&cfg);
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WhiteBoxDetector {
+            ran_at_s: ran.clone(),
+        })));
+        let (sum, _) = run_source(
+            &cfg.cameras[0],
+            &cfg,
+            Box::new(DrivingBoxSource { seq: 0 }),
+            &detector,
+            &sink,
+            &AtomicBool::new(false),
+            LoopOptions::for_source(false, Duration::MAX),
+            &mut |_| {},
+        )
+        .unwrap();
+        let ran = ran.lock().unwrap().clone();
+        assert_eq!(sum.frames, 180);
+        assert_eq!(sum.detected + sum.skipped, 180);
+        // Empty road (60 frames before the box): >= 90% skipped.
+        let empty_detected = ran.iter().filter(|(t, _)| *t < BOX_FROM_S).count();
+        assert!(
+            empty_detected <= 6,
+            "{empty_detected} of 60 empty frames detected: {ran:?}"
+        );
+        // The box is found on the first frame it shows (the motion check wakes the camera).
+        let first = ran.iter().find(|(_, found)| *found).map(|(t, _)| *t);
+        assert_eq!(first, Some(BOX_FROM_S), "{ran:?}");
+        // While its ground point is in the zone (bottom centre x in ~210..1101 px), every frame.
+        let in_zone: Vec<f64> = (0..180)
+            .map(|i| i as f64 / 30.0)
+            .filter(|&t| box_left_px(t).is_some_and(|x| (230.0..1080.0).contains(&(x + 40.0))))
+            .collect();
+        assert!(in_zone.len() > 50);
+        for t in &in_zone {
+            assert!(
+                ran.iter().any(|(r, _)| (r - t).abs() < 1e-6),
+                "frame at {t:.3} s in the zone was skipped"
+            );
+        }
+        println!(
+            "driving box: {} of 180 frames detected ({} of 60 on the empty road), {} skipped",
+            sum.detected, empty_detected, sum.skipped
+        );
+    }
+
+    #[test]
+    fn startup_warns_when_this_device_is_too_slow_for_the_zone() {
+        let (mut cfg, _dir) = fixture_config("synthetic.mp4");
+        let slow = |ms| -> SharedDetector {
+            Arc::new(DetectorGate::new(Box::new(SlowDetector {
+                origin: Instant::now(),
+                delay: Duration::from_millis(ms),
+                latencies_ms: Arc::new(Mutex::new(Vec::new())),
+            })))
+        };
+        cfg.cameras[0].speed.max_speed_kmh = 200.0;
+        cfg.cameras[0].speed.min_samples = 8;
+        let (warnings, ms) = warn_achievable_rate(&cfg, &slow(100));
+        assert!((100.0..400.0).contains(&ms), "{ms}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("ms per detection, shared by 1 camera(s)"),
+            "{warnings:?}"
+        );
+        // A fast detector reaches the rate; a cap below it brings the warning back and names it.
+        let (warnings, _) = warn_achievable_rate(&cfg, &slow(1));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        cfg.cameras[0].schedule.max_detect_hz = Some(5.0);
+        let (warnings, _) = warn_achievable_rate(&cfg, &slow(1));
+        assert!(
+            warnings[0].contains("schedule.max_detect_hz"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -759,6 +987,7 @@ pub(crate) mod tests {
     #[test]
     fn cameras_share_the_detector_but_keep_their_own_tracker_and_calibration() {
         let (mut cfg, _dir) = fixture_config("synthetic.mp4");
+        cfg.cameras[0].schedule.adaptive = false;
         let mut b = cfg.cameras[0].clone();
         b.id = "b".into();
         b.world_points = b
@@ -771,7 +1000,7 @@ pub(crate) mod tests {
         b.calibration_report = report;
         cfg.cameras[0].id = "a".into();
         cfg.cameras.push(b);
-        let detector: SharedDetector = Arc::new(Mutex::new(Box::new(SamePixelsDetector {
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
             homography: cfg.cameras[0].homography.clone(),
         })));
         let sink = memory_sink(&cfg);

@@ -842,6 +842,7 @@ pub fn case_camera_config(
         zone,
         speed: speed.clone(),
         reconnect: Default::default(),
+        schedule: Default::default(),
         live: Default::default(),
     })
 }
