@@ -543,6 +543,8 @@ fn classes_are_checked_against_coco_only_for_nanodet() {
     let p = problems(&with_detector("classes = [\"forklift\"]"));
     assert_eq!(p[0].key, "detector.classes");
     assert!(p[0].message.contains("\"forklift\""), "{}", p[0].message);
+}
+
 /// GOOD with `backend` set and a `[detector.onnxruntime]` table holding `keys`.
 fn with_ort(backend: &str, keys: &str) -> String {
     GOOD.replace(

@@ -27,12 +27,16 @@ use std::path::{Path, PathBuf};
 pub mod end2end;
 pub mod engine;
 pub mod family;
+#[cfg(feature = "cuda")]
+pub mod gpu;
+pub mod gpu_kernel;
 pub mod labels;
 pub mod letterbox;
 pub mod nanodet;
 pub mod nms;
 pub mod onnxruntime;
 pub mod pipeline;
+pub mod preprocess_ref;
 pub mod tract;
 pub mod yolov8;
 pub mod yolox;

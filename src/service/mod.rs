@@ -776,7 +776,7 @@ pub(crate) mod tests {
     const BOX_FROM_S: f64 = 2.0;
 
     fn box_left_px(t_s: f64) -> Option<f64> {
-        (t_s >= BOX_FROM_S).then(|| (t_s - BOX_FROM_S) * 400.0)
+        (t_s >= BOX_FROM_S).then_some((t_s - BOX_FROM_S) * 400.0)
     }
 
     impl Source for DrivingBoxSource {
