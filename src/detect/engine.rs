@@ -95,4 +95,21 @@ pub trait Engine: Send {
     /// Which backend and execution provider actually runs, e.g. `tract-cpu`,
     /// `onnxruntime-tensorrt-fp16`, `onnxruntime-cpu`. Logged and exposed in stats.
     fn provider(&self) -> String;
+
+    /// Runs the model on an input tensor that is already in GPU memory (the `cuda` feature's
+    /// preprocessing output), so frames never make a host round trip. None: this engine takes
+    /// host input only, and the caller falls back to [`Engine::run`].
+    ///
+    /// # Safety
+    /// `ptr` must be a live CUDA allocation on `device_id` holding an NCHW `[1, 3, size, size]`
+    /// tensor (f16 when `f16`, else f32), not written by anyone else until this returns.
+    unsafe fn run_device(
+        &mut self,
+        _ptr: *mut std::ffi::c_void,
+        _size: u32,
+        _f16: bool,
+        _device_id: i32,
+    ) -> Option<Result<Vec<OutputTensor>, DetectError>> {
+        None
+    }
 }

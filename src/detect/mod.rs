@@ -395,12 +395,20 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
                 reason: format!("{e}; check the detector model path"),
             })?;
             let id = model_id_of(&cfg.model, &bytes);
-            Ok(Box::new(ModelDetector::new(
-                Box::new(engine),
-                family,
-                cfg,
-                id,
-            )?))
+            #[allow(unused_mut)]
+            let mut det = ModelDetector::new(Box::new(engine), family, cfg, id)?;
+            #[cfg(feature = "cuda")]
+            if !det.provider().ends_with("-cpu") {
+                // A GPU provider runs the model: letterbox on the GPU too and hand the device
+                // tensor over, so frames make no host round trip. Without a usable GPU the CPU
+                // letterbox stays (logged, not fatal).
+                let device = cfg.onnxruntime.device_id as usize;
+                match det.enable_gpu_preprocessing(device) {
+                    Ok(()) => tracing::info!(device, "preprocessing on the GPU"),
+                    Err(e) => tracing::warn!("{e}; preprocessing stays on the CPU"),
+                }
+            }
+            Ok(Box::new(det))
         }
         #[cfg(not(feature = "onnxruntime"))]
         "onnxruntime" => Err(DetectError::NotBuilt {

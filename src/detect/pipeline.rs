@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use super::engine::{Engine, ModelInfo};
+use super::engine::{Engine, ModelInfo, OutputTensor};
 use super::family::Family;
 use super::labels::{self, LabelSource};
 use super::letterbox::{LetterboxMap, Letterboxer};
@@ -30,6 +30,10 @@ pub struct ModelDetector {
     score_threshold: f32,
     nms_iou: f32,
     model_id: String,
+    /// GPU letterboxing into device memory, handed to the engine without a host copy
+    /// (`cuda` feature, GPU execution providers only).
+    #[cfg(feature = "cuda")]
+    gpu: Option<super::gpu::GpuPreprocessor>,
 }
 
 impl std::fmt::Debug for ModelDetector {
@@ -156,6 +160,8 @@ impl ModelDetector {
             score_threshold: cfg.score_threshold,
             nms_iou: cfg.nms_iou,
             model_id,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
     }
 
@@ -212,22 +218,17 @@ impl ModelDetector {
     }
 }
 
-impl Detector for ModelDetector {
-    fn detect(
-        &mut self,
+impl ModelDetector {
+    /// Decode, NMS (for families without it in the graph) and the mapping back to frame px.
+    fn postprocess(
+        &self,
+        outputs: &[OutputTensor],
+        size: u32,
+        map: &LetterboxMap,
         frame: &crate::frame::Frame,
-    ) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-        let t0 = Instant::now();
-        let size = self.letterbox.input_size();
-        let map = self
-            .letterbox
-            .run(frame, &mut self.input)
-            .map_err(|e| DetectError::Run(format!("bad frame: {e}")))?;
-        let t1 = Instant::now();
-        let outputs = self.engine.run(&self.input, size)?;
-        let t2 = Instant::now();
+    ) -> Result<Vec<Detection>, DetectError> {
         let cands = self.family.decode(
-            &outputs,
+            outputs,
             size,
             &self.labels,
             &self.wanted,
@@ -240,17 +241,86 @@ impl Detector for ModelDetector {
             c.sort_by(|a, b| b.score.total_cmp(&a.score));
             c
         };
-        let dets = to_frame(dets, &map, frame);
-        let t3 = Instant::now();
-        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
-        Ok((
-            dets,
-            DetectTimings {
-                preprocess_ms: ms(t0, t1),
-                inference_ms: ms(t1, t2),
-                postprocess_ms: ms(t2, t3),
-            },
-        ))
+        Ok(to_frame(dets, map, frame))
+    }
+
+    /// Uses the GPU for preprocessing from now on (device `device_index`), when the engine can
+    /// take device input. Errors leave the CPU path in place; the caller logs them.
+    #[cfg(feature = "cuda")]
+    pub fn enable_gpu_preprocessing(&mut self, device_index: usize) -> Result<(), DetectError> {
+        let gpu = super::gpu::GpuPreprocessor::new(device_index)
+            .map_err(|e| DetectError::Run(format!("GPU preprocessing unavailable: {e}")))?;
+        self.gpu = Some(gpu);
+        Ok(())
+    }
+
+    /// The `cuda` path: letterbox on the GPU, run the engine on the device tensor. None when
+    /// there is no GPU preprocessor or the engine takes host input only.
+    #[cfg(feature = "cuda")]
+    fn detect_on_gpu(
+        &mut self,
+        frame: &crate::frame::Frame,
+        t0: Instant,
+    ) -> Option<Result<(Vec<Detection>, DetectTimings), DetectError>> {
+        use super::preprocess_ref::{SrcFrame, TensorDtype};
+        let size = self.letterbox.input_size();
+        let spec = *self.letterbox.spec();
+        let gpu = self.gpu.as_mut()?;
+        let src = SrcFrame::from_frame(frame);
+        let input = match gpu.run(&src, &spec, size, TensorDtype::F32) {
+            Ok(i) => i,
+            Err(e) => return Some(Err(DetectError::Run(format!("GPU preprocessing: {e}")))),
+        };
+        let map = input.map;
+        let t1 = Instant::now();
+        // SAFETY: `input` borrows the preprocessor's device buffer for this whole call, so
+        // nothing writes it while the engine reads it; shape and dtype are what `run` made.
+        let outputs = unsafe {
+            self.engine
+                .run_device(input.as_mut_ptr(), size, false, input.device_index as i32)
+        };
+        let outputs = match outputs? {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
+        };
+        let t2 = Instant::now();
+        Some(
+            self.postprocess(&outputs, size, &map, frame)
+                .map(|dets| (dets, timings(t0, t1, t2))),
+        )
+    }
+}
+
+/// Stage times from the three instants and now.
+fn timings(t0: Instant, t1: Instant, t2: Instant) -> DetectTimings {
+    let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+    DetectTimings {
+        preprocess_ms: ms(t0, t1),
+        inference_ms: ms(t1, t2),
+        postprocess_ms: ms(t2, Instant::now()),
+    }
+}
+
+impl Detector for ModelDetector {
+    fn detect(
+        &mut self,
+        frame: &crate::frame::Frame,
+    ) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+        let t0 = Instant::now();
+        let size = self.letterbox.input_size();
+        #[cfg(feature = "cuda")]
+        if let Some(r) = self.detect_on_gpu(frame, t0) {
+            return r;
+        }
+        let map = self
+            .letterbox
+            .run(frame, &mut self.input)
+            .map_err(|e| DetectError::Run(format!("bad frame: {e}")))?;
+        let t1 = Instant::now();
+        let outputs = self.engine.run(&self.input, size)?;
+        let t2 = Instant::now();
+        let dets = self.postprocess(&outputs, size, &map, frame)?;
+        Ok((dets, timings(t0, t1, t2)))
     }
 
     fn model_id(&self) -> &str {

@@ -489,6 +489,17 @@ impl Engine for OrtEngine {
         &self.info
     }
 
+    unsafe fn run_device(
+        &mut self,
+        ptr: *mut std::ffi::c_void,
+        size: u32,
+        f16: bool,
+        device_id: i32,
+    ) -> Option<Result<Vec<OutputTensor>, DetectError>> {
+        // SAFETY: the caller upholds the trait's contract, which is the inherent method's.
+        Some(unsafe { OrtEngine::run_device(self, ptr, size, f16, device_id) })
+    }
+
     fn run(&mut self, input: &[f32], size: u32) -> Result<Vec<OutputTensor>, DetectError> {
         let s = size as usize;
         if input.len() != 3 * s * s {
