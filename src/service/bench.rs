@@ -109,7 +109,7 @@ pub struct BenchReport {
     pub source: String,
     /// The detector's model id (file name and content hash), as stored with events.
     pub model_id: String,
-    /// The configured inference backend (`detector.backend`).
+    /// The backend and execution provider that ran, e.g. `tract-cpu`, `onnxruntime-cpu`.
     pub backend: String,
     /// The `--frames` limit, if any.
     pub max_frames: Option<u64>,
@@ -223,6 +223,9 @@ impl BenchReport {
             "frames in {}, detected {}, skipped {}, dropped {}, detector errors {}; {} measurement(s), {} speeding\n",
             s.frames, s.detected, s.skipped, s.dropped, s.detect_errors, s.measurements, s.speeding
         );
+        if let Some(t) = s.first_detection_s {
+            out += &format!("first detection of anything at frame time {t:.3} s\n");
+        }
         out += &format!(
             "{:.2} s of video in {:.2} s: {:.2} frames/s end to end, real-time factor {:.2}\n",
             self.video_covered_s(),
@@ -265,6 +268,7 @@ impl BenchReport {
             "frames": s.frames,
             "detected": s.detected,
             "skipped": s.skipped,
+            "first_detection_s": s.first_detection_s,
             "dropped": s.dropped,
             "detect_errors": s.detect_errors,
             "measurements": s.measurements,
@@ -451,7 +455,9 @@ fn run_in(
         camera: cam.id.clone(),
         source: crate::source::redact_uri(uri),
         model_id,
-        backend: cfg.detector.backend.clone(),
+        // The execution provider that actually ran (e.g. onnxruntime-cpu after a TensorRT
+        // fallback), not just the configured backend.
+        backend: detector.lock(false).provider(),
         max_frames: opts.max_frames,
         mqtt_device_id: cfg.mqtt.as_ref().map(|m| m.device_id.clone()),
         summary,

@@ -40,6 +40,9 @@ pub struct RunSummary {
     pub detected: u64,
     /// Frames the scheduler let pass without detection (the tracker predicted across them).
     pub skipped: u64,
+    /// Frame time of the first frame in which the detector found anything, s (how fast an
+    /// idle camera notices the first vehicle).
+    pub first_detection_s: Option<f64>,
     /// Measurement records produced.
     pub measurements: u64,
     /// Speeding records produced.
@@ -66,6 +69,7 @@ impl RunSummary {
         self.frames += o.frames;
         self.detected += o.detected;
         self.skipped += o.skipped;
+        self.first_detection_s = self.first_detection_s.or(o.first_detection_s);
         self.measurements += o.measurements;
         self.speeding += o.speeding;
         self.store_errors += o.store_errors;
@@ -317,6 +321,9 @@ pub fn run_source(
                 Ok((dets, t)) => {
                     sched.detected(frame.pts_s(), reason);
                     sum.detected += 1;
+                    if !dets.is_empty() && sum.first_detection_s.is_none() {
+                        sum.first_detection_s = Some(frame.pts_s());
+                    }
                     sum.times.record(Stage::Preprocess, t.preprocess_ms);
                     sum.times.record(Stage::Inference, t.inference_ms);
                     sum.times.record(Stage::Postprocess, t.postprocess_ms);

@@ -97,8 +97,8 @@ pub struct Condition {
     pub gap_frames: u32,
     /// Adaptive frame skipping with this busy-rate cap (Hz): every frame carries detections and
     /// the camera's [`crate::schedule::Scheduler`] picks which ones the pipeline sees, from the
-    /// tracks alone (no pixels, so no motion check: new vehicles are found by the idle
-    /// heartbeat). None: the fixed `detect_every` cadence.
+    /// tracks (there are no pixels: a vehicle box no track explains stands in for the motion
+    /// check). None: the fixed `detect_every` cadence.
     pub adaptive_max_hz: Option<f64>,
 }
 
@@ -859,6 +859,22 @@ pub fn case_camera_config(
     })
 }
 
+/// Stands in for the motion check when there are no pixels: a vehicle box (in this frame's
+/// detections, which exist for every frame of an adaptive case) whose centre no live track's
+/// predicted box covers is the change a motion check would see.
+fn moved(t_s: f64, rows: &[MotBox], pipeline: &CameraPipeline) -> bool {
+    rows.iter().any(|r| {
+        let (cx, cy) = (
+            ((r.bbox_px[0] + r.bbox_px[2]) / 2.0) as f32,
+            ((r.bbox_px[1] + r.bbox_px[3]) / 2.0) as f32,
+        );
+        !pipeline.track_views().iter().any(|v| {
+            let b = v.bbox_at(t_s);
+            cx >= b.x1 && cx <= b.x2 && cy >= b.y1 && cy <= b.y2
+        })
+    })
+}
+
 /// Runs a case through [`CameraPipeline::process_detections`] + `finish` (tracker, speed,
 /// events, exactly as `analyze --mot` does) and matches the measurements to the truth by track
 /// (see the module doc).
@@ -890,13 +906,15 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
         let det = det
             && match scheduler.as_mut() {
                 None => true,
-                Some(s) => match s.decide_at(t, pipeline.track_views(), false) {
-                    crate::schedule::Decision::Detect(r) => {
-                        s.detected(t, r);
-                        true
+                Some(s) => {
+                    match s.decide_at(t, pipeline.track_views(), moved(t, rows, &pipeline)) {
+                        crate::schedule::Decision::Detect(r) => {
+                            s.detected(t, r);
+                            true
+                        }
+                        crate::schedule::Decision::Skip => false,
                     }
-                    crate::schedule::Decision::Skip => false,
-                },
+                }
             };
         let wall = epoch + time::Duration::seconds_f64(t);
         let dets: Vec<Detection> = rows.iter().map(detection).collect();
