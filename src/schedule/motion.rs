@@ -150,13 +150,13 @@ impl MotionDetector {
 }
 
 /// Mean luma of each `cell x cell` block into `out` (`gw * gh` values, row-major), sampling
-/// every `cell / 4`-th row and column (at least every other): 16 samples a cell are plenty to
-/// see a vehicle and keep the check at a fraction of a millisecond. The buffer length was
+/// every `cell / 2`-th row and column (at least every other): 4 samples a cell are plenty to see
+/// a vehicle (which covers many cells) and keep the check at a fraction of a millisecond. The buffer length was
 /// checked by the caller.
 fn luma_grid(frame: &Frame, cell: u32, gw: usize, gh: usize, out: &mut Vec<f32>) {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let cell = cell as usize;
-    let step = (cell / 4).max(2);
+    let step = (cell / 2).max(2);
     out.clear();
     out.resize(gw * gh, 0.0);
     let mut counts = vec![0u32; gw * gh];
