@@ -240,10 +240,10 @@ pub struct Letterboxer {
     rows: Rows,
 }
 
-/// `out[x] = sum_j w[j] * src[rows[j] * stride + x]` for `x < n`, in tap order, over the taps
-/// with non-zero weight (a footprint often covers one sample fewer than `k`); the source row of
-/// tap `j` is `min(first + j, last)`. `out` may be longer than `n` (padding); that part is left
-/// alone.
+/// `out[x] = sum_j w[j] * src[row_j * stride + x]` for `x < stride` (one source row is `stride`
+/// values), in tap order, over the taps with non-zero weight (a footprint often covers one
+/// sample fewer than `k`); `row_j = min(first + j, last)`. `out` may be longer than `stride`
+/// (padding); that part is left alone.
 ///
 /// Taps are applied in groups of up to four per sweep over the row, accumulating in registers,
 /// instead of one read-modify-write sweep per tap: the row is 1280 wide, so sweeps cost more than
