@@ -82,11 +82,17 @@ impl LetterboxMap {
     }
 }
 
-/// Resampling weights along one axis: output `o` reads `idx[o*k..o*k+k]` with `w[o*k..o*k+k]`.
+/// Resampling weights along one axis: output `o` reads the `k` consecutive source samples
+/// `first[o]..first[o] + k` with weights `w[o*k..o*k+k]`.
+///
+/// Source indices past the last sample stand for the last sample (edge clamping). Rather than
+/// clamping per tap, the row buffers the horizontal pass reads are padded with `k - 1` copies of
+/// their last sample, so every tap window is a contiguous slice; the vertical pass clamps its
+/// (few) row indices instead.
 #[derive(Debug, Clone, PartialEq)]
 struct Taps {
     k: usize,
-    idx: Vec<usize>,
+    first: Vec<usize>,
     w: Vec<f32>,
 }
 
@@ -99,15 +105,14 @@ impl Taps {
             // Bilinear between the two samples around the output centre.
             let mut t = Taps {
                 k: 2,
-                idx: Vec::with_capacity(n_out * 2),
+                first: Vec::with_capacity(n_out),
                 w: Vec::with_capacity(n_out * 2),
             };
             for o in 0..n_out {
                 let c = ((o as f32 + 0.5) * ratio - 0.5).max(0.0);
                 let i0 = c.floor();
                 let f = c - i0;
-                let i0 = (i0 as usize).min(last);
-                t.idx.extend([i0, (i0 + 1).min(last)]);
+                t.first.push((i0 as usize).min(last));
                 t.w.extend([1.0 - f, f]);
             }
             t
@@ -116,7 +121,7 @@ impl Taps {
             let k = ratio.ceil() as usize + 1;
             let mut t = Taps {
                 k,
-                idx: Vec::with_capacity(n_out * k),
+                first: Vec::with_capacity(n_out),
                 w: Vec::with_capacity(n_out * k),
             };
             for o in 0..n_out {
@@ -126,18 +131,20 @@ impl Taps {
                 for j in 0..k {
                     let i = first + j;
                     let overlap = (b.min(i as f32 + 1.0) - a.max(i as f32)).max(0.0);
-                    t.idx.push(i.min(last));
                     t.w.push(overlap / ratio);
                 }
+                // Clamping `first` as well keeps every tap on the last sample when the footprint
+                // starts past it (float rounding at the far edge), as per-tap clamping would.
+                t.first.push(first.min(last));
             }
             t
         }
     }
 
+    /// First source index and the `k` weights of output `o`.
     #[inline]
-    fn at(&self, o: usize) -> (&[usize], &[f32]) {
-        let r = o * self.k..(o + 1) * self.k;
-        (&self.idx[r.clone()], &self.w[r])
+    fn at(&self, o: usize) -> (usize, &[f32]) {
+        (self.first[o], &self.w[o * self.k..(o + 1) * self.k])
     }
 }
 
@@ -204,6 +211,22 @@ impl Norm {
             pad: [0, 1, 2].map(|c| (spec.pad_value - spec.mean[c]) * inv_std[c]),
         }
     }
+
+    /// `(mean, inv_std)` of the tensor channel fed by RGB component `comp` (0 = R).
+    fn of_component(&self, comp: usize) -> (f32, f32) {
+        let c = (0..3).find(|&c| self.src[c] == comp).unwrap_or(comp);
+        (self.mean[c], self.inv_std[c])
+    }
+}
+
+/// Row buffers reused between frames: vertical-pass rows (padded, see [`Taps`]) and
+/// horizontal-pass rows at output resolution.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    /// Vertical pass output: luma / U / V (I420) or the packed RGB row (Rgb8, in `v[0]`).
+    v: [Vec<f32>; 3],
+    /// Horizontal pass output, one output row per component: Y, U, V or R, G, B.
+    h: [Vec<f32>; 3],
 }
 
 /// Reusable letterboxer for one model input size and [`PreprocessSpec`]; keeps resampling tables
@@ -214,28 +237,160 @@ pub struct Letterboxer {
     spec: PreprocessSpec,
     norm: Norm,
     plan: Option<Plan>,
-    rows: [Vec<f32>; 3],
+    rows: Rows,
 }
 
-/// Accumulates `sum_k w[k] * src[idx[k] * stride + x]` for x in `0..out.len()` into `out`.
-#[inline]
-fn vertical(src: &[u8], stride: usize, idx: &[usize], w: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    let n = out.len();
-    for (&i, &wk) in idx.iter().zip(w) {
-        if wk == 0.0 {
+/// `out[x] = sum_j w[j] * src[row_j * stride + x]` for `x < stride` (one source row is `stride`
+/// values), in tap order, over the taps with non-zero weight (a footprint often covers one
+/// sample fewer than `k`); `row_j = min(first + j, last)`. `out` may be longer than `stride`
+/// (padding); that part is left alone.
+///
+/// Taps are applied in groups of up to four per sweep over the row, accumulating in registers,
+/// instead of one read-modify-write sweep per tap: the row is 1280 wide, so sweeps cost more than
+/// the arithmetic. The first group assigns, so no clearing pass is needed. The summation order is
+/// the same as tap-by-tap accumulation, so the result is too.
+#[inline(always)]
+fn vertical(src: &[u8], stride: usize, first: usize, last: usize, w: &[f32], out: &mut [f32]) {
+    let n = stride;
+    let out = &mut out[..n];
+    let row = |j: usize| {
+        let i = (first + j).min(last);
+        &src[i * stride..i * stride + n]
+    };
+    let mut group: [(&[u8], f32); 4] = [(&[], 0.0); 4];
+    let (mut len, mut assign) = (0, true);
+    for (j, &wj) in w.iter().enumerate() {
+        if wj == 0.0 {
             continue;
         }
-        let row = &src[i * stride..i * stride + n];
-        for (o, &p) in out.iter_mut().zip(row) {
-            *o += wk * p as f32;
+        group[len] = (row(j), wj);
+        len += 1;
+        if len == 4 {
+            vertical_group(out, &group, assign);
+            (len, assign) = (0, false);
+        }
+    }
+    if len > 0 || assign {
+        vertical_group(out, &group[..len], assign);
+    }
+}
+
+/// One sweep of [`vertical`]: `out (=|+=) sum of w * row` over `taps` (at most four), with
+/// every row at least `out.len()` long.
+#[inline(always)]
+fn vertical_group(out: &mut [f32], taps: &[(&[u8], f32)], assign: bool) {
+    // A fixed tap count per loop lets the compiler keep the sum in registers and vectorise.
+    #[inline(always)]
+    fn sweep<const N: usize, const ASSIGN: bool>(out: &mut [f32], taps: &[(&[u8], f32)]) {
+        let n = out.len();
+        let rows: [&[u8]; N] = std::array::from_fn(|j| &taps[j].0[..n]);
+        let w: [f32; N] = std::array::from_fn(|j| taps[j].1);
+        for (x, o) in out.iter_mut().enumerate() {
+            let mut acc = if ASSIGN { 0.0 } else { *o };
+            for j in 0..N {
+                let p = w[j] * rows[j][x] as f32;
+                // Assigning the first product equals `0.0 + p` exactly (p is never -0.0).
+                acc = if ASSIGN && j == 0 { p } else { acc + p };
+            }
+            *o = acc;
+        }
+    }
+    match (taps.len(), assign) {
+        (0, true) => out.fill(0.0),
+        (0, false) => {}
+        (1, true) => sweep::<1, true>(out, taps),
+        (2, true) => sweep::<2, true>(out, taps),
+        (3, true) => sweep::<3, true>(out, taps),
+        (_, true) => sweep::<4, true>(out, taps),
+        (1, false) => sweep::<1, false>(out, taps),
+        (2, false) => sweep::<2, false>(out, taps),
+        (3, false) => sweep::<3, false>(out, taps),
+        (_, false) => sweep::<4, false>(out, taps),
+    }
+}
+
+/// Copies the last `ch` values of `row[..n]` (one sample of `ch` channels) over the rest of
+/// `row`, so tap windows that run past the edge read the edge sample (see [`Taps`]).
+#[inline(always)]
+fn pad_row(row: &mut [f32], n: usize, ch: usize) {
+    let (body, pad) = row.split_at_mut(n);
+    let edge = &body[n - ch..];
+    for p in pad.chunks_exact_mut(ch) {
+        p.copy_from_slice(edge);
+    }
+}
+
+/// `out[o] = sum_j w[o*k + j] * row[first[o] + j]` for a single-channel, padded `row`.
+#[inline(always)]
+fn horizontal(row: &[f32], taps: &Taps, out: &mut [f32]) {
+    // Monomorphised for the common tap counts so the window is a fixed-size slice (one bounds
+    // check per output, unrolled sum); 2 = bilinear, 5 = area average at ~3x (1280 -> 416).
+    #[inline(always)]
+    fn fixed<const K: usize>(row: &[f32], taps: &Taps, out: &mut [f32]) {
+        for ((o, &f), w) in out.iter_mut().zip(&taps.first).zip(taps.w.chunks_exact(K)) {
+            let r = &row[f..f + K];
+            let mut acc = w[0] * r[0];
+            for j in 1..K {
+                acc += w[j] * r[j];
+            }
+            *o = acc;
+        }
+    }
+    match taps.k {
+        2 => fixed::<2>(row, taps, out),
+        3 => fixed::<3>(row, taps, out),
+        4 => fixed::<4>(row, taps, out),
+        5 => fixed::<5>(row, taps, out),
+        6 => fixed::<6>(row, taps, out),
+        k => {
+            for ((o, &f), w) in out.iter_mut().zip(&taps.first).zip(taps.w.chunks_exact(k)) {
+                *o = w.iter().zip(&row[f..f + k]).map(|(&wj, &p)| wj * p).sum();
+            }
         }
     }
 }
 
-#[inline]
-fn horizontal(row: &[f32], idx: &[usize], w: &[f32]) -> f32 {
-    idx.iter().zip(w).map(|(&i, &wk)| wk * row[i]).sum()
+/// [`horizontal`] over a packed RGB `row` (padded by whole pixels), into one row per component.
+#[inline(always)]
+fn horizontal_rgb(row: &[f32], taps: &Taps, [r, g, b]: [&mut [f32]; 3]) {
+    #[inline(always)]
+    fn fixed<const K: usize>(
+        row: &[f32],
+        taps: &Taps,
+        r: &mut [f32],
+        g: &mut [f32],
+        b: &mut [f32],
+    ) {
+        let outs = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+        for (((or, og), ob), (&f, w)) in outs.zip(taps.first.iter().zip(taps.w.chunks_exact(K))) {
+            let p = &row[f * 3..f * 3 + K * 3];
+            let mut acc = [w[0] * p[0], w[0] * p[1], w[0] * p[2]];
+            for j in 1..K {
+                acc[0] += w[j] * p[j * 3];
+                acc[1] += w[j] * p[j * 3 + 1];
+                acc[2] += w[j] * p[j * 3 + 2];
+            }
+            (*or, *og, *ob) = (acc[0], acc[1], acc[2]);
+        }
+    }
+    match taps.k {
+        2 => fixed::<2>(row, taps, r, g, b),
+        5 => fixed::<5>(row, taps, r, g, b),
+        k => {
+            let outs = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+            for (((or, og), ob), (&f, w)) in outs.zip(taps.first.iter().zip(taps.w.chunks_exact(k)))
+            {
+                let mut acc = [0.0f32; 3];
+                for (j, &wj) in w.iter().enumerate() {
+                    let p = &row[(f + j) * 3..(f + j) * 3 + 3];
+                    acc[0] += wj * p[0];
+                    acc[1] += wj * p[1];
+                    acc[2] += wj * p[2];
+                }
+                (*or, *og, *ob) = (acc[0], acc[1], acc[2]);
+            }
+        }
+    }
 }
 
 impl Letterboxer {
@@ -260,7 +415,7 @@ impl Letterboxer {
             spec,
             norm: Norm::new(&spec),
             plan: None,
-            rows: Default::default(),
+            rows: Rows::default(),
         }
     }
 
@@ -345,94 +500,176 @@ fn fill_borders(out: &mut [f32], s: usize, map: &LetterboxMap, pad: &[f32; 3]) {
     }
 }
 
-/// Writes one pixel (R, G, B in 0..255) normalised, in the spec's channel order, at plane
-/// offset `at`.
-#[inline]
-fn put(out: &mut [f32], norm: &Norm, plane: usize, at: usize, rgb: [f32; 3]) {
-    for c in 0..3 {
-        out[c * plane + at] = (rgb[norm.src[c]] - norm.mean[c]) * norm.inv_std[c];
-    }
+/// The three tensor rows of output row `oy` (content columns only), indexed by the RGB component
+/// that feeds them (0 = R), with that channel's `(mean, inv_std)`.
+#[inline(always)]
+fn out_rows<'a>(
+    out: &'a mut [f32],
+    plan: &Plan,
+    norm: &Norm,
+    s: usize,
+    oy: usize,
+) -> [(&'a mut [f32], f32, f32); 3] {
+    let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+    let at = (pad_y + oy) * s + pad_x;
+    let n = plan.map.content_w_px as usize;
+    let (p0, rest) = out.split_at_mut(s * s);
+    let (p1, p2) = rest.split_at_mut(s * s);
+    let mut by_channel = [Some(p0), Some(p1), Some(p2)];
+    std::array::from_fn(|comp| {
+        let c = (0..3).find(|&c| norm.src[c] == comp).unwrap_or(comp);
+        let plane = by_channel[c].take().expect("norm.src is a permutation");
+        let (mean, inv_std) = norm.of_component(comp);
+        (&mut plane[at..at + n], mean, inv_std)
+    })
 }
 
-fn rgb_into(
+/// Resamples packed RGB into the picture area of `out`.
+fn rgb_into(plan: &Plan, norm: &Norm, data: &[u8], size: u32, rows: &mut Rows, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { rgb_into_avx2(plan, norm, data, size, rows, out) };
+        return;
+    }
+    rgb_body(plan, norm, data, size, rows, out);
+}
+
+/// [`rgb_body`] compiled for AVX2 (see [`i420_into_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn rgb_into_avx2(
     plan: &Plan,
     norm: &Norm,
     data: &[u8],
     size: u32,
-    rows: &mut [Vec<f32>; 3],
+    rows: &mut Rows,
     out: &mut [f32],
 ) {
+    rgb_body(plan, norm, data, size, rows, out);
+}
+
+#[inline(always)]
+fn rgb_body(plan: &Plan, norm: &Norm, data: &[u8], size: u32, rows: &mut Rows, out: &mut [f32]) {
     let s = size as usize;
-    let plane = s * s;
-    let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+    let n = plan.map.content_w_px as usize;
     let stride = plan.width as usize * 3;
-    let row = &mut rows[0];
-    row.resize(stride, 0.0);
+    let last_y = plan.height as usize - 1;
+    let row = &mut rows.v[0];
+    row.resize(stride + (plan.x0.k - 1) * 3, 0.0);
+    for h in &mut rows.h {
+        h.resize(n, 0.0);
+    }
+    let [hr, hg, hb] = &mut rows.h;
     for oy in 0..plan.map.content_h_px as usize {
-        let (iy, wy) = plan.y0.at(oy);
-        vertical(data, stride, iy, wy, row);
-        let base = (pad_y + oy) * s + pad_x;
-        for ox in 0..plan.map.content_w_px as usize {
-            let (ix, wx) = plan.x0.at(ox);
-            let mut rgb = [0.0f32; 3];
-            for (&i, &wk) in ix.iter().zip(wx) {
-                let p = &row[i * 3..i * 3 + 3];
-                rgb[0] += wk * p[0];
-                rgb[1] += wk * p[1];
-                rgb[2] += wk * p[2];
+        let (fy, wy) = plan.y0.at(oy);
+        vertical(data, stride, fy, last_y, wy, row);
+        pad_row(row, stride, 3);
+        horizontal_rgb(row, &plan.x0, [hr, hg, hb]);
+        for ((dst, mean, inv_std), src) in out_rows(out, plan, norm, s, oy)
+            .into_iter()
+            .zip([&*hr, &*hg, &*hb])
+        {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = (v - mean) * inv_std;
             }
-            put(out, norm, plane, base + ox, rgb);
         }
     }
 }
 
-fn i420_into(
+/// Resamples I420 planes into the picture area of `out`.
+fn i420_into(plan: &Plan, norm: &Norm, data: &[u8], size: u32, rows: &mut Rows, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { i420_into_avx2(plan, norm, data, size, rows, out) };
+        return;
+    }
+    i420_body(plan, norm, data, size, rows, out);
+}
+
+/// [`i420_body`] compiled for AVX2: the build targets baseline x86-64 (SSE2), where widening
+/// u8 -> f32 and 4-lane arithmetic make the vertical pass and the colour conversion about twice
+/// as slow. Every helper the body calls is `#[inline(always)]`, so it is all compiled with AVX2.
+/// FMA is deliberately not enabled: fused multiply-adds would round differently from the
+/// portable path, and results must not depend on the CPU.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn i420_into_avx2(
     plan: &Plan,
     norm: &Norm,
     data: &[u8],
     size: u32,
-    rows: &mut [Vec<f32>; 3],
+    rows: &mut Rows,
     out: &mut [f32],
 ) {
+    i420_body(plan, norm, data, size, rows, out);
+}
+
+#[inline(always)]
+fn i420_body(plan: &Plan, norm: &Norm, data: &[u8], size: u32, rows: &mut Rows, out: &mut [f32]) {
     let s = size as usize;
-    let plane = s * s;
-    let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+    let n = plan.map.content_w_px as usize;
     let (w, h) = (plan.width as usize, plan.height as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let (luma, chroma) = data.split_at(w * h);
     let (u_plane, v_plane) = chroma.split_at(cw * ch);
-    let [ry, ru, rv] = rows;
-    ry.resize(w, 0.0);
-    ru.resize(cw, 0.0);
-    rv.resize(cw, 0.0);
+    let [ry, ru, rv] = &mut rows.v;
+    ry.resize(w + plan.x0.k - 1, 0.0);
+    ru.resize(cw + plan.x1.k - 1, 0.0);
+    rv.resize(cw + plan.x1.k - 1, 0.0);
+    for h in &mut rows.h {
+        h.resize(n, 0.0);
+    }
+    let [hy, hu, hv] = &mut rows.h;
     for oy in 0..plan.map.content_h_px as usize {
-        let (iy, wy) = plan.y0.at(oy);
-        vertical(luma, w, iy, wy, ry);
-        let (icy, wcy) = plan.y1.at(oy);
-        vertical(u_plane, cw, icy, wcy, ru);
-        vertical(v_plane, cw, icy, wcy, rv);
-        let base = (pad_y + oy) * s + pad_x;
-        for ox in 0..plan.map.content_w_px as usize {
-            let (ix, wx) = plan.x0.at(ox);
-            let (icx, wcx) = plan.x1.at(ox);
-            let y = horizontal(ry, ix, wx);
-            let u = horizontal(ru, icx, wcx);
-            let v = horizontal(rv, icx, wcx);
-            put(out, norm, plane, base + ox, yuv_to_rgb_f32(y, u, v));
+        let (fy, wy) = plan.y0.at(oy);
+        vertical(luma, w, fy, h - 1, wy, ry);
+        let (fcy, wcy) = plan.y1.at(oy);
+        vertical(u_plane, cw, fcy, ch - 1, wcy, ru);
+        vertical(v_plane, cw, fcy, ch - 1, wcy, rv);
+        pad_row(ry, w, 1);
+        pad_row(ru, cw, 1);
+        pad_row(rv, cw, 1);
+        horizontal(ry, &plan.x0, hy);
+        horizontal(ru, &plan.x1, hu);
+        horizontal(rv, &plan.x1, hv);
+        let [(r, mr, sr), (g, mg, sg), (b, mb, sb)] = out_rows(out, plan, norm, s, oy);
+        // A whole output row at a time, with the three planes as separate slices, so this
+        // vectorises; the arithmetic is `yuv_to_rgb_f32` followed by the normalisation.
+        let px = hy.iter().zip(hu.iter()).zip(hv.iter());
+        for (((((&y, &u), &v), r), g), b) in px.zip(r).zip(g).zip(b) {
+            let [cr, cg, cb] = yuv_to_rgb_f32(y, u, v);
+            *r = (cr - mr) * sr;
+            *g = (cg - mg) * sg;
+            *b = (cb - mb) * sb;
         }
     }
 }
 
+/// `v` limited to `lo..=hi`, written with plain comparisons (unlike `f32::clamp` there is no
+/// NaN bookkeeping, which lets the pixel loop vectorise; inputs here are never NaN).
+#[inline(always)]
+fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
 /// BT.601 limited-range YUV -> RGB in float, the same matrix as [`crate::frame::yuv_to_rgb`].
-#[inline]
+#[inline(always)]
 fn yuv_to_rgb_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
-    let c = (y - 16.0).max(0.0) * (298.0 / 256.0);
+    let l = y - 16.0;
+    let c = (if l < 0.0 { 0.0 } else { l }) * (298.0 / 256.0);
     let d = u - 128.0;
     let e = v - 128.0;
     [
-        (c + (409.0 / 256.0) * e).clamp(0.0, 255.0),
-        (c - (100.0 / 256.0) * d - (208.0 / 256.0) * e).clamp(0.0, 255.0),
-        (c + (516.0 / 256.0) * d).clamp(0.0, 255.0),
+        clamp(c + (409.0 / 256.0) * e, 0.0, 255.0),
+        clamp(c - (100.0 / 256.0) * d - (208.0 / 256.0) * e, 0.0, 255.0),
+        clamp(c + (516.0 / 256.0) * d, 0.0, 255.0),
     ]
 }
 
@@ -441,6 +678,276 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use proptest::prelude::*;
+
+    /// The letterbox resampler as it was before the contiguous-window rewrite: per-tap index
+    /// arrays, one read-modify-write sweep per vertical tap, per-pixel colour conversion. Kept as
+    /// the definition the optimised code must reproduce (up to float rounding) and as the
+    /// baseline of the timing test.
+    pub(super) mod reference {
+        #![allow(dead_code)]
+        use super::super::{fill_borders, LetterboxMap, Norm};
+        use crate::detect::engine::PreprocessSpec;
+        use crate::frame::{Frame, PixelFormat};
+
+        /// Resampling weights along one axis: output `o` reads `idx[o*k..o*k+k]` with `w[o*k..o*k+k]`.
+        #[derive(Debug, Clone, PartialEq)]
+        struct Taps {
+            k: usize,
+            idx: Vec<usize>,
+            w: Vec<f32>,
+        }
+
+        impl Taps {
+            /// Taps for `n_out` outputs over a source axis of `src_len` samples, `ratio` source samples per
+            /// output sample. Output `o` covers source `[o * ratio, (o + 1) * ratio)`.
+            fn new(src_len: usize, ratio: f32, n_out: usize) -> Taps {
+                let last = src_len.saturating_sub(1);
+                if ratio <= 2.0 {
+                    // Bilinear between the two samples around the output centre.
+                    let mut t = Taps {
+                        k: 2,
+                        idx: Vec::with_capacity(n_out * 2),
+                        w: Vec::with_capacity(n_out * 2),
+                    };
+                    for o in 0..n_out {
+                        let c = ((o as f32 + 0.5) * ratio - 0.5).max(0.0);
+                        let i0 = c.floor();
+                        let f = c - i0;
+                        let i0 = (i0 as usize).min(last);
+                        t.idx.extend([i0, (i0 + 1).min(last)]);
+                        t.w.extend([1.0 - f, f]);
+                    }
+                    t
+                } else {
+                    // Area average: each source sample weighs by its overlap with the output footprint.
+                    let k = ratio.ceil() as usize + 1;
+                    let mut t = Taps {
+                        k,
+                        idx: Vec::with_capacity(n_out * k),
+                        w: Vec::with_capacity(n_out * k),
+                    };
+                    for o in 0..n_out {
+                        let a = o as f32 * ratio;
+                        let b = a + ratio;
+                        let first = a.floor() as usize;
+                        for j in 0..k {
+                            let i = first + j;
+                            let overlap = (b.min(i as f32 + 1.0) - a.max(i as f32)).max(0.0);
+                            t.idx.push(i.min(last));
+                            t.w.push(overlap / ratio);
+                        }
+                    }
+                    t
+                }
+            }
+
+            #[inline]
+            fn at(&self, o: usize) -> (&[usize], &[f32]) {
+                let r = o * self.k..(o + 1) * self.k;
+                (&self.idx[r.clone()], &self.w[r])
+            }
+        }
+
+        /// Resampling plan for one source geometry, cached between frames of the same size.
+        #[derive(Debug, Clone, PartialEq)]
+        struct Plan {
+            format: PixelFormat,
+            width: u32,
+            height: u32,
+            map: LetterboxMap,
+            /// Rgb8: the only plane; I420: luma.
+            x0: Taps,
+            y0: Taps,
+            /// I420 chroma planes.
+            x1: Taps,
+            y1: Taps,
+        }
+
+        impl Plan {
+            fn new(format: PixelFormat, width: u32, height: u32, size: u32, centred: bool) -> Plan {
+                let map = LetterboxMap::placed(width, height, size, centred);
+                let ratio = 1.0 / map.scale;
+                let (nw, nh) = (map.content_w_px as usize, map.content_h_px as usize);
+                let (w, h) = (width as usize, height as usize);
+                let (x1, y1) = match format {
+                    PixelFormat::I420 => (
+                        Taps::new(w.div_ceil(2), ratio * 0.5, nw),
+                        Taps::new(h.div_ceil(2), ratio * 0.5, nh),
+                    ),
+                    PixelFormat::Rgb8 => (Taps::new(1, 1.0, 0), Taps::new(1, 1.0, 0)),
+                };
+                Plan {
+                    format,
+                    width,
+                    height,
+                    map,
+                    x0: Taps::new(w, ratio, nw),
+                    y0: Taps::new(h, ratio, nh),
+                    x1,
+                    y1,
+                }
+            }
+        }
+
+        /// Accumulates `sum_k w[k] * src[idx[k] * stride + x]` for x in `0..out.len()` into `out`.
+        #[inline]
+        fn vertical(src: &[u8], stride: usize, idx: &[usize], w: &[f32], out: &mut [f32]) {
+            out.fill(0.0);
+            let n = out.len();
+            for (&i, &wk) in idx.iter().zip(w) {
+                if wk == 0.0 {
+                    continue;
+                }
+                let row = &src[i * stride..i * stride + n];
+                for (o, &p) in out.iter_mut().zip(row) {
+                    *o += wk * p as f32;
+                }
+            }
+        }
+
+        #[inline]
+        fn horizontal(row: &[f32], idx: &[usize], w: &[f32]) -> f32 {
+            idx.iter().zip(w).map(|(&i, &wk)| wk * row[i]).sum()
+        }
+
+        /// Writes one pixel (R, G, B in 0..255) normalised, in the spec's channel order, at plane
+        /// offset `at`.
+        #[inline]
+        fn put(out: &mut [f32], norm: &Norm, plane: usize, at: usize, rgb: [f32; 3]) {
+            for c in 0..3 {
+                out[c * plane + at] = (rgb[norm.src[c]] - norm.mean[c]) * norm.inv_std[c];
+            }
+        }
+
+        fn rgb_into(
+            plan: &Plan,
+            norm: &Norm,
+            data: &[u8],
+            size: u32,
+            rows: &mut [Vec<f32>; 3],
+            out: &mut [f32],
+        ) {
+            let s = size as usize;
+            let plane = s * s;
+            let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+            let stride = plan.width as usize * 3;
+            let row = &mut rows[0];
+            row.resize(stride, 0.0);
+            for oy in 0..plan.map.content_h_px as usize {
+                let (iy, wy) = plan.y0.at(oy);
+                vertical(data, stride, iy, wy, row);
+                let base = (pad_y + oy) * s + pad_x;
+                for ox in 0..plan.map.content_w_px as usize {
+                    let (ix, wx) = plan.x0.at(ox);
+                    let mut rgb = [0.0f32; 3];
+                    for (&i, &wk) in ix.iter().zip(wx) {
+                        let p = &row[i * 3..i * 3 + 3];
+                        rgb[0] += wk * p[0];
+                        rgb[1] += wk * p[1];
+                        rgb[2] += wk * p[2];
+                    }
+                    put(out, norm, plane, base + ox, rgb);
+                }
+            }
+        }
+
+        fn i420_into(
+            plan: &Plan,
+            norm: &Norm,
+            data: &[u8],
+            size: u32,
+            rows: &mut [Vec<f32>; 3],
+            out: &mut [f32],
+        ) {
+            let s = size as usize;
+            let plane = s * s;
+            let (pad_x, pad_y) = (plan.map.pad_x_px as usize, plan.map.pad_y_px as usize);
+            let (w, h) = (plan.width as usize, plan.height as usize);
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let (luma, chroma) = data.split_at(w * h);
+            let (u_plane, v_plane) = chroma.split_at(cw * ch);
+            let [ry, ru, rv] = rows;
+            ry.resize(w, 0.0);
+            ru.resize(cw, 0.0);
+            rv.resize(cw, 0.0);
+            for oy in 0..plan.map.content_h_px as usize {
+                let (iy, wy) = plan.y0.at(oy);
+                vertical(luma, w, iy, wy, ry);
+                let (icy, wcy) = plan.y1.at(oy);
+                vertical(u_plane, cw, icy, wcy, ru);
+                vertical(v_plane, cw, icy, wcy, rv);
+                let base = (pad_y + oy) * s + pad_x;
+                for ox in 0..plan.map.content_w_px as usize {
+                    let (ix, wx) = plan.x0.at(ox);
+                    let (icx, wcx) = plan.x1.at(ox);
+                    let y = horizontal(ry, ix, wx);
+                    let u = horizontal(ru, icx, wcx);
+                    let v = horizontal(rv, icx, wcx);
+                    put(out, norm, plane, base + ox, yuv_to_rgb_f32(y, u, v));
+                }
+            }
+        }
+
+        /// BT.601 limited-range YUV -> RGB in float, the same matrix as [`crate::frame::yuv_to_rgb`].
+        #[inline]
+        fn yuv_to_rgb_f32(y: f32, u: f32, v: f32) -> [f32; 3] {
+            let c = (y - 16.0).max(0.0) * (298.0 / 256.0);
+            let d = u - 128.0;
+            let e = v - 128.0;
+            [
+                (c + (409.0 / 256.0) * e).clamp(0.0, 255.0),
+                (c - (100.0 / 256.0) * d - (208.0 / 256.0) * e).clamp(0.0, 255.0),
+                (c + (516.0 / 256.0) * d).clamp(0.0, 255.0),
+            ]
+        }
+
+        /// Reusable state of the reference letterboxer.
+        pub struct Reference {
+            size: u32,
+            norm: Norm,
+            plan: Option<Plan>,
+            rows: [Vec<f32>; 3],
+        }
+
+        impl Reference {
+            pub fn new(size: u32, spec: PreprocessSpec) -> Reference {
+                Reference {
+                    size,
+                    norm: Norm::new(&spec),
+                    plan: None,
+                    rows: Default::default(),
+                }
+            }
+
+            /// Letterboxes `frame` (of a valid size) into `out`.
+            pub fn run(&mut self, frame: &Frame, out: &mut [f32], centred: bool) -> LetterboxMap {
+                let size = self.size;
+                let stale = !matches!(&self.plan, Some(p)
+                    if p.format == frame.format && p.width == frame.width
+                        && p.height == frame.height);
+                if stale {
+                    self.plan = Some(Plan::new(
+                        frame.format,
+                        frame.width,
+                        frame.height,
+                        size,
+                        centred,
+                    ));
+                }
+                let plan = self.plan.as_ref().unwrap();
+                fill_borders(out, size as usize, &plan.map, &self.norm.pad);
+                match frame.format {
+                    PixelFormat::Rgb8 => {
+                        rgb_into(plan, &self.norm, &frame.data, size, &mut self.rows, out)
+                    }
+                    PixelFormat::I420 => {
+                        i420_into(plan, &self.norm, &frame.data, size, &mut self.rows, out)
+                    }
+                }
+                plan.map
+            }
+        }
+    }
 
     fn i420(img: &image::RgbImage) -> Frame {
         Frame::i420_from_rgb_image("t".into(), 0, 0, img)
@@ -671,11 +1178,164 @@ mod tests {
         ] {
             let t = Taps::new(len, ratio, n);
             for o in 0..n {
-                let (idx, w) = t.at(o);
+                let (first, w) = t.at(o);
                 let s: f32 = w.iter().sum();
                 assert!((s - 1.0).abs() < 1e-4, "o={o} sum={s}");
-                assert!(idx.iter().all(|&i| i < len));
+                assert!(first < len);
             }
+        }
+    }
+
+    /// A deterministic pseudo-random byte stream (xorshift), for test frames.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// A `w x h` frame of `format` holding random bytes.
+    fn random_frame(format: PixelFormat, w: u32, h: u32, seed: u64) -> Frame {
+        let img = image::RgbImage::new(w, h);
+        let mut f = match format {
+            PixelFormat::Rgb8 => rgb_frame(&img),
+            PixelFormat::I420 => i420(&img),
+        };
+        f.data = Bytes::from(noise(seed, buffer_len(format, w, h)));
+        f
+    }
+
+    /// YOLOX's spec: B, G, R unnormalised, grey border, top-left.
+    const YOLOX: PreprocessSpec = PreprocessSpec {
+        bgr: true,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        pad_value: 114.0,
+        centred: false,
+    };
+
+    #[test]
+    fn matches_the_reference_resampler() {
+        let sizes = [
+            (1280, 720),
+            (1920, 1080),
+            (640, 480),
+            (416, 416),
+            (300, 200),
+            (101, 51),
+            (37, 300),
+            (7, 5),
+            (1, 1),
+        ];
+        let mut worst = 0.0f32;
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            for format in [PixelFormat::I420, PixelFormat::Rgb8] {
+                let frame = random_frame(format, w, h, i as u64 + 1);
+                for spec in [PreprocessSpec::NANODET, YOLO, YOLOX] {
+                    for size in [416, 320, 64] {
+                        let mut lb = Letterboxer::with_spec(size, spec);
+                        let mut reference = reference::Reference::new(size, spec);
+                        let mut got = vec![f32::NAN; lb.input_len()];
+                        let mut want = vec![f32::NAN; lb.input_len()];
+                        // Twice: the second run reuses the cached plan and row buffers.
+                        for _ in 0..2 {
+                            let map = lb.run(&frame, &mut got).unwrap();
+                            assert_eq!(map, reference.run(&frame, &mut want, spec.centred));
+                            for (k, (g, r)) in got.iter().zip(&want).enumerate() {
+                                let d = (g - r).abs();
+                                worst = worst.max(d);
+                                assert!(
+                                    d <= 1e-4,
+                                    "{format:?} {w}x{h} -> {size} {spec:?}: [{k}] {g} vs {r}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("max |new - reference| = {worst:e}");
+    }
+
+    /// The CPU-specific build of the resampler (AVX2 where available) and the portable one
+    /// give the same bits.
+    #[test]
+    fn dispatched_and_portable_paths_agree() {
+        for format in [PixelFormat::I420, PixelFormat::Rgb8] {
+            let frame = random_frame(format, 1280, 720, 9);
+            let norm = Norm::new(&PreprocessSpec::NANODET);
+            let plan = Plan::new(format, 1280, 720, 416, true);
+            let (mut a, mut b) = (vec![0.0; 3 * 416 * 416], vec![0.0; 3 * 416 * 416]);
+            let mut rows = Rows::default();
+            match format {
+                PixelFormat::I420 => {
+                    i420_into(&plan, &norm, &frame.data, 416, &mut rows, &mut a);
+                    i420_body(&plan, &norm, &frame.data, 416, &mut rows, &mut b);
+                }
+                PixelFormat::Rgb8 => {
+                    rgb_into(&plan, &norm, &frame.data, 416, &mut rows, &mut a);
+                    rgb_body(&plan, &norm, &frame.data, 416, &mut rows, &mut b);
+                }
+            }
+            assert!(a == b, "{format:?}");
+        }
+    }
+
+    /// Median and minimum of `samples` (ms).
+    fn median_min(mut samples: Vec<f64>) -> (f64, f64) {
+        samples.sort_by(f64::total_cmp);
+        (samples[samples.len() / 2], samples[0])
+    }
+
+    /// Times the reference and the optimised letterbox on a 1280x720 frame into a 416 NanoDet
+    /// input, interleaved in one process (200 runs each), and prints median and minimum.
+    /// `cargo test --release --lib letterbox::tests::preprocess_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, not a check: run with --release --ignored --nocapture"]
+    fn preprocess_timing() {
+        use std::time::Instant;
+        // A smooth picture with noise on top, like a camera frame (the content does not change
+        // the work done, only realism).
+        let img = image::RgbImage::from_fn(1280, 720, |x, y| {
+            let n = ((x * 7 + y * 13) % 23) as u8;
+            image::Rgb([(x / 5) as u8 ^ n, (y / 3) as u8, ((x + y) / 8) as u8 + n])
+        });
+        for frame in [i420(&img), rgb_frame(&img)] {
+            let spec = PreprocessSpec::NANODET;
+            let mut lb = Letterboxer::with_spec(416, spec);
+            let mut reference = reference::Reference::new(416, spec);
+            let mut a = vec![0.0; lb.input_len()];
+            let mut b = vec![0.0; lb.input_len()];
+            let (mut old, mut new) = (Vec::new(), Vec::new());
+            for i in 0..210 {
+                let t = Instant::now();
+                reference.run(&frame, &mut a, true);
+                let t_old = t.elapsed().as_secs_f64() * 1e3;
+                let t = Instant::now();
+                lb.run(&frame, &mut b).unwrap();
+                let t_new = t.elapsed().as_secs_f64() * 1e3;
+                if i >= 10 {
+                    old.push(t_old);
+                    new.push(t_new);
+                }
+            }
+            let diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            let (om, on) = median_min(old);
+            let (nm, nn) = median_min(new);
+            println!(
+                "letterbox {:?} 1280x720 -> 416: reference median {om:.3} ms min {on:.3} ms; \
+                 optimised median {nm:.3} ms min {nn:.3} ms; max |diff| {diff:e}",
+                frame.format
+            );
         }
     }
 }

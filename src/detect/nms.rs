@@ -3,7 +3,7 @@
 //! Suppression only happens within a class: a car box never removes an overlapping truck box,
 //! because the model often scores one vehicle as both and the tracker resolves which holds.
 
-use super::Detection;
+use super::{BBox, Detection};
 
 /// Default IoU above which a lower-scoring box of the same class is dropped.
 pub const DEFAULT_NMS_IOU: f32 = 0.6;
@@ -11,17 +11,21 @@ pub const DEFAULT_NMS_IOU: f32 = 0.6;
 /// Keeps, per class, the highest-scoring boxes and drops every box whose IoU with a kept box of
 /// the same class exceeds `iou_threshold`. Returns the survivors sorted by descending score.
 pub fn nms_per_class(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+    // One stable sort (equal scores keep their decode order), then one greedy pass that filters
+    // in place: no second vector of detections, only the survivors' (class, box) pairs, which
+    // is what every later candidate is compared against.
     dets.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
-    for d in dets {
+    let mut kept: Vec<(u16, BBox)> = Vec::with_capacity(dets.len().min(64));
+    dets.retain(|d| {
         let suppressed = kept
             .iter()
-            .any(|k| k.class_id == d.class_id && k.bbox.iou(&d.bbox) > iou_threshold);
+            .any(|(class, b)| *class == d.class_id && b.iou(&d.bbox) > iou_threshold);
         if !suppressed {
-            kept.push(d);
+            kept.push((d.class_id, d.bbox));
         }
-    }
-    kept
+        !suppressed
+    });
+    dets
 }
 
 #[cfg(test)]
