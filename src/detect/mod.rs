@@ -58,6 +58,15 @@ pub struct BBox {
 }
 
 impl BBox {
+    /// The box with centre (`cx`, `cy`) and size `w` x `h`, px (the YOLO output layout).
+    pub fn from_center(cx: f32, cy: f32, w: f32, h: f32) -> BBox {
+        BBox {
+            x1: cx - w * 0.5,
+            y1: cy - h * 0.5,
+            x2: cx + w * 0.5,
+            y2: cy + h * 0.5,
+        }
+    }
     /// Width in px (0 for inverted boxes).
     pub fn width(&self) -> f32 {
         (self.x2 - self.x1).max(0.0)

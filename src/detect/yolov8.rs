@@ -85,12 +85,7 @@ pub fn decode(
         }
         let (cx, cy, w, h) = (at(0, i), at(1, i), at(2, i), at(3, i));
         dets.push(Detection {
-            bbox: BBox {
-                x1: cx - w * 0.5,
-                y1: cy - h * 0.5,
-                x2: cx + w * 0.5,
-                y2: cy + h * 0.5,
-            },
+            bbox: BBox::from_center(cx, cy, w, h),
             score,
             class_id,
             class: label(labels, class_id),

@@ -95,12 +95,7 @@ pub fn decode(
         let w = row[2].min(MAX_LOG_SIZE).exp() * s;
         let h = row[3].min(MAX_LOG_SIZE).exp() * s;
         dets.push(Detection {
-            bbox: BBox {
-                x1: cx - w * 0.5,
-                y1: cy - h * 0.5,
-                x2: cx + w * 0.5,
-                y2: cy + h * 0.5,
-            },
+            bbox: BBox::from_center(cx, cy, w, h),
             score,
             class_id,
             class: label(labels, class_id),

@@ -200,6 +200,22 @@ fn tensor_dims(ty: &ValueType) -> Vec<Option<usize>> {
 }
 
 /// An output value as f32 (integer and half outputs converted).
+/// Every output of a run as an f32 [`OutputTensor`], in graph order (host and IoBinding runs).
+fn collect_outputs(
+    outputs: &ort::session::SessionOutputs<'_>,
+) -> Result<Vec<OutputTensor>, DetectError> {
+    let mut result = Vec::with_capacity(outputs.len());
+    for (name, value) in outputs {
+        let (shape, data) = to_f32(&value).map_err(|e| DetectError::Run(format!("{name}: {e}")))?;
+        result.push(OutputTensor {
+            name: name.to_string(),
+            shape,
+            data,
+        });
+    }
+    Ok(result)
+}
+
 fn to_f32(value: &DynValue) -> Result<(Vec<usize>, Vec<f32>), String> {
     macro_rules! conv {
         ($t:ty) => {{
@@ -439,17 +455,7 @@ impl OrtEngine {
             binding.bind_output_to_device(name, &host).map_err(run)?;
         }
         let outputs = self.session.run_binding(&binding).map_err(run)?;
-        let mut result = Vec::new();
-        for (name, value) in &outputs {
-            let (shape, data) =
-                to_f32(&value).map_err(|e| DetectError::Run(format!("{name}: {e}")))?;
-            result.push(OutputTensor {
-                name: name.to_string(),
-                shape,
-                data,
-            });
-        }
-        Ok(result)
+        collect_outputs(&outputs)
     }
 }
 
@@ -526,17 +532,7 @@ impl Engine for OrtEngine {
             .session
             .run(ort::inputs![self.info.input_name.as_str() => value])
             .map_err(run)?;
-        let mut result = Vec::with_capacity(outputs.len());
-        for (name, value) in &outputs {
-            let (shape, data) =
-                to_f32(&value).map_err(|e| DetectError::Run(format!("{name}: {e}")))?;
-            result.push(OutputTensor {
-                name: name.to_string(),
-                shape,
-                data,
-            });
-        }
-        Ok(result)
+        collect_outputs(&outputs)
     }
 
     fn provider(&self) -> String {
