@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use speedcam::config::{self, Config};
 use speedcam::event::{Event, EventType};
+use speedcam::logging::LogHandle;
 use speedcam::service::{self, ReplayOptions, RunSummary, Verdict};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,26 +183,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The log filter handle: set once at start, used when a config is loaded (its `log_level`).
+static LOG: std::sync::OnceLock<LogHandle> = std::sync::OnceLock::new();
+
 fn init_logging(_cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let _ = LOG.set(speedcam::logging::init());
 }
 
+/// Loads a config and applies its `log_level` (unless RUST_LOG is set).
 fn load(path: &Path) -> anyhow::Result<Config> {
-    Ok(config::load(path)?)
+    let cfg = config::load(path)?;
+    if let Some(log) = LOG.get() {
+        if let Err(e) = log.apply_config(cfg.log_level.as_deref()) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(cfg)
 }
 
 fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Run { config } => {
             let cfg = load(&config)?;
-            service::run(&cfg)?;
+            let opts = service::daemon::DaemonOptions {
+                log: LOG.get(),
+                ..Default::default()
+            };
+            service::run(&cfg, opts)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

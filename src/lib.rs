@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod frame;
+pub mod logging;
 pub mod publish;
 pub mod schedule;
 pub mod service;

@@ -151,6 +151,16 @@ impl Scheduler {
         }
     }
 
+    /// Applies reloaded settings and zone. The motion background is kept unless the motion
+    /// settings changed (then it is relearnt within `motion_background_s`).
+    pub fn reconfigure(&mut self, cfg: ScheduleConfig, zone: Zone) {
+        if cfg.motion != self.cfg.motion {
+            self.motion = MotionDetector::new(cfg.motion);
+        }
+        self.cfg = cfg;
+        self.zone = zone;
+    }
+
     /// The settings in use.
     pub fn config(&self) -> &ScheduleConfig {
         &self.cfg

@@ -7,10 +7,16 @@
 pub mod analyze;
 pub mod bench;
 pub mod camera;
+pub mod daemon;
 pub mod handoff;
+pub mod liveness;
+pub mod notify;
+pub mod reload;
 pub mod sink;
 pub mod snapshot;
 pub mod supervisor;
+
+pub use daemon::run;
 
 use crate::config::{CameraConfig, Config};
 use crate::frame::Frame;
@@ -206,12 +212,31 @@ pub fn pick_camera<'a>(cfg: &'a Config, id: Option<&str>) -> anyhow::Result<&'a 
 }
 
 /// How [`run_source`] hands frames from the decoder to detection, and when it gives up waiting.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct LoopOptions {
     /// Hand-off policy: every frame (files) or latest wins (live cameras).
     pub handoff: HandoffMode,
     /// No frame for this long ends the loop with [`LoopEnd::Stalled`]; None waits forever.
     pub stall_timeout: Option<Duration>,
+    /// The daemon's companions of the loop (watchdog heartbeat, reloads); empty offline.
+    pub hooks: LoopHooks,
+}
+
+/// Daemon-only companions of a camera loop; tests and offline commands leave them empty.
+#[derive(Clone, Default)]
+pub struct LoopHooks {
+    /// Beats on every pass of the loop, so the systemd watchdog sees a wedged loop.
+    pub heartbeat: Option<liveness::Heartbeat>,
+    /// Settings to follow when a SIGHUP reloads the config.
+    pub config: Option<Arc<reload::LiveConfig>>,
+}
+
+impl LoopHooks {
+    fn beat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
+    }
 }
 
 impl LoopOptions {
@@ -221,11 +246,13 @@ impl LoopOptions {
             LoopOptions {
                 handoff: HandoffMode::LatestWins,
                 stall_timeout: Some(stall),
+                hooks: LoopHooks::default(),
             }
         } else {
             LoopOptions {
                 handoff: HandoffMode::EveryFrame,
                 stall_timeout: None,
+                hooks: LoopHooks::default(),
             }
         }
     }
@@ -261,6 +288,12 @@ pub fn run_source(
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<(RunSummary, LoopEnd)> {
     let model_id = detector.lock(false).model_id().to_string();
+    // After a reload the camera's settings in force are the reloaded ones, also on a reconnect.
+    let reloads = opts.hooks.config.as_deref();
+    let mut generation = reloads.map(|l| l.generation()).unwrap_or(0);
+    let cam = &reloads
+        .and_then(|l| l.camera(&cam.id))
+        .unwrap_or_else(|| cam.clone());
     let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id);
     let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
@@ -279,8 +312,20 @@ pub fn run_source(
     let mut waited = Duration::ZERO;
     const SLICE: Duration = Duration::from_millis(200);
     let end = loop {
+        opts.hooks.beat();
         if stop.load(Ordering::Relaxed) {
             break LoopEnd::Stopped;
+        }
+        if let Some(live) = reloads {
+            let now = live.generation();
+            if now != generation {
+                generation = now;
+                if let Some(c) = live.camera(&cam.id) {
+                    pipe.reconfigure(&c);
+                    sched.reconfigure(c.schedule, c.zone.clone());
+                    tracing::info!(camera = %cam.id, limit_kmh = c.speed_limit_kmh, tolerance_kmh = c.tolerance_kmh, strict = c.strict, "reloaded settings applied; live tracks kept");
+                }
+            }
         }
         let (item, handed_at) = match handoff.recv_timeout(SLICE) {
             Received::Item(item, at) => {
@@ -486,125 +531,6 @@ pub fn check_video(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the daemon: every camera on its own thread sharing one detector, until SIGTERM or
-/// Ctrl-C; then drains the outbox (bounded) and exits. A camera whose source fails is retried
-/// with exponential backoff; a file source that ends stops its camera only.
-pub fn run(cfg: &Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let store = open_store(cfg)?;
-    let detector = open_detector(cfg)?;
-    let (_, detect_ms) = warn_achievable_rate(cfg, &detector);
-    tracing::info!(detect_ms, "detector ready");
-    let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
-        Some((p, t)) => (Some(p), Some(t)),
-        None => (None, None),
-    };
-    let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
-    let sink = Arc::new(EventSink::new(
-        store.clone(),
-        publisher,
-        topics,
-        publish_measurements,
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        rt.spawn(async move {
-            wait_for_shutdown_signal().await;
-            tracing::info!("shutdown requested");
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
-    tracing::info!(cameras = cfg.cameras.len(), "speedcamd running");
-    let mut threads = Vec::new();
-    for cam in cfg.cameras.clone() {
-        let (cfg, detector, sink, stop) =
-            (cfg.clone(), detector.clone(), sink.clone(), stop.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("camera-{}", cam.id))
-                .spawn(move || camera_thread(&cam, &cfg, &detector, &sink, &stop))
-                .context("spawning camera thread")?,
-        );
-    }
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    for t in threads {
-        let _ = t.join();
-    }
-    let mut sink =
-        Arc::try_unwrap(sink).map_err(|_| anyhow::anyhow!("camera threads still hold the sink"))?;
-    if let Some(p) = sink.take_publisher() {
-        let drained = p.shutdown_blocking(Duration::from_secs(10));
-        tracing::info!(drained, outbox = store.outbox_len(), "publisher stopped");
-    }
-    store.flush().context("flushing the store")?;
-    Ok(())
-}
-
-/// One camera's life in the daemon: the supervisor opens, streams and reopens its source
-/// until shutdown; state changes are logged and published retained at `<camera>/state`.
-fn camera_thread(
-    cam: &CameraConfig,
-    cfg: &Config,
-    detector: &SharedDetector,
-    sink: &EventSink,
-    stop: &AtomicBool,
-) {
-    let clock = crate::clock::RealClock::default();
-    let opener = DefaultOpener::for_camera(cam);
-    let report = |state: &supervisor::CameraState| {
-        tracing::info!(camera = %cam.id, state = ?state, "camera state");
-        if let Some(p) = sink.publisher() {
-            p.set_camera_state(&cam.id, &state.payload(&cam.id));
-        }
-    };
-    let sup = supervisor::Supervisor {
-        cam,
-        cfg,
-        opener: &opener,
-        detector,
-        sink,
-        stop,
-        clock: &clock,
-        policy: cam.reconnect,
-        report: &report,
-    };
-    let totals = sup.run(&mut |v| {
-        tracing::info!(camera = %v.event.camera, kind = ?v.event.kind, speed_kmh = v.event.speed_kmh, track = v.event.track_id, "verdict");
-    });
-    tracing::info!(camera = %cam.id, connections = totals.connections, failures = totals.failures, frames = totals.sum.frames, dropped = totals.sum.dropped, "camera stopped");
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn wait_for_shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     //! Fixtures for pipeline tests that need no model and no video.
@@ -750,6 +676,7 @@ pub(crate) mod tests {
         let opts = LoopOptions {
             handoff: mode,
             stall_timeout: Some(Duration::from_secs(5)),
+            hooks: LoopHooks::default(),
         };
         let stop = AtomicBool::new(false);
         let (sum, end) = run_source(

@@ -8,12 +8,15 @@
 //!
 //! Time comes from an injected [`Clock`], so the backoff schedule is tested without sleeping.
 
-use super::{run_source, EventSink, LoopEnd, LoopOptions, RunSummary, SharedDetector, Verdict};
+use super::{
+    run_source, EventSink, LoopEnd, LoopHooks, LoopOptions, RunSummary, SharedDetector, Verdict,
+};
 use crate::backoff::{unit_random, Backoff};
 use crate::clock::Clock;
 use crate::config::{CameraConfig, Config};
 use crate::source::{is_live_uri, redact_uri, Opener};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Health of one camera's source, published retained at `<camera>/state`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -96,7 +99,12 @@ pub struct Supervisor<'a> {
     pub policy: ReconnectPolicy,
     /// Called on every state change (log + retained MQTT in the daemon).
     pub report: &'a (dyn Fn(&CameraState) + Sync),
+    /// The daemon's watchdog heartbeat and reloads, passed on to every connection's loop.
+    pub hooks: LoopHooks,
 }
+
+/// Slack on announced waits before the watchdog counts a silent loop as wedged.
+const QUIET_SLACK: Duration = Duration::from_secs(5);
 
 impl Supervisor<'_> {
     /// Runs until `stop` is set or a file source ends; returns totals.
@@ -110,8 +118,14 @@ impl Supervisor<'_> {
         (self.report)(&CameraState::Connecting {
             source: shown.clone(),
         });
-        let opts = LoopOptions::for_source(live, self.policy.stall_timeout);
+        let mut opts = LoopOptions::for_source(live, self.policy.stall_timeout);
+        opts.hooks = self.hooks.clone();
+        let heartbeat = self.hooks.heartbeat.as_ref();
         while !self.stop.load(Ordering::Relaxed) {
+            // Opening gives up within the stall timeout (RTSP, V4L2): that long is not a wedge.
+            if let Some(h) = heartbeat {
+                h.quiet_for(self.policy.stall_timeout + QUIET_SLACK);
+            }
             let reason = match self.opener.open(&cam.source, cam.id.as_str().into()) {
                 Err(e) => e.to_string(),
                 Ok(source) => {
@@ -126,7 +140,7 @@ impl Supervisor<'_> {
                         self.detector,
                         self.sink,
                         self.stop,
-                        opts,
+                        opts.clone(),
                         on_verdict,
                     );
                     let (sum, end) = match streamed {
@@ -147,6 +161,9 @@ impl Supervisor<'_> {
                             (self.report)(&CameraState::Stopped {
                                 reason: "end of file".into(),
                             });
+                            if let Some(h) = heartbeat {
+                                h.finished();
+                            }
                             return totals;
                         }
                         LoopEnd::EndOfStream => "the stream ended".to_string(),
@@ -170,6 +187,9 @@ impl Supervisor<'_> {
                 attempt,
                 retry_in_s: delay.as_secs_f64(),
             });
+            if let Some(h) = heartbeat {
+                h.quiet_for(delay + QUIET_SLACK);
+            }
             if !self.clock.sleep_unless(delay, self.stop) {
                 break;
             }
@@ -177,6 +197,9 @@ impl Supervisor<'_> {
         (self.report)(&CameraState::Stopped {
             reason: "shutdown".into(),
         });
+        if let Some(h) = heartbeat {
+            h.finished();
+        }
         totals
     }
 }
@@ -284,6 +307,7 @@ mod tests {
                 stall_timeout: Duration::from_secs(5),
             },
             report: &report,
+            hooks: LoopHooks::default(),
         };
         let totals = sup.run(&mut |_| {});
         let sleeps: Vec<f64> = clock.sleeps().iter().map(|d| d.as_secs_f64()).collect();

@@ -195,6 +195,20 @@ impl SpeedEstimator {
         self
     }
 
+    /// Applies a reloaded zone and speed settings without dropping the tracks in progress: their
+    /// ground samples do not depend on the zone, so a vehicle inside keeps its samples and is
+    /// judged against the new zone from its next observation. (The calibration is not swapped
+    /// here: samples already projected with the old one would mix with new ones.)
+    pub fn reconfigure(&mut self, zone: Zone, cfg: SpeedConfig) {
+        self.zone_ground_m = zone
+            .polygon_px()
+            .iter()
+            .map(|p| self.h.image_to_world(*p))
+            .collect::<Option<Vec<_>>>();
+        self.zone = zone;
+        self.cfg = cfg;
+    }
+
     /// The calibration in use.
     pub fn homography(&self) -> &Homography {
         &self.h

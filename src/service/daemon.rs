@@ -1,0 +1,435 @@
+//! The daemon (`speedcamd run`): every camera on its own thread sharing one detector, and one
+//! control loop that talks to systemd and reacts to signals.
+//!
+//! - READY=1 once the model is loaded (and warmed up) and every camera has made its first open
+//!   attempt (a camera that is down at start does not hold the daemon back: it keeps retrying
+//!   and STATUS= says so).
+//! - WATCHDOG=1 every third of `WatchdogSec`, but only while every running camera loop beats
+//!   ([`super::liveness`]): a loop stuck in inference stops the pings and systemd restarts us.
+//! - STATUS= one line of live figures, refreshed every few seconds.
+//! - SIGHUP: RELOADING=1, re-read the file ([`super::reload`]), READY=1; a bad file is logged
+//!   with its key and line and the running config stays.
+//! - SIGTERM / Ctrl-C: STOPPING=1, cameras stop, the outbox drains until a deadline, the store
+//!   is flushed. What did not drain stays in the sled outbox and is sent after the next start.
+
+use super::liveness::{Heartbeat, Liveness};
+use super::notify::{self, Notify, SystemdNotify};
+use super::reload::{self, LiveConfig};
+use super::{
+    open_detector, open_store, start_publisher, supervisor, warn_achievable_rate, EventSink,
+    LoopHooks, SharedDetector,
+};
+use crate::config::{CameraConfig, Config};
+use crate::logging::LogHandle;
+use crate::source::DefaultOpener;
+use anyhow::Context;
+use sd_notify::NotifyState;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the outbox may drain at shutdown; stays below the unit's `TimeoutStopSec=30s`.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+/// How long camera threads get to finish their current frame at shutdown.
+const SHUTDOWN_JOIN: Duration = Duration::from_secs(5);
+/// How often STATUS= is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// A camera loop silent this long (beyond announced waits) counts as wedged when systemd set no
+/// watchdog (then it is only logged); with a watchdog, half its interval.
+const DEFAULT_WEDGE_LIMIT: Duration = Duration::from_secs(15);
+/// The control loop's tick.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What the daemon needs from its caller besides the config.
+pub struct DaemonOptions<'a> {
+    /// Where READY/STATUS/WATCHDOG go.
+    pub notify: Arc<dyn Notify>,
+    /// Changes the log filter when a reload changes `log_level`.
+    pub log: Option<&'a LogHandle>,
+}
+
+impl Default for DaemonOptions<'_> {
+    fn default() -> Self {
+        DaemonOptions {
+            notify: Arc::new(SystemdNotify),
+            log: None,
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C; then drains the outbox (bounded) and exits. A
+/// camera whose source fails is retried with exponential backoff; a file source that ends
+/// stops its camera only.
+pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
+    let n = opts.notify.clone();
+    n.send(&[NotifyState::Status("loading the model")]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let store = open_store(cfg)?;
+    let detector = open_detector(cfg)?;
+    let (_, detect_ms) = warn_achievable_rate(cfg, &detector);
+    tracing::info!(detect_ms, "detector ready");
+    let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
+        Some((p, t)) => (Some(p), Some(t)),
+        None => (None, None),
+    };
+    let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
+    let sink = Arc::new(EventSink::new(
+        store.clone(),
+        publisher,
+        topics,
+        publish_measurements,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let live_cfg = LiveConfig::new(cfg.clone());
+    let liveness = Liveness::new(Arc::new(crate::clock::RealClock::default()));
+    let board = Arc::new(Board::default());
+    n.send(&[NotifyState::Status("opening cameras")]);
+    tracing::info!(cameras = cfg.cameras.len(), "speedcamd running");
+    let mut threads = Vec::new();
+    for cam in cfg.cameras.clone() {
+        let ctx = CameraContext {
+            cfg: cfg.clone(),
+            detector: detector.clone(),
+            sink: sink.clone(),
+            stop: stop.clone(),
+            board: board.clone(),
+            hooks: LoopHooks {
+                heartbeat: Some(liveness.register(&cam.id)),
+                config: Some(live_cfg.clone()),
+            },
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("camera-{}", cam.id))
+                .spawn(move || camera_thread(&cam, ctx))
+                .context("spawning camera thread")?,
+        );
+    }
+    let control = Control {
+        notify: n.clone(),
+        log: opts.log,
+        live_cfg,
+        liveness,
+        board,
+        cameras: cfg.cameras.len(),
+        store: store.clone(),
+    };
+    let why = rt.block_on(control.run());
+    tracing::info!("{why}: stopping");
+    n.send(&[
+        NotifyState::Stopping,
+        NotifyState::Status(&format!("stopping ({why})")),
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    let joined = join_until(threads, Instant::now() + SHUTDOWN_JOIN);
+    match Arc::try_unwrap(sink) {
+        Ok(mut sink) => {
+            if let Some(p) = sink.take_publisher() {
+                let outbox = store.outbox_len();
+                n.send(&[NotifyState::Status(&format!(
+                    "stopping: draining {outbox} outbox message(s)"
+                ))]);
+                let drained = p.shutdown_blocking(SHUTDOWN_DRAIN);
+                tracing::info!(drained, outbox = store.outbox_len(), "publisher stopped");
+            }
+        }
+        Err(_) => tracing::error!(
+            stuck = joined.1,
+            outbox = store.outbox_len(),
+            "camera thread(s) did not stop within {} s; exiting without draining (the outbox is kept and sent after the next start)",
+            SHUTDOWN_JOIN.as_secs()
+        ),
+    }
+    store.flush().context("flushing the store")?;
+    Ok(())
+}
+
+/// Joins the threads that finish before `deadline`; returns (joined, still running).
+fn join_until(threads: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> (usize, usize) {
+    let mut pending = threads;
+    let mut joined = 0;
+    loop {
+        let (done, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|t| t.is_finished());
+        joined += done.len();
+        for t in done {
+            let _ = t.join();
+        }
+        pending = rest;
+        if pending.is_empty() || Instant::now() >= deadline {
+            return (joined, pending.len());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every camera's latest state, for READY and STATUS=.
+#[derive(Default)]
+struct Board {
+    /// Cameras that made their first open attempt.
+    opened: AtomicUsize,
+    states: Mutex<BTreeMap<String, &'static str>>,
+}
+
+impl Board {
+    fn set(&self, camera: &str, state: &supervisor::CameraState) {
+        use supervisor::CameraState as S;
+        let name = match state {
+            S::Connecting { .. } => "connecting",
+            S::Streaming { .. } => "streaming",
+            S::Reconnecting { .. } => "reconnecting",
+            S::Stalled { .. } => "stalled",
+            S::Stopped { .. } => "stopped",
+        };
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let before = states.insert(camera.to_string(), name);
+        if matches!(before, None | Some("connecting")) && name != "connecting" {
+            self.opened.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// e.g. `2 streaming, 1 reconnecting`.
+    fn summary(&self) -> String {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in states.values() {
+            *counts.entry(s).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The control loop: systemd notifications, watchdog, signals.
+struct Control<'a> {
+    notify: Arc<dyn Notify>,
+    log: Option<&'a LogHandle>,
+    live_cfg: Arc<LiveConfig>,
+    liveness: Arc<Liveness>,
+    board: Arc<Board>,
+    cameras: usize,
+    store: crate::store::Store,
+}
+
+impl Control<'_> {
+    /// Runs until a stop signal; returns its name.
+    async fn run(self) -> &'static str {
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for signals: {e}");
+                return "no signal handling";
+            }
+        };
+        let watchdog = self.notify.watchdog();
+        let wedge_limit = watchdog.map(|w| w / 2).unwrap_or(DEFAULT_WEDGE_LIMIT);
+        let ping_every = watchdog.map(|w| w / 3);
+        let mut ready = false;
+        let mut last_ping: Option<Instant> = None;
+        let mut last_status: Option<Instant> = None;
+        let mut wedged_logged = false;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = signals.term.recv() => return "SIGTERM",
+                _ = signals.int.recv() => return "SIGINT",
+                _ = signals.hup.recv() => self.reload(),
+                _ = tick.tick() => {}
+            }
+            if !ready {
+                if self.board.opened.load(Ordering::Relaxed) < self.cameras {
+                    continue;
+                }
+                ready = true;
+                let status = self.status_line(&[]);
+                tracing::info!("ready: {status}");
+                self.notify
+                    .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+                last_status = Some(Instant::now());
+            }
+            let wedged = self.liveness.check(wedge_limit);
+            if wedged.is_empty() {
+                wedged_logged = false;
+                if let Some(every) = ping_every {
+                    if last_ping.is_none_or(|t| t.elapsed() >= every) {
+                        self.notify.send(&[NotifyState::Watchdog]);
+                        last_ping = Some(Instant::now());
+                    }
+                }
+            } else if !wedged_logged {
+                wedged_logged = true;
+                for w in &wedged {
+                    tracing::error!(camera = %w.camera, silent_s = w.silent_s, watchdog = watchdog.is_some(), "camera loop makes no progress (inference or source wedged); watchdog pings withheld");
+                }
+            }
+            if last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+                self.notify
+                    .send(&[NotifyState::Status(&self.status_line(&wedged))]);
+                last_status = Some(Instant::now());
+            }
+        }
+    }
+
+    /// SIGHUP: RELOADING=1, apply what can change, READY=1.
+    fn reload(&self) {
+        let path = self.live_cfg.current().path.clone();
+        tracing::info!("SIGHUP: reloading {}", path.display());
+        notify::reloading(
+            self.notify.as_ref(),
+            &format!("reloading {}", path.display()),
+        );
+        let status = match reload::reload(&self.live_cfg) {
+            Ok(outcome) => {
+                let summary = outcome.summary();
+                if outcome.restart_needed.is_empty() {
+                    tracing::info!("{summary}");
+                } else {
+                    tracing::warn!("{summary}");
+                }
+                if let Some(log) = self.log {
+                    let level = self.live_cfg.current().log_level.clone();
+                    if let Err(e) = log.apply_config(level.as_deref()) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                summary
+            }
+            Err(e) => {
+                tracing::error!("reload rejected, the running config stays: {e}");
+                let first = e.to_string();
+                let first = first.lines().last().unwrap_or_default().trim();
+                format!("reload rejected, running config kept: {first}")
+            }
+        };
+        self.notify
+            .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+    }
+
+    /// One line of live figures.
+    fn status_line(&self, wedged: &[super::liveness::Wedged]) -> String {
+        let mut s = format!(
+            "cameras: {}; outbox {}",
+            self.board.summary(),
+            self.store.outbox_len()
+        );
+        if !wedged.is_empty() {
+            let names: Vec<&str> = wedged.iter().map(|w| w.camera.as_str()).collect();
+            s.push_str(&format!("; WEDGED: {}", names.join(", ")));
+        }
+        s
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as async streams.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// What one camera thread shares with the rest of the daemon.
+struct CameraContext {
+    cfg: Config,
+    detector: SharedDetector,
+    sink: Arc<EventSink>,
+    stop: Arc<AtomicBool>,
+    board: Arc<Board>,
+    hooks: LoopHooks,
+}
+
+/// One camera's life in the daemon: the supervisor opens, streams and reopens its source
+/// until shutdown; state changes are logged and published retained at `<camera>/state`.
+fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
+    let clock = crate::clock::RealClock::default();
+    let opener = DefaultOpener::for_camera(cam);
+    let report = |state: &supervisor::CameraState| {
+        tracing::info!(camera = %cam.id, state = ?state, "camera state");
+        ctx.board.set(&cam.id, state);
+        if let Some(p) = ctx.sink.publisher() {
+            p.set_camera_state(&cam.id, &state.payload(&cam.id));
+        }
+    };
+    let heartbeat: Option<Heartbeat> = ctx.hooks.heartbeat.clone();
+    let sup = supervisor::Supervisor {
+        cam,
+        cfg: &ctx.cfg,
+        opener: &opener,
+        detector: &ctx.detector,
+        sink: &ctx.sink,
+        stop: &ctx.stop,
+        clock: &clock,
+        policy: cam.reconnect,
+        report: &report,
+        hooks: ctx.hooks.clone(),
+    };
+    let totals = sup.run(&mut |v| {
+        tracing::info!(camera = %v.event.camera, kind = ?v.event.kind, speed_kmh = v.event.speed_kmh, track = v.event.track_id, "verdict");
+    });
+    if let Some(h) = heartbeat {
+        h.finished();
+    }
+    tracing::info!(camera = %cam.id, connections = totals.connections, failures = totals.failures, frames = totals.sum.frames, dropped = totals.sum.dropped, "camera stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use supervisor::CameraState;
+
+    #[test]
+    fn board_counts_first_open_attempts_once() {
+        let b = Board::default();
+        b.set("a", &CameraState::Connecting { source: "x".into() });
+        assert_eq!(b.opened.load(Ordering::Relaxed), 0);
+        b.set("a", &CameraState::Streaming { source: "x".into() });
+        b.set(
+            "b",
+            &CameraState::Reconnecting {
+                reason: "refused".into(),
+                attempt: 1,
+                retry_in_s: 1.0,
+            },
+        );
+        b.set("a", &CameraState::Stalled { after_s: 10.0 });
+        b.set("a", &CameraState::Streaming { source: "x".into() });
+        assert_eq!(b.opened.load(Ordering::Relaxed), 2);
+        assert_eq!(b.summary(), "1 reconnecting, 1 streaming");
+    }
+
+    #[test]
+    fn join_until_gives_up_on_a_stuck_thread() {
+        let quick = std::thread::spawn(|| {});
+        let release = Arc::new(AtomicBool::new(false));
+        let r = release.clone();
+        let stuck = std::thread::spawn(move || {
+            while !r.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let (joined, left) = join_until(
+            vec![quick, stuck],
+            Instant::now() + Duration::from_millis(100),
+        );
+        assert_eq!((joined, left), (1, 1));
+        release.store(true, Ordering::Relaxed);
+    }
+}
