@@ -12,7 +12,7 @@
 //! - SIGTERM / Ctrl-C: STOPPING=1, cameras stop, the outbox drains until a deadline, the store
 //!   is flushed. What did not drain stays in the sled outbox and is sent after the next start.
 
-use super::liveness::{Heartbeat, Liveness};
+use super::liveness::{Heartbeat, Liveness, WatchdogAction, WatchdogGate};
 use super::notify::{self, Notify, SystemdNotify};
 use super::reload::{self, LiveConfig};
 use super::{
@@ -229,12 +229,9 @@ impl Control<'_> {
             }
         };
         let watchdog = self.notify.watchdog();
-        let wedge_limit = watchdog.map(|w| w / 2).unwrap_or(DEFAULT_WEDGE_LIMIT);
-        let ping_every = watchdog.map(|w| w / 3);
+        let mut gate = WatchdogGate::new(watchdog, DEFAULT_WEDGE_LIMIT);
         let mut ready = false;
-        let mut last_ping: Option<Instant> = None;
         let mut last_status: Option<Instant> = None;
-        let mut wedged_logged = false;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -255,19 +252,14 @@ impl Control<'_> {
                     .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
                 last_status = Some(Instant::now());
             }
-            let wedged = self.liveness.check(wedge_limit);
-            if wedged.is_empty() {
-                wedged_logged = false;
-                if let Some(every) = ping_every {
-                    if last_ping.is_none_or(|t| t.elapsed() >= every) {
-                        self.notify.send(&[NotifyState::Watchdog]);
-                        last_ping = Some(Instant::now());
+            let wedged = self.liveness.check(gate.limit());
+            match gate.tick(self.liveness.now(), wedged.clone()) {
+                WatchdogAction::Ping => self.notify.send(&[NotifyState::Watchdog]),
+                WatchdogAction::Wait => {}
+                WatchdogAction::Withhold { newly } => {
+                    for w in &newly {
+                        tracing::error!(camera = %w.camera, silent_s = w.silent_s, watchdog = watchdog.is_some(), "camera loop makes no progress (inference or source wedged); watchdog pings withheld");
                     }
-                }
-            } else if !wedged_logged {
-                wedged_logged = true;
-                for w in &wedged {
-                    tracing::error!(camera = %w.camera, silent_s = w.silent_s, watchdog = watchdog.is_some(), "camera loop makes no progress (inference or source wedged); watchdog pings withheld");
                 }
             }
             if last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {

@@ -77,6 +77,11 @@ impl Liveness {
         })
     }
 
+    /// The clock's time (for [`WatchdogGate::tick`]).
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
     /// A heartbeat for `camera`, counted from now.
     pub fn register(&self, camera: &str) -> Heartbeat {
         let now = ms(self.clock.now());
@@ -117,6 +122,73 @@ impl Liveness {
                 })
             })
             .collect()
+    }
+}
+
+/// What the control loop does with the watchdog on one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchdogAction {
+    /// Send `WATCHDOG=1`.
+    Ping,
+    /// Alive, but the last ping is recent enough (or systemd set no watchdog).
+    Wait,
+    /// Some loop is wedged: no ping. `newly` lists the loops to log (once per episode).
+    Withhold {
+        /// Wedged loops not reported since they last made progress.
+        newly: Vec<Wedged>,
+    },
+}
+
+/// Decides, tick by tick, whether to ping systemd's watchdog: every third of its interval while
+/// every loop beats; never while one is wedged (silent for more than half the interval), so
+/// systemd restarts the daemon within about 1.5 intervals of the wedge.
+#[derive(Debug)]
+pub struct WatchdogGate {
+    every: Option<Duration>,
+    limit: Duration,
+    last_ping: Option<Duration>,
+    reported: Vec<String>,
+}
+
+impl WatchdogGate {
+    /// For systemd's interval (`WATCHDOG_USEC`), None when it set none: then loops are still
+    /// checked (against `fallback_limit`) and wedges logged, with nothing to ping.
+    pub fn new(watchdog: Option<Duration>, fallback_limit: Duration) -> Self {
+        WatchdogGate {
+            every: watchdog.map(|w| w / 3),
+            limit: watchdog.map(|w| w / 2).unwrap_or(fallback_limit),
+            last_ping: None,
+            reported: Vec::new(),
+        }
+    }
+
+    /// Silence longer than this is a wedge.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// One tick at clock time `now` with the loops [`Liveness::check`] found wedged.
+    pub fn tick(&mut self, now: Duration, wedged: Vec<Wedged>) -> WatchdogAction {
+        if !wedged.is_empty() {
+            let newly: Vec<Wedged> = wedged
+                .into_iter()
+                .filter(|w| !self.reported.contains(&w.camera))
+                .collect();
+            self.reported.extend(newly.iter().map(|w| w.camera.clone()));
+            return WatchdogAction::Withhold { newly };
+        }
+        self.reported.clear();
+        match self.every {
+            Some(every)
+                if self
+                    .last_ping
+                    .is_none_or(|t| now.saturating_sub(t) >= every) =>
+            {
+                self.last_ping = Some(now);
+                WatchdogAction::Ping
+            }
+            _ => WatchdogAction::Wait,
+        }
     }
 }
 
@@ -162,6 +234,34 @@ mod tests {
         // It recovers as soon as it beats again.
         b.beat();
         assert!(live.check(limit).is_empty());
+    }
+
+    #[test]
+    fn the_gate_pings_every_third_and_withholds_while_wedged() {
+        let (clock, live) = setup();
+        let a = live.register("a");
+        let mut gate = WatchdogGate::new(Some(Duration::from_secs(30)), Duration::from_secs(15));
+        assert_eq!(gate.limit(), Duration::from_secs(15));
+        let mut pings = Vec::new();
+        let mut newly = Vec::new();
+        for i in 0..120u64 {
+            clock.advance(Duration::from_secs(1));
+            if i < 40 {
+                a.beat(); // alive for 40 s, then wedged
+            }
+            match gate.tick(clock.now(), live.check(gate.limit())) {
+                WatchdogAction::Ping => pings.push(clock.now().as_secs()),
+                WatchdogAction::Withhold { newly: n } => newly.extend(n),
+                WatchdogAction::Wait => {}
+            }
+        }
+        assert_eq!(
+            pings,
+            [1, 11, 21, 31, 41, 51],
+            "every 10 s until 15 s after the wedge"
+        );
+        assert_eq!(newly.len(), 1, "logged once per episode: {newly:?}");
+        assert_eq!(newly[0].camera, "a");
     }
 
     #[test]

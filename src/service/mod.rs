@@ -981,4 +981,91 @@ pub(crate) mod tests {
         assert_eq!(speeds[1].0, "b");
         assert!((speeds[1].1 - 50.0).abs() < 0.6, "{speeds:?}");
     }
+
+    /// A detector that answers at once until `wedge` is set, then hangs until `release` is.
+    struct WedgingDetector {
+        wedge: Arc<AtomicBool>,
+        release: Arc<AtomicBool>,
+    }
+
+    impl Detector for WedgingDetector {
+        fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+            while self.wedge.load(Ordering::Relaxed) && !self.release.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok((Vec::new(), DetectTimings::default()))
+        }
+        fn model_id(&self) -> &str {
+            "wedging"
+        }
+    }
+
+    #[test]
+    fn a_wedged_inference_call_stops_the_heartbeat_and_the_watchdog_pings() {
+        use liveness::{Liveness, WatchdogAction, WatchdogGate};
+        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
+        cfg.cameras[0].schedule.adaptive = false;
+        let sink = memory_sink(&cfg);
+        let (wedge, release) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WedgingDetector {
+            wedge: wedge.clone(),
+            release: release.clone(),
+        })));
+        let live = Liveness::new(Arc::new(crate::clock::RealClock::default()));
+        let mut opts = LoopOptions::for_source(true, Duration::from_secs(30));
+        opts.hooks.heartbeat = Some(live.register("synth"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (cfg, stop) = (cfg.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let source = Box::new(RealTimeSource {
+                    origin: Instant::now(),
+                    fps: 30.0,
+                    frames: u64::MAX,
+                    seq: 0,
+                });
+                run_source(
+                    &cfg.cameras[0],
+                    &cfg,
+                    source,
+                    &detector,
+                    &sink,
+                    &stop,
+                    opts,
+                    &mut |_| {},
+                )
+                .map(|(s, _)| s.detected)
+            })
+        };
+        // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.
+        let mut gate = WatchdogGate::new(Some(Duration::from_millis(600)), Duration::ZERO);
+        let start = Instant::now();
+        let (mut pings_before, mut pings_after, mut withheld) = (0, 0, 0);
+        while start.elapsed() < Duration::from_millis(2000) {
+            if start.elapsed() >= Duration::from_millis(800) {
+                wedge.store(true, Ordering::Relaxed);
+            }
+            let wedged = start.elapsed() >= Duration::from_millis(1300);
+            match gate.tick(live.now(), live.check(gate.limit())) {
+                WatchdogAction::Ping if !wedged => pings_before += 1,
+                WatchdogAction::Ping => pings_after += 1,
+                WatchdogAction::Withhold { .. } => withheld += 1,
+                WatchdogAction::Wait => {}
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        release.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        let detected = worker.join().expect("camera loop").expect("run_source");
+        assert!(detected > 5, "the loop ran before the wedge: {detected}");
+        assert!(pings_before >= 3, "pinged while healthy: {pings_before}");
+        assert_eq!(
+            pings_after, 0,
+            "no ping once the loop was wedged for the limit"
+        );
+        assert!(withheld > 10, "{withheld}");
+    }
 }
