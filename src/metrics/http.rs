@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// The running endpoint; dropping it (or [`MetricsServer::shutdown`]) stops the server, closes
-/// the socket and joins its thread.
+/// The running endpoint; dropping it (or [`MetricsServer::shutdown`]) stops answering at once,
+/// joins the serving thread, and tiny_http's accept thread closes the socket right after.
 pub struct MetricsServer {
     addr: SocketAddr,
     server: Arc<tiny_http::Server>,
@@ -30,13 +30,14 @@ impl std::fmt::Debug for MetricsServer {
 /// Port 0 picks a free port ([`MetricsServer::local_addr`] says which).
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<MetricsServer, MetricsError> {
     let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| {
-        MetricsError::Start {
+    let local = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let server =
+        tiny_http::Server::from_listener(listener, None).map_err(|e| MetricsError::Start {
             addr,
             message: e.to_string(),
-        }
-    })?;
+        })?;
     let server = Arc::new(server);
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {

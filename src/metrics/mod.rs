@@ -43,8 +43,7 @@ pub const SOURCE_STATES: [&str; 5] = [
 /// Upper bounds of the stage latency histogram buckets, seconds: 0.1 ms to 2.5 s in 1-2.5-5
 /// steps (a decode of a few ms, an inference of tens to hundreds, a stalled store of seconds).
 pub const STAGE_BUCKETS_S: [f64; 15] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Samples kept per camera and stage for the `stats` percentiles between two payloads (the
@@ -275,11 +274,7 @@ impl Metrics {
             "Vehicles measured (one verdict per vehicle)",
             f.measurements.clone(),
         );
-        registry.register(
-            "speeding",
-            "Speeding events",
-            f.speeding.clone(),
-        );
+        registry.register("speeding", "Speeding events", f.speeding.clone());
         registry.register(
             "queue_depth",
             "Frames waiting in the hand-off from decode to detection",
@@ -394,7 +389,9 @@ impl Metrics {
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail; an encoder error would leave a partial text.
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
             tracing::warn!("encoding metrics: {e}");
         }
         out
@@ -660,7 +657,10 @@ impl CameraMetrics {
             self.inner.state_family.get_or_create(&labels(s)).set(0);
         }
         if !current.is_empty() {
-            self.inner.state_family.get_or_create(&labels(&current)).set(0);
+            self.inner
+                .state_family
+                .get_or_create(&labels(&current))
+                .set(0);
         }
         self.inner.state_family.get_or_create(&labels(state)).set(1);
         *current = state.to_string();

@@ -91,7 +91,10 @@ fn stats_rates_are_deltas_since_the_previous_payload() {
     let second = m.stats_payload(15.0);
     let cam = &second["cameras"]["cam1"];
     assert_eq!(second["interval_s"], 5.0);
-    assert_eq!((&cam["fps_in"], &cam["fps_detected"]), (&10.0.into(), &2.0.into()));
+    assert_eq!(
+        (&cam["fps_in"], &cam["fps_detected"]),
+        (&10.0.into(), &2.0.into())
+    );
     assert_eq!(cam["frames"], 150);
     // A camera that appears between payloads counts from zero; no time passing gives 0 fps.
     let late = m.camera("cam2");
@@ -115,20 +118,29 @@ fn stage_times_reach_histogram_and_window_percentiles() {
     let text = m.render_prometheus();
     let h = "speedcam_stage_duration_seconds";
     assert_eq!(
-        series(&text, &format!("{h}_count{{camera=\"cam1\",stage=\"inference\"}}")),
+        series(
+            &text,
+            &format!("{h}_count{{camera=\"cam1\",stage=\"inference\"}}")
+        ),
         Some(100.0)
     );
     assert_eq!(
-        series(&text, &format!("{h}_bucket{{le=\"0.05\",camera=\"cam1\",stage=\"inference\"}}"))
-            .or_else(|| series(
-                &text,
-                &format!("{h}_bucket{{camera=\"cam1\",stage=\"inference\",le=\"0.05\"}}")
-            )),
+        series(
+            &text,
+            &format!("{h}_bucket{{le=\"0.05\",camera=\"cam1\",stage=\"inference\"}}")
+        )
+        .or_else(|| series(
+            &text,
+            &format!("{h}_bucket{{camera=\"cam1\",stage=\"inference\",le=\"0.05\"}}")
+        )),
         Some(50.0),
         "{text}"
     );
     assert_eq!(
-        series(&text, &format!("{h}_count{{camera=\"cam1\",stage=\"decode\"}}")),
+        series(
+            &text,
+            &format!("{h}_count{{camera=\"cam1\",stage=\"decode\"}}")
+        ),
         Some(1.0),
         "NaN is ignored"
     );
@@ -148,7 +160,10 @@ fn stage_times_reach_histogram_and_window_percentiles() {
     times.record(Stage::Inference, 1.0);
     let text = m.render_prometheus();
     assert_eq!(
-        series(&text, &format!("{h}_count{{camera=\"cam1\",stage=\"inference\"}}")),
+        series(
+            &text,
+            &format!("{h}_count{{camera=\"cam1\",stage=\"inference\"}}")
+        ),
         Some(101.0)
     );
 }
@@ -173,7 +188,10 @@ fn source_state_is_one_hot_over_known_states() {
         let want = if s == "stalled" { 1.0 } else { 0.0 };
         assert_eq!(state(&text, s), Some(want), "{s}");
     }
-    assert_eq!(m.stats_payload(1.0)["cameras"]["cam1"]["source_state"], "stalled");
+    assert_eq!(
+        m.stats_payload(1.0)["cameras"]["cam1"]["source_state"],
+        "stalled"
+    );
     // An unknown name is exported as given, and cleared again on the next change.
     c.set_source_state("paused");
     c.set_source_state("streaming");
@@ -228,7 +246,10 @@ fn metrics_config_loopback_and_warning() {
     c.listen = Some("0.0.0.0:9464".parse().unwrap());
     assert!(!c.is_loopback());
     let w = c.exposure_warning().expect("warning");
-    assert!(w.contains("0.0.0.0:9464") && w.contains("127.0.0.1:9464"), "{w}");
+    assert!(
+        w.contains("0.0.0.0:9464") && w.contains("127.0.0.1:9464"),
+        "{w}"
+    );
 }
 
 /// Sends `request` to `addr` and returns the whole response (the server closes the connection).
@@ -259,9 +280,15 @@ fn endpoint_serves_metrics_and_404s_the_rest() {
             .contains("content-type: text/plain; version=0.0.4"),
         "{r}"
     );
-    assert!(r.contains("speedcam_frames_total{camera=\"cam1\"} 1"), "{r}");
+    assert!(
+        r.contains("speedcam_frames_total{camera=\"cam1\"} 1"),
+        "{r}"
+    );
 
-    let r = http(addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = http(
+        addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     let r = http(
         addr,
@@ -277,8 +304,12 @@ fn endpoint_serves_metrics_and_404s_the_rest() {
     );
 
     server.shutdown();
-    assert!(
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err(),
-        "still listening after shutdown"
-    );
+    // tiny_http's accept thread closes the socket on its next turn, just after shutdown.
+    let closed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
+    });
+    assert!(closed, "still listening 2 s after shutdown");
+    let again = serve(addr, m).expect("the port is free again");
+    assert_eq!(again.local_addr(), addr);
 }
