@@ -10,7 +10,7 @@
 //! - [`Metrics::status_line`]: one short line for systemd's `STATUS=`.
 //!
 //! The pipeline feeds a [`CameraMetrics`] handle per camera: counters on each frame, stage
-//! times through [`StageTimes`](crate::stats::StageTimes)'s observer (see
+//! times through [`StageTimes`]'s observer (see
 //! [`CameraMetrics::observer`]), source state on every state change.
 
 mod http;
