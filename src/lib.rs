@@ -5,6 +5,7 @@
 //! -> `speed` (homography + fit over the measurement zone) -> `event` (one verdict per vehicle)
 //! -> `store` (sled: events, thumbnails, outbox) -> `publish` (MQTT, QoS 1, replay on reconnect).
 //! `service` wires them together per camera; `config` loads and validates the TOML file;
+//! `metrics` keeps the live figures (Prometheus endpoint, `stats` topic, systemd status);
 //! `synth` renders synthetic scenes with known ground truth for tests and the demo.
 
 pub mod backoff;
@@ -14,6 +15,7 @@ pub mod detect;
 pub mod event;
 pub mod frame;
 pub mod logging;
+pub mod metrics;
 pub mod publish;
 pub mod schedule;
 pub mod service;

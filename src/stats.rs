@@ -1,6 +1,7 @@
 //! Per-stage timings: a product feature, not a debug print. Every frame's time in each pipeline
 //! stage is recorded so `replay`, `bench` and the `stats` topic can report min / median / p99.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The pipeline stages that are timed, in pipeline order.
@@ -76,12 +77,23 @@ pub struct StageSummary {
     pub total_ms: f64,
 }
 
+/// Receives every sample as it is recorded into a [`StageTimes`], so live figures (the
+/// Prometheus endpoint, the `stats` topic) see the same timings as `replay` and `bench` without
+/// a second set of calls in the pipeline. Called on the recording thread: keep it cheap.
+pub trait StageObserver: Send + Sync + std::fmt::Debug {
+    /// One sample of `stage`, milliseconds.
+    fn observe(&self, stage: Stage, ms: f64);
+}
+
 /// Keeps the most recent samples of every stage (bounded: memory stays flat on a long run).
 #[derive(Debug, Clone)]
 pub struct StageTimes {
     samples: Vec<Vec<f64>>,
     next: Vec<usize>,
     capacity: usize,
+    /// Told of every [`StageTimes::record`] (not of [`StageTimes::merge`]: merged samples were
+    /// observed where they were recorded). A clone shares it.
+    observer: Option<Arc<dyn StageObserver>>,
 }
 
 impl Default for StageTimes {
@@ -97,11 +109,25 @@ impl StageTimes {
             samples: vec![Vec::new(); Stage::ALL.len()],
             next: vec![0; Stage::ALL.len()],
             capacity: capacity.max(1),
+            observer: None,
         }
     }
 
-    /// Records one sample of `stage` in milliseconds.
+    /// Sets (or with None removes) the observer told of every sample recorded from now on.
+    pub fn set_observer(&mut self, observer: Option<Arc<dyn StageObserver>>) {
+        self.observer = observer;
+    }
+
+    /// Records one sample of `stage` in milliseconds (and tells the observer, if any).
     pub fn record(&mut self, stage: Stage, ms: f64) {
+        if let Some(o) = &self.observer {
+            o.observe(stage, ms);
+        }
+        self.keep(stage, ms);
+    }
+
+    /// Stores a sample without telling the observer.
+    fn keep(&mut self, stage: Stage, ms: f64) {
         let i = stage as usize;
         let v = &mut self.samples[i];
         if v.len() < self.capacity {
@@ -119,11 +145,12 @@ impl StageTimes {
         now
     }
 
-    /// Adds all samples of `other` (e.g. the decode thread's) into this one.
+    /// Adds all samples of `other` (e.g. the decode thread's) into this one. The observer is not
+    /// told: those samples were observed, if at all, when `other` recorded them.
     pub fn merge(&mut self, other: &StageTimes) {
         for stage in Stage::ALL {
             for &x in &other.samples[stage as usize] {
-                self.record(stage, x);
+                self.keep(stage, x);
             }
         }
     }
@@ -206,5 +233,31 @@ mod tests {
         }
         let s = t.summary(Stage::Store).unwrap();
         assert_eq!((s.count, s.min_ms), (3, 7.0));
+    }
+
+    #[derive(Debug, Default)]
+    struct Seen(std::sync::Mutex<Vec<(Stage, f64)>>);
+
+    impl StageObserver for Seen {
+        fn observe(&self, stage: Stage, ms: f64) {
+            self.0.lock().unwrap().push((stage, ms));
+        }
+    }
+
+    #[test]
+    fn observer_sees_records_but_not_merges() {
+        let seen = Arc::new(Seen::default());
+        let mut t = StageTimes::default();
+        t.record(Stage::Decode, 1.0);
+        t.set_observer(Some(seen.clone()));
+        t.record(Stage::Track, 2.0);
+        let mut other = StageTimes::default();
+        other.record(Stage::Speed, 3.0);
+        t.merge(&other);
+        assert_eq!(*seen.0.lock().unwrap(), [(Stage::Track, 2.0)]);
+        assert_eq!(t.summary(Stage::Speed).map(|s| s.count), Some(1));
+        t.set_observer(None);
+        t.record(Stage::Track, 4.0);
+        assert_eq!(seen.0.lock().unwrap().len(), 1);
     }
 }

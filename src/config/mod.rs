@@ -10,6 +10,7 @@ mod raw;
 
 use crate::detect::onnxruntime::{OrtProvider, OrtSettings, TrtPrecision};
 use crate::detect::{DetectorConfig, FAMILIES};
+use crate::metrics::MetricsConfig;
 use crate::publish::MqttConfig;
 use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
 use crate::track::TrackerConfig;
@@ -44,6 +45,9 @@ pub struct Config {
     pub tracker: TrackerConfig,
     /// MQTT settings, or None: nothing is published.
     pub mqtt: Option<MqttConfig>,
+    /// `[metrics]`: the optional Prometheus endpoint and the `stats` topic period (defaults
+    /// when the table is absent: no endpoint, stats every 10 s).
+    pub metrics: MetricsConfig,
     /// The cameras, at least one.
     pub cameras: Vec<CameraConfig>,
 }
@@ -496,6 +500,7 @@ impl Validator<'_> {
         };
 
         let mqtt = raw.mqtt.as_ref().map(|m| self.mqtt(m, &device_id));
+        let metrics = self.metrics(raw.metrics.as_ref());
 
         if raw.cameras.is_empty() {
             self.problem("cameras", 0..0, "no camera configured: add at least one [[cameras]] table with id, source, speed_limit_kmh, calibration and zone");
@@ -521,8 +526,40 @@ impl Validator<'_> {
             detector,
             tracker,
             mqtt,
+            metrics,
             cameras,
         })
+    }
+
+    /// `[metrics]`: `listen` (IP:port, no default: no endpoint) and `stats_interval_s`.
+    fn metrics(&mut self, raw: Option<&raw::RawMetrics>) -> MetricsConfig {
+        let d = MetricsConfig::default();
+        let Some(r) = raw else { return d };
+        let listen = r.listen.as_ref().and_then(|l| {
+            let v = l.get_ref();
+            match v.parse::<std::net::SocketAddr>() {
+                Ok(a) if a.port() == 0 => {
+                    self.problem("metrics.listen", l.span(), format!("{v:?} has port 0: give the fixed port Prometheus scrapes, e.g. \"127.0.0.1:9464\""));
+                    None
+                }
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.problem("metrics.listen", l.span(), format!("{v:?} is not an address: give IP:port, e.g. \"127.0.0.1:9464\" (this host only) or \"0.0.0.0:9464\" (every interface; host names are not allowed), or remove the key to run without the endpoint"));
+                    None
+                }
+            }
+        });
+        let interval_s = self.float(
+            "metrics.stats_interval_s",
+            &r.stats_interval_s,
+            d.stats_interval.as_secs_f64(),
+            0.1,
+            3600.0,
+        );
+        MetricsConfig {
+            listen,
+            stats_interval: std::time::Duration::from_secs_f64(interval_s),
+        }
     }
 
     /// `detector.backend`: "tract" (default) or "onnxruntime" (with its cargo feature).

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub mqtt: Option<RawMqtt>,
     #[serde(default)]
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
     pub cameras: Vec<Spanned<RawCamera>>,
 }
 
@@ -101,6 +103,16 @@ pub struct RawMqtt {
     pub keepalive_s: Option<Spanned<i64>>,
     #[serde(default)]
     pub publish_measurements: Option<bool>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub stats_interval_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

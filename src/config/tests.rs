@@ -650,3 +650,50 @@ fn onnxruntime_settings_errors_name_key_and_allowed_values() {
         .to_string();
     assert!(err.contains("provider") && err.contains("line"), "{err}");
 }
+
+#[test]
+fn metrics_table_is_optional_and_checked() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.metrics, crate::metrics::MetricsConfig::default());
+    assert_eq!(cfg.metrics.listen, None);
+    assert_eq!(cfg.metrics.stats_interval.as_secs_f64(), 10.0);
+
+    let text = format!("{GOOD}\n[metrics]\nlisten = \"0.0.0.0:9464\"\nstats_interval_s = 2.5\n");
+    let m = parse(&text, &repo_path()).expect("valid config").metrics;
+    assert_eq!(m.listen, Some("0.0.0.0:9464".parse().unwrap()));
+    assert!(!m.is_loopback());
+    assert_eq!(m.stats_interval.as_secs_f64(), 2.5);
+    let text = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9464\"\n");
+    let m = parse(&text, &repo_path()).expect("valid config").metrics;
+    assert!(m.is_loopback());
+    assert_eq!(m.stats_interval.as_secs_f64(), 10.0);
+
+    let lines = GOOD.lines().count();
+    let text = format!("{GOOD}\n[metrics]\nlisten = \"localhost:9464\"\nstats_interval_s = 0\n");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(
+        (p[0].key.as_str(), p[0].line),
+        ("metrics.listen", lines + 3)
+    );
+    assert!(
+        p[0].message.contains("\"127.0.0.1:9464\"") && p[0].message.contains("remove the key"),
+        "{}",
+        p[0].message
+    );
+    assert_eq!(
+        (p[1].key.as_str(), p[1].line),
+        ("metrics.stats_interval_s", lines + 4)
+    );
+    assert!(
+        p[1].message.contains("allowed 0.1 to 3600"),
+        "{}",
+        p[1].message
+    );
+
+    let text = format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    assert!(problems(&text)[0].message.contains("port 0"));
+    let text = format!("{GOOD}\n[metrics]\nport = 9464\n");
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(err.contains("port") && err.contains("listen"), "{err}");
+}
