@@ -2,11 +2,13 @@
 //! `WATCHDOG_USEC` asks for watchdog pings. Checks the messages and their order through a whole
 //! life: start-up -> READY -> WATCHDOG pings -> SIGHUP with a good file (limit applied, live
 //! tracks kept) -> SIGHUP with a bad file (rejected, old config kept) -> SIGTERM -> STOPPING and
-//! a clean exit.
+//! a clean exit. Along the way the Prometheus endpoint and the MQTT `stats` topic report the same
+//! live figures.
 
 mod common;
 
-use common::{start_broker, write_demo_config};
+use common::{free_port, start_broker, subscribe, write_demo_config};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +29,29 @@ fn expect(sock: &UnixDatagram, seen: &mut Vec<String>, secs: u64, want: &str) ->
     panic!("no {want:?} within {secs} s; got {seen:#?}");
 }
 
+/// `cameras.synth.frames` of a `stats` payload (0 when absent).
+fn frames_in_stats(payload: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v["cameras"]["synth"]["frames"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A plain HTTP/1.1 GET on loopback; the whole response.
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn signal(child: &Child, sig: i32) {
     let pid = i32::try_from(child.id()).expect("pid");
     // SAFETY: kill(2) on our own child's pid.
@@ -36,6 +61,8 @@ fn signal(child: &Child, sig: i32) {
 #[test]
 fn daemon_speaks_the_notify_protocol_in_order() {
     let broker = start_broker();
+    let sub = subscribe(broker.port, &["speedcam/notify/stats"]);
+    let metrics_port = free_port();
     let dir = tempfile::tempdir().expect("temp dir");
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let video = repo.join("media/demo/scene.mp4");
@@ -44,7 +71,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
         "notify",
         &video.display().to_string(),
         &broker.url(),
-        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\nstats_interval_s = 1\n"),
     );
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
@@ -67,7 +94,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
 
     let ready = expect(&sock, &mut seen, 120, "READY=1");
     assert!(
-        ready.contains("STATUS=cameras: 1 streaming"),
+        ready.contains("STATUS=1 camera streaming"),
         "READY carries the first status: {ready}"
     );
     assert!(
@@ -76,6 +103,28 @@ fn daemon_speaks_the_notify_protocol_in_order() {
         "{seen:?}"
     );
     expect(&sock, &mut seen, 10, "WATCHDOG=1");
+
+    // Live figures: Prometheus text on loopback, JSON on the `stats` topic.
+    let stats = sub.wait_until(Duration::from_secs(10), |m: &[common::Received]| {
+        m.iter().any(|m| frames_in_stats(&m.payload) > 0)
+    });
+    let last = stats.last().expect("a stats message");
+    assert!(!last.retain, "stats are not retained");
+    let text = http_get(metrics_port, "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let frames = text
+        .lines()
+        .find(|l| l.starts_with("speedcam_frames_total{camera=\"synth\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no frames counter in {text}"));
+    assert!(frames >= frames_in_stats(&last.payload) as f64, "{frames}");
+    assert!(
+        text.contains("speedcam_stage_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(text.contains("speedcam_source_state{"), "{text}");
+    assert!(http_get(metrics_port, "/other").starts_with("HTTP/1.1 404"));
 
     // A good reload: the limit changes, the camera keeps its tracks.
     let text = std::fs::read_to_string(&config).expect("config");

@@ -21,10 +21,11 @@ use super::{
 };
 use crate::config::{CameraConfig, Config};
 use crate::logging::LogHandle;
+use crate::metrics::Metrics;
 use crate::source::DefaultOpener;
 use anyhow::Context;
 use sd_notify::NotifyState;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,6 +85,19 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
         topics,
         publish_measurements,
     ));
+    let metrics = Metrics::new(&cfg.device_id);
+    if let Some(w) = cfg.metrics.exposure_warning() {
+        tracing::warn!("{w}");
+    }
+    let _endpoint = match cfg.metrics.listen {
+        Some(addr) => {
+            let server = crate::metrics::serve(addr, metrics.clone())
+                .context("starting the metrics endpoint ([metrics] listen)")?;
+            tracing::info!("metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let live_cfg = LiveConfig::new(cfg.clone());
     let liveness = Liveness::new(Arc::new(crate::clock::RealClock::default()));
@@ -101,6 +115,7 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
             hooks: LoopHooks {
                 heartbeat: Some(liveness.register(&cam.id)),
                 config: Some(live_cfg.clone()),
+                metrics: Some(metrics.camera(&cam.id)),
             },
         };
         threads.push(
@@ -118,6 +133,9 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
         board,
         cameras: cfg.cameras.len(),
         store: store.clone(),
+        metrics,
+        sink: sink.clone(),
+        stats_every: cfg.metrics.stats_interval,
     };
     let why = rt.block_on(control.run());
     tracing::info!("{why}: stopping");
@@ -167,43 +185,22 @@ fn join_until(threads: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> (
     }
 }
 
-/// Every camera's latest state, for READY and STATUS=.
+/// Counts the cameras that made their first open attempt, for READY.
 #[derive(Default)]
 struct Board {
-    /// Cameras that made their first open attempt.
     opened: AtomicUsize,
-    states: Mutex<BTreeMap<String, &'static str>>,
+    seen: Mutex<BTreeSet<String>>,
 }
 
 impl Board {
     fn set(&self, camera: &str, state: &supervisor::CameraState) {
-        use supervisor::CameraState as S;
-        let name = match state {
-            S::Connecting { .. } => "connecting",
-            S::Streaming { .. } => "streaming",
-            S::Reconnecting { .. } => "reconnecting",
-            S::Stalled { .. } => "stalled",
-            S::Stopped { .. } => "stopped",
-        };
-        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let before = states.insert(camera.to_string(), name);
-        if matches!(before, None | Some("connecting")) && name != "connecting" {
+        if matches!(state, supervisor::CameraState::Connecting { .. }) {
+            return;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert(camera.to_string()) {
             self.opened.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// e.g. `2 streaming, 1 reconnecting`.
-    fn summary(&self) -> String {
-        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for s in states.values() {
-            *counts.entry(s).or_default() += 1;
-        }
-        counts
-            .iter()
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 
@@ -216,6 +213,10 @@ struct Control<'a> {
     board: Arc<Board>,
     cameras: usize,
     store: crate::store::Store,
+    metrics: Arc<Metrics>,
+    sink: Arc<EventSink>,
+    /// Period of the MQTT `stats` topic.
+    stats_every: Duration,
 }
 
 impl Control<'_> {
@@ -232,6 +233,7 @@ impl Control<'_> {
         let mut gate = WatchdogGate::new(watchdog, DEFAULT_WEDGE_LIMIT);
         let mut ready = false;
         let mut last_status: Option<Instant> = None;
+        let mut last_stats: Option<Instant> = None;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -261,6 +263,10 @@ impl Control<'_> {
                         tracing::error!(camera = %w.camera, silent_s = w.silent_s, watchdog = watchdog.is_some(), "camera loop makes no progress (inference or source wedged); watchdog pings withheld");
                     }
                 }
+            }
+            if last_stats.is_none_or(|t| t.elapsed() >= self.stats_every) {
+                self.publish_stats();
+                last_stats = Some(Instant::now());
             }
             if last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                 self.notify
@@ -305,13 +311,32 @@ impl Control<'_> {
             .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
     }
 
-    /// One line of live figures.
+    /// Refreshes the gauges the camera loops cannot see and sends the `stats` topic.
+    fn publish_stats(&self) {
+        self.refresh_gauges();
+        let payload = self.metrics.stats_payload(self.metrics.now_s());
+        if let Some(p) = self.sink.publisher() {
+            p.publish_stats(payload.to_string().as_bytes());
+        }
+    }
+
+    fn refresh_gauges(&self) {
+        match self.sink.publisher() {
+            Some(p) => {
+                let st = p.stats();
+                self.metrics.set_outbox_depth(st.outbox_depth as u64);
+                self.metrics.set_publisher_connected(st.connected);
+            }
+            None => self
+                .metrics
+                .set_outbox_depth(self.store.outbox_len() as u64),
+        }
+    }
+
+    /// One line of live figures (STATUS=).
     fn status_line(&self, wedged: &[super::liveness::Wedged]) -> String {
-        let mut s = format!(
-            "cameras: {}; outbox {}",
-            self.board.summary(),
-            self.store.outbox_len()
-        );
+        self.refresh_gauges();
+        let mut s = self.metrics.status_line(self.metrics.now_s());
         if !wedged.is_empty() {
             let names: Vec<&str> = wedged.iter().map(|w| w.camera.as_str()).collect();
             s.push_str(&format!("; WEDGED: {}", names.join(", ")));
@@ -356,6 +381,9 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
     let report = |state: &supervisor::CameraState| {
         tracing::info!(camera = %cam.id, state = ?state, "camera state");
         ctx.board.set(&cam.id, state);
+        if let Some(m) = &ctx.hooks.metrics {
+            m.set_source_state(state.name());
+        }
         if let Some(p) = ctx.sink.publisher() {
             p.set_camera_state(&cam.id, &state.payload(&cam.id));
         }
@@ -404,7 +432,6 @@ mod tests {
         b.set("a", &CameraState::Stalled { after_s: 10.0 });
         b.set("a", &CameraState::Streaming { source: "x".into() });
         assert_eq!(b.opened.load(Ordering::Relaxed), 2);
-        assert_eq!(b.summary(), "1 reconnecting, 1 streaming");
     }
 
     #[test]

@@ -229,6 +229,8 @@ pub struct LoopHooks {
     pub heartbeat: Option<liveness::Heartbeat>,
     /// Settings to follow when a SIGHUP reloads the config.
     pub config: Option<Arc<reload::LiveConfig>>,
+    /// Live counters and stage latencies for the Prometheus endpoint and the `stats` topic.
+    pub metrics: Option<crate::metrics::CameraMetrics>,
 }
 
 impl LoopHooks {
@@ -297,6 +299,11 @@ pub fn run_source(
     let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id);
     let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
+    let metrics = opts.hooks.metrics.as_ref();
+    if let Some(m) = metrics {
+        sum.times.set_observer(Some(m.observer()));
+    }
+    let mut dropped_seen = 0;
     let started = Instant::now();
     let handoff = Arc::new(Handoff::new(opts.handoff));
     let describe = source.describe();
@@ -351,6 +358,14 @@ pub fn run_source(
             Err(e) => break LoopEnd::Failed(format!("reading {describe}: {e}")),
         };
         sum.frames += 1;
+        if let Some(m) = metrics {
+            m.frame_in();
+            let dropped = handoff.dropped();
+            if dropped > dropped_seen {
+                m.dropped(dropped - dropped_seen);
+                dropped_seen = dropped;
+            }
+        }
         sum.times.record(Stage::Decode, decode_ms);
         first_t.get_or_insert(frame.pts_s());
         last_t = frame.pts_s();
@@ -360,12 +375,14 @@ pub fn run_source(
         let detections = match decision {
             Decision::Skip => {
                 sum.skipped += 1;
+                metrics.inspect(|m| m.skipped());
                 None
             }
             Decision::Detect(reason) => match detector.lock(reason.is_urgent()).detect(&frame) {
                 Ok((dets, t)) => {
                     sched.detected(frame.pts_s(), reason);
                     sum.detected += 1;
+                    metrics.inspect(|m| m.detected());
                     if !dets.is_empty() && sum.first_detection_s.is_none() {
                         sum.first_detection_s = Some(frame.pts_s());
                     }
@@ -378,16 +395,20 @@ pub fn run_source(
                 }
                 Err(e) => {
                     sum.detect_errors += 1;
+                    metrics.inspect(|m| m.detect_error());
                     tracing::warn!(camera = %cam.id, frame = frame.seq, "detector failed: {e}");
                     None
                 }
             },
         };
         let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
-        deliver(verdicts, sink, &mut sum, on_verdict);
+        deliver(verdicts, sink, &mut sum, metrics, on_verdict);
     };
     handoff.close_consumer();
     sum.dropped = handoff.dropped();
+    if let Some(m) = metrics {
+        m.dropped(sum.dropped.saturating_sub(dropped_seen));
+    }
     let c = sched.counts();
     tracing::debug!(camera = %cam.id, busy = c.busy, motion = c.motion, idle = c.idle, skipped = c.skipped, "frame scheduler");
     if matches!(end, LoopEnd::Stalled { .. }) {
@@ -396,7 +417,7 @@ pub fn run_source(
     } else {
         let _ = decoder.join();
     }
-    deliver(pipe.finish(), sink, &mut sum, on_verdict);
+    deliver(pipe.finish(), sink, &mut sum, metrics, on_verdict);
     sum.wall_s = started.elapsed().as_secs_f64();
     sum.video_s = first_t.map(|f| last_t - f).unwrap_or(0.0);
     Ok((sum, end))
@@ -424,19 +445,27 @@ fn deliver(
     verdicts: Vec<Verdict>,
     sink: &EventSink,
     sum: &mut RunSummary,
+    metrics: Option<&crate::metrics::CameraMetrics>,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) {
     for mut v in verdicts {
         match sink.accept(&mut v, &mut sum.times) {
             Ok(()) => {
                 match v.event.kind {
-                    crate::event::EventType::Measurement => sum.measurements += 1,
-                    crate::event::EventType::Speeding => sum.speeding += 1,
+                    crate::event::EventType::Measurement => {
+                        sum.measurements += 1;
+                        metrics.inspect(|m| m.measurement());
+                    }
+                    crate::event::EventType::Speeding => {
+                        sum.speeding += 1;
+                        metrics.inspect(|m| m.speeding());
+                    }
                 }
                 on_verdict(&v);
             }
             Err(e) => {
                 sum.store_errors += 1;
+                metrics.inspect(|m| m.store_error());
                 tracing::error!(event = %v.event.event_id, "cannot store event: {e}");
             }
         }

@@ -54,6 +54,17 @@ pub enum CameraState {
 }
 
 impl CameraState {
+    /// The state's lower-case name, as in the payload's `state` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CameraState::Connecting { .. } => "connecting",
+            CameraState::Streaming { .. } => "streaming",
+            CameraState::Reconnecting { .. } => "reconnecting",
+            CameraState::Stalled { .. } => "stalled",
+            CameraState::Stopped { .. } => "stopped",
+        }
+    }
+
     /// The retained MQTT payload: `{"camera": .., "state": .., ...}`.
     pub fn payload(&self, camera: &str) -> Vec<u8> {
         let mut v = serde_json::to_value(self).unwrap_or_default();
