@@ -195,4 +195,8 @@ fn daemon_speaks_the_notify_protocol_in_order() {
         "the camera loop picked up the reload:\n{log}"
     );
     assert!(log.contains("reload rejected"), "{log}");
+    assert!(
+        log.contains("publisher stopped") && log.contains("drained=true"),
+        "the outbox drained before exit:\n{log}"
+    );
 }
