@@ -30,6 +30,8 @@ fn config(url: String, device_id: &str) -> MqttConfig {
         client_id: None,
         keepalive_s: 5,
         publish_measurements: false,
+        home_assistant_discovery: false,
+        home_assistant_prefix: "homeassistant".into(),
     }
 }
 

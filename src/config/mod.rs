@@ -712,6 +712,21 @@ impl Validator<'_> {
             let span = m.base_topic.as_ref().map(|s| s.span()).unwrap_or(0..0);
             self.problem("mqtt.base_topic", span, format!("{base_topic:?} is not allowed: a non-empty topic prefix without '+', '#' or leading/trailing '/'"));
         }
+        let home_assistant_prefix = m
+            .home_assistant_prefix
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| crate::publish::home_assistant::DEFAULT_PREFIX.into());
+        if crate::publish::check_topic_prefix("mqtt.home_assistant_prefix", &home_assistant_prefix)
+            .is_err()
+        {
+            let span = m
+                .home_assistant_prefix
+                .as_ref()
+                .map(|s| s.span())
+                .unwrap_or(0..0);
+            self.problem("mqtt.home_assistant_prefix", span, format!("{home_assistant_prefix:?} is not allowed: a non-empty topic prefix (Home Assistant's discovery_prefix, default \"homeassistant\") without '+', '#', empty levels or leading/trailing '/'"));
+        }
         let cfg = MqttConfig {
             url,
             base_topic,
@@ -719,6 +734,8 @@ impl Validator<'_> {
             client_id: m.client_id.as_ref().map(|s| s.get_ref().clone()),
             keepalive_s: self.int("mqtt.keepalive_s", &m.keepalive_s, 30, 5, 3600) as u64,
             publish_measurements: m.publish_measurements.unwrap_or(true),
+            home_assistant_discovery: m.home_assistant_discovery.unwrap_or(false),
+            home_assistant_prefix,
         };
         if let Err(e) = cfg.host_port() {
             self.problem("mqtt.url", m.url.span(), e.to_string());

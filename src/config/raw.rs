@@ -103,6 +103,10 @@ pub struct RawMqtt {
     pub keepalive_s: Option<Spanned<i64>>,
     #[serde(default)]
     pub publish_measurements: Option<bool>,
+    #[serde(default)]
+    pub home_assistant_discovery: Option<bool>,
+    #[serde(default)]
+    pub home_assistant_prefix: Option<Spanned<String>>,
 }
 
 /// `[metrics]`.

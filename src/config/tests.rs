@@ -697,3 +697,41 @@ fn metrics_table_is_optional_and_checked() {
     let err = parse(&text, &repo_path()).unwrap_err().to_string();
     assert!(err.contains("port") && err.contains("listen"), "{err}");
 }
+
+#[test]
+fn home_assistant_discovery_is_off_by_default_and_configurable() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    let m = cfg.mqtt.expect("[mqtt]");
+    assert!(!m.home_assistant_discovery);
+    assert_eq!(m.home_assistant_prefix, "homeassistant");
+
+    let text = GOOD.replace(
+        "url = \"mqtt://127.0.0.1:1883\"",
+        "url = \"mqtt://127.0.0.1:1883\"\nhome_assistant_discovery = true\nhome_assistant_prefix = \"ha/discovery\"",
+    );
+    let m = parse(&text, &repo_path()).expect("valid").mqtt.unwrap();
+    assert!(m.home_assistant_discovery);
+    assert_eq!(m.home_assistant_prefix, "ha/discovery");
+}
+
+#[test]
+fn bad_home_assistant_prefix_names_key_line_and_what_is_allowed() {
+    for bad in ["", "ha/+", "#", "/ha", "ha/", "a//b"] {
+        let text = GOOD.replace(
+            "url = \"mqtt://127.0.0.1:1883\"",
+            &format!("url = \"mqtt://127.0.0.1:1883\"\nhome_assistant_prefix = {bad:?}"),
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{bad:?}: {p:?}");
+        assert_eq!(p[0].key, "mqtt.home_assistant_prefix");
+        assert_eq!(p[0].line, 11, "{bad:?}");
+        assert!(p[0].message.contains("not allowed"), "{}", p[0].message);
+        assert!(p[0].message.contains("'+', '#'"), "{}", p[0].message);
+    }
+    let text = GOOD.replace(
+        "url = \"mqtt://127.0.0.1:1883\"",
+        "url = \"mqtt://127.0.0.1:1883\"\nhome_assistant_discovery = \"yes\"",
+    );
+    let err = parse(&text, &repo_path()).unwrap_err().to_string();
+    assert!(err.contains("line 11"), "{err}");
+}

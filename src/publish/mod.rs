@@ -12,16 +12,24 @@
 //! The pipeline never waits on the broker: [`Publisher::notify`] only wakes the MQTT task, which
 //! runs on the given tokio runtime and retries an unreachable broker forever with jittered
 //! exponential backoff, logging the outage once a minute rather than per attempt.
+//!
+//! Retained latest-value state (camera `state`, and with `home_assistant_discovery` the
+//! per-camera `summary` and the Home Assistant discovery configs, see [`home_assistant`]) never
+//! goes through the outbox: only the latest payload per topic is kept in memory and re-sent after
+//! every reconnect, so it can neither block nor delay events.
 
+pub mod home_assistant;
 mod task;
 mod topics;
 mod window;
 
 pub use crate::backoff::{Backoff, LogLimiter};
-pub use topics::{check_topic_level, Topics};
+pub use topics::{check_topic_level, check_topic_prefix, Topics};
 
-use crate::store::Store;
-use std::collections::BTreeMap;
+use crate::event::Event;
+use crate::store::{CameraTally, Store};
+use home_assistant::Discovery;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +58,11 @@ pub struct MqttConfig {
     pub keepalive_s: u64,
     /// Whether measurement records go to `<camera>/measurements` (else only speeding events).
     pub publish_measurements: bool,
+    /// Publish Home Assistant discovery configs (each camera's last speed and speeding count as
+    /// sensors) and the retained `<camera>/summary` they read.
+    pub home_assistant_discovery: bool,
+    /// Home Assistant's discovery prefix, default [`home_assistant::DEFAULT_PREFIX`].
+    pub home_assistant_prefix: String,
 }
 
 impl MqttConfig {
@@ -132,6 +145,17 @@ pub enum PublishError {
         /// Offending value.
         value: String,
     },
+    /// A configured topic prefix has an empty level, a wildcard or a leading/trailing `/`.
+    #[error(
+        "{what} {value:?} cannot be used as an MQTT topic prefix; use one or more non-empty \
+         levels separated by '/', without '+', '#', NUL or a leading/trailing '/'"
+    )]
+    BadTopicPrefix {
+        /// Config key.
+        what: String,
+        /// Offending value.
+        value: String,
+    },
     /// An event could not be encoded.
     #[error("cannot encode the event as JSON: {0}; this is a bug, please report it")]
     Encode(#[source] serde_json::Error),
@@ -164,6 +188,91 @@ struct Shared {
     retained: Mutex<BTreeMap<String, (Vec<u8>, bool)>>,
     /// Latest stats payload not yet sent (QoS 0: dropped while disconnected).
     stats: Mutex<Option<Vec<u8>>>,
+    /// Home Assistant discovery and summaries, when enabled.
+    ha: Option<HomeAssistant>,
+}
+
+impl Shared {
+    /// Replaces the retained payload of `topic` (sent once per change and after every reconnect).
+    fn set_retained(&self, topic: String, payload: Vec<u8>) {
+        lock(&self.retained).insert(topic, (payload, true));
+    }
+}
+
+/// Home Assistant discovery configs and the per-camera summaries behind its sensors.
+struct HomeAssistant {
+    discovery: Discovery,
+    topics: Topics,
+    state: Mutex<HaState>,
+}
+
+/// What [`HomeAssistant`] knows; summaries are published only once `counted`.
+#[derive(Default)]
+struct HaState {
+    /// Cameras whose discovery configs are in the retained map.
+    cameras: BTreeSet<String>,
+    /// Per-camera tallies: before `counted` only the verdicts accepted since start.
+    tallies: BTreeMap<String, CameraTally>,
+    /// Whether the store's tallies have been merged in.
+    counted: bool,
+}
+
+impl HomeAssistant {
+    /// Registers `camera` (discovery configs, once) and counts `event`; queues the summary when
+    /// the store has been counted. Returns whether anything new was queued.
+    fn update(&self, shared: &Shared, camera: &str, event: Option<&Event>) -> bool {
+        let mut st = lock(&self.state);
+        let mut changed = false;
+        if !st.cameras.contains(camera) {
+            st.cameras.insert(camera.to_string());
+            match self.discovery.messages(camera) {
+                Ok(msgs) => {
+                    for (topic, payload) in msgs {
+                        shared.set_retained(topic, payload);
+                    }
+                    changed = true;
+                }
+                Err(e) => tracing::error!(camera, "Home Assistant discovery config: {e}"),
+            }
+        }
+        if let Some(event) = event {
+            st.tallies.entry(camera.to_string()).or_default().add(event);
+        }
+        if st.counted && (changed || event.is_some()) {
+            changed |= self.queue_summary(shared, &st, camera);
+        }
+        changed
+    }
+
+    /// Merges the store's tallies (`None`: they could not be read) under the verdicts counted
+    /// since start and queues every registered camera's summary.
+    fn counted(&self, shared: &Shared, stored: Option<BTreeMap<String, CameraTally>>) {
+        let mut st = lock(&self.state);
+        let mut tallies = stored.unwrap_or_default();
+        for (camera, live) in &st.tallies {
+            tallies.entry(camera.clone()).or_default().absorb(live);
+        }
+        st.tallies = tallies;
+        st.counted = true;
+        for camera in &st.cameras {
+            self.queue_summary(shared, &st, camera);
+        }
+    }
+
+    fn queue_summary(&self, shared: &Shared, st: &HaState, camera: &str) -> bool {
+        let empty = CameraTally::default();
+        let tally = st.tallies.get(camera).unwrap_or(&empty);
+        match home_assistant::summary_payload(camera, tally) {
+            Ok(payload) => {
+                shared.set_retained(self.topics.summary(camera), payload);
+                true
+            }
+            Err(e) => {
+                tracing::error!(camera, "summary: {e}");
+                false
+            }
+        }
+    }
 }
 
 /// Handle to the MQTT task. Dropping it without [`Publisher::shutdown`] cuts the connection
@@ -185,6 +294,19 @@ impl Publisher {
     ) -> Result<Publisher, PublishError> {
         let topics = Topics::new(&cfg.base_topic, &cfg.device_id)?;
         let (host, port) = cfg.host_port()?;
+        let ha = if cfg.home_assistant_discovery {
+            Some(HomeAssistant {
+                discovery: Discovery::new(
+                    &cfg.home_assistant_prefix,
+                    &cfg.device_id,
+                    topics.clone(),
+                )?,
+                topics: topics.clone(),
+                state: Mutex::new(HaState::default()),
+            })
+        } else {
+            None
+        };
         let mut opts = rumqttc::MqttOptions::new(cfg.effective_client_id(), host, port);
         opts.set_keep_alive(Duration::from_secs(cfg.keepalive_s))
             .set_clean_session(true)
@@ -205,7 +327,11 @@ impl Publisher {
             reconnects: AtomicU64::new(0),
             retained: Mutex::new(BTreeMap::new()),
             stats: Mutex::new(None),
+            ha,
         });
+        if shared.ha.is_some() {
+            count_stored_verdicts(shared.clone());
+        }
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
         let task = task::Task::new(opts, topics.clone(), shared.clone(), shutdown_rx);
         let handle = rt.spawn(task.run());
@@ -229,11 +355,39 @@ impl Publisher {
 
     /// Sets a camera's retained `state` payload (`streaming`, `reconnecting: ...`); only the
     /// latest per camera is kept and it is re-sent after every reconnect.
+    /// With Home Assistant discovery this also registers the camera (see
+    /// [`Publisher::register_camera`]).
     pub fn set_camera_state(&self, camera: &str, payload: &[u8]) {
-        let mut map = lock(&self.shared.retained);
-        map.insert(self.topics.state(camera), (payload.to_vec(), true));
-        drop(map);
+        self.shared
+            .set_retained(self.topics.state(camera), payload.to_vec());
+        if let Some(ha) = &self.shared.ha {
+            ha.update(&self.shared, camera, None);
+        }
         self.notify();
+    }
+
+    /// With `home_assistant_discovery`: queues `camera`'s discovery configs (once; re-sent
+    /// after every reconnect) and, once the store has been counted, its summary. Cameras also
+    /// register on their first [`Publisher::set_camera_state`] or
+    /// [`Publisher::record_verdict`]; calling this at start announces cameras that have
+    /// reported neither yet. A no-op without discovery.
+    pub fn register_camera(&self, camera: &str) {
+        if let Some(ha) = &self.shared.ha {
+            if ha.update(&self.shared, camera, None) {
+                self.notify();
+            }
+        }
+    }
+
+    /// A verdict was stored: with `home_assistant_discovery`, counts it and queues the camera's
+    /// retained `summary` (latest value wins; never blocks, never touches the outbox). A no-op
+    /// without discovery.
+    pub fn record_verdict(&self, event: &Event) {
+        if let Some(ha) = &self.shared.ha {
+            if ha.update(&self.shared, &event.camera, Some(event)) {
+                self.notify();
+            }
+        }
     }
 
     /// Queues a `stats` payload (QoS 0); replaces one not yet sent, dropped while disconnected.
@@ -301,6 +455,44 @@ impl Drop for Publisher {
     }
 }
 
+/// Counts the verdicts already stored, per camera, on a thread of its own (a large store takes a
+/// while: see [`Store::camera_tallies`]), then merges them under those accepted meanwhile and
+/// queues the summaries. Only events created before now are counted; later ones arrive through
+/// [`Publisher::record_verdict`].
+fn count_stored_verdicts(shared: Arc<Shared>) {
+    let before = time::OffsetDateTime::now_utc();
+    let worker = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("speedcam-tally".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let stored = match worker.store.camera_tallies(Some(before)) {
+                Ok(t) => {
+                    tracing::info!(
+                        cameras = t.len(),
+                        "counted stored verdicts for the summaries in {:.2} s",
+                        start.elapsed().as_secs_f64()
+                    );
+                    Some(t)
+                }
+                Err(e) => {
+                    tracing::error!("cannot count stored verdicts: {e}; summaries count from now");
+                    None
+                }
+            };
+            if let Some(ha) = &worker.ha {
+                ha.counted(&worker, stored);
+            }
+            worker.wake.notify_one();
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start counting stored verdicts: {e}; summaries count from now");
+        if let Some(ha) = &shared.ha {
+            ha.counted(&shared, None);
+        }
+    }
+}
+
 /// Locks a mutex, recovering the data when another thread panicked while holding it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -318,6 +510,8 @@ mod tests {
             client_id: None,
             keepalive_s: 30,
             publish_measurements: false,
+            home_assistant_discovery: false,
+            home_assistant_prefix: home_assistant::DEFAULT_PREFIX.into(),
         }
     }
 

@@ -13,9 +13,7 @@ pub struct Topics {
 impl Topics {
     /// Topics under `<base_topic>/<device_id>`; both must be valid topic levels.
     pub fn new(base_topic: &str, device_id: &str) -> Result<Topics, PublishError> {
-        for level in base_topic.split('/') {
-            check_topic_level("mqtt.base_topic", level)?;
-        }
+        check_topic_prefix("mqtt.base_topic", base_topic)?;
         check_topic_level("device_id", device_id)?;
         Ok(Topics {
             root: format!("{base_topic}/{device_id}"),
@@ -45,6 +43,12 @@ impl Topics {
     /// `<root>/<camera>/state`: retained source health.
     pub fn state(&self, camera: &str) -> String {
         format!("{}/{camera}/state", self.root)
+    }
+
+    /// `<root>/<camera>/summary`: retained latest-value summary of a camera's verdicts (last
+    /// speed, speeding and measurement counts), the state topic of the Home Assistant sensors.
+    pub fn summary(&self, camera: &str) -> String {
+        format!("{}/{camera}/summary", self.root)
     }
 
     /// `<root>/stats`: periodic figures, QoS 0.
@@ -98,6 +102,21 @@ pub fn check_topic_level(what: &str, value: &str) -> Result<(), PublishError> {
     Ok(())
 }
 
+/// Checks that `value` can prefix MQTT topics: one or more `/`-separated levels, each valid for
+/// [`check_topic_level`] (so no wildcard, NUL, empty level or leading/trailing `/`).
+pub fn check_topic_prefix(what: &str, value: &str) -> Result<(), PublishError> {
+    if value
+        .split('/')
+        .any(|level| check_topic_level(what, level).is_err())
+    {
+        return Err(PublishError::BadTopicPrefix {
+            what: what.to_string(),
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +161,7 @@ mod tests {
         assert_eq!(t.measurements("cam"), "speedcam/dev1/cam/measurements");
         assert_eq!(t.state("cam"), "speedcam/dev1/cam/state");
         assert_eq!(t.stats(), "speedcam/dev1/stats");
+        assert_eq!(t.summary("cam"), "speedcam/dev1/cam/summary");
         assert_eq!(Topics::new("a/b", "d").unwrap().stats(), "a/b/d/stats");
     }
 
@@ -151,7 +171,14 @@ mod tests {
             let err = Topics::new("speedcam", bad).unwrap_err();
             assert!(err.to_string().contains("device_id"), "{err}");
         }
-        assert!(Topics::new("speedcam/", "d").is_err());
+        for bad in ["speedcam/", "/speedcam", "a//b", "", "a/+", "#"] {
+            let err = Topics::new(bad, "d").unwrap_err();
+            assert!(err.to_string().contains("mqtt.base_topic"), "{err}");
+            assert!(check_topic_prefix("p", bad).is_err(), "{bad:?}");
+        }
+        for good in ["homeassistant", "a/b", "a-b_c/d e"] {
+            check_topic_prefix("p", good).unwrap();
+        }
     }
 
     #[test]

@@ -369,6 +369,8 @@ fn bench_config(cfg: &Config, data_dir: &Path) -> Config {
     if let Some(m) = &mut cfg.mqtt {
         m.client_id = Some(format!("{}{MQTT_ID_SUFFIX}", m.effective_client_id()));
         m.device_id = format!("{}{MQTT_ID_SUFFIX}", m.device_id);
+        // The bench device must not appear in Home Assistant.
+        m.home_assistant_discovery = false;
     }
     cfg
 }
@@ -692,6 +694,8 @@ mod tests {
             client_id: None,
             keepalive_s: 5,
             publish_measurements: true,
+            home_assistant_discovery: true,
+            home_assistant_prefix: "homeassistant".into(),
         });
         let b = bench_config(&cfg, Path::new("/tmp/x"));
         let m = b.mqtt.unwrap();
@@ -700,5 +704,6 @@ mod tests {
             ("dev1-bench", "speedcamd-dev1-bench")
         );
         assert_eq!(b.data_dir, Path::new("/tmp/x"));
+        assert!(!m.home_assistant_discovery);
     }
 }

@@ -1,5 +1,7 @@
 //! Where verdicts go: written to sled (event, thumbnail and outbox atomically, flushed) and only
 //! then handed to the publisher, so a crash or a broker outage never loses an accepted event.
+//! With Home Assistant discovery the publisher also counts each stored verdict into the camera's
+//! retained summary (in memory, latest value wins: it never delays the event).
 
 use super::camera::Verdict;
 use crate::event::EventType;
@@ -77,6 +79,8 @@ impl EventSink {
             if !outbox.is_empty() {
                 p.notify();
             }
+            // Retained per-camera summary (Home Assistant discovery only; latest value wins).
+            p.record_verdict(&v.event);
         }
         times.lap(Stage::Publish, start);
         Ok(())

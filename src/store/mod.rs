@@ -15,11 +15,13 @@ mod error;
 mod types;
 
 pub use error::StoreError;
-pub use types::{OutboxKey, OutboxMessage, TrackSummary};
+pub use types::{CameraTally, LastVehicle, OutboxKey, OutboxMessage, TrackSummary};
 
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,6 +178,64 @@ impl Store {
             if camera.is_none_or(|c| c == event.camera) {
                 out.push(event);
             }
+        }
+        Ok(out)
+    }
+
+    /// Per-camera [`CameraTally`] of the stored events created before `before` (every stored
+    /// event when `None`; compared with the time inside the ULID event id, millisecond
+    /// resolution), in event id order.
+    ///
+    /// One pass over the `events` tree that decodes only the few fields it needs: O(stored
+    /// events), about 4 s per million events on a shared 2-core machine (the ignored test
+    /// `camera_tally_figures` measures it). The store keeps every event (there is no retention
+    /// pruning yet), so run it off the hot path: the publisher does, on its own thread.
+    pub fn camera_tallies(
+        &self,
+        before: Option<time::OffsetDateTime>,
+    ) -> Result<BTreeMap<String, CameraTally>, StoreError> {
+        /// The fields of an event a tally needs; the rest of the JSON is skipped.
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(rename = "type")]
+            kind: EventType,
+            #[serde(borrow)]
+            event_id: Cow<'a, str>,
+            #[serde(borrow)]
+            camera: Cow<'a, str>,
+            speed_kmh: f64,
+            #[serde(borrow)]
+            time: Cow<'a, str>,
+            #[serde(default, borrow)]
+            measurement_id: Option<Cow<'a, str>>,
+        }
+        let iter = match before {
+            Some(t) => {
+                let ms = u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+                self.events
+                    .range(..ulid::Ulid::from_parts(ms, 0).to_bytes())
+            }
+            None => self.events.iter(),
+        };
+        let mut out: BTreeMap<String, CameraTally> = BTreeMap::new();
+        for value in iter.values() {
+            let value = value?;
+            let head: Head<'_> =
+                serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                    tree: "events",
+                    source,
+                })?;
+            let tally = match out.get_mut(head.camera.as_ref()) {
+                Some(t) => t,
+                None => out.entry(head.camera.into_owned()).or_default(),
+            };
+            tally.add_parts(
+                head.kind,
+                &head.event_id,
+                head.speed_kmh,
+                &head.time,
+                head.measurement_id.as_deref(),
+            );
         }
         Ok(out)
     }

@@ -235,3 +235,90 @@ fn open_error_names_the_directory() {
     assert!(text.contains("plain-file"), "{text}");
     assert!(text.contains("writable"), "{text}");
 }
+
+#[test]
+fn camera_tallies_count_per_camera_survive_reopen_and_respect_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000_000u64;
+    // cam1: three vehicles, the second speeding (its speeding id sorts *before* its measurement,
+    // as can happen within one millisecond); cam2: one vehicle; one late cam1 vehicle.
+    let mut m1 = event_at(t0, "cam1", 1);
+    m1.kind = EventType::Measurement;
+    let mut m2 = event_at(t0 + 10, "cam1", 5);
+    m2.kind = EventType::Measurement;
+    let mut s2 = event_at(t0 + 10, "cam1", 2);
+    s2.measurement_id = Some(m2.event_id.clone());
+    let mut c2 = event_at(t0 + 20, "cam2", 3);
+    c2.kind = EventType::Measurement;
+    let mut late = event_at(t0 + 5_000, "cam1", 4);
+    late.kind = EventType::Measurement;
+    assert!(s2.event_id < m2.event_id);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for ev in [&m1, &s2, &m2, &c2, &late] {
+            store.record_event(ev, None, &[]).unwrap();
+        }
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let all = store.camera_tallies(None).unwrap();
+    assert_eq!(all.len(), 2);
+    let cam1 = &all["cam1"];
+    assert_eq!((cam1.measurements, cam1.speeding), (3, 1));
+    assert_eq!(cam1.last.as_ref().unwrap().event_id, late.event_id);
+    assert_eq!(all["cam2"].measurements, 1);
+    assert_eq!(all["cam2"].speeding, 0);
+
+    let cutoff =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t0 + 1_000) * 1_000_000)
+            .unwrap();
+    let before = store.camera_tallies(Some(cutoff)).unwrap();
+    let cam1 = &before["cam1"];
+    assert_eq!((cam1.measurements, cam1.speeding), (2, 1));
+    let last = cam1.last.as_ref().unwrap();
+    assert_eq!(last.event_id, s2.event_id, "the speeding event stays last");
+    assert_eq!(last.speed_kmh, s2.speed_kmh);
+
+    let mut merged = before["cam1"].clone();
+    let mut live = CameraTally::default();
+    live.add(&late);
+    merged.absorb(&live);
+    assert_eq!(merged, all["cam1"]);
+    assert!(Store::open(tempfile::tempdir().unwrap().path())
+        .unwrap()
+        .camera_tallies(None)
+        .unwrap()
+        .is_empty());
+}
+
+/// How long counting takes on a large store (`cargo test --lib camera_tally_figures -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore = "timing figure, not a check"]
+fn camera_tally_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let n = 200_000u64;
+    for i in 0..n {
+        let mut ev = event_at(1_700_000_000_000 + i, if i % 3 == 0 { "a" } else { "b" }, i);
+        if i % 10 != 0 {
+            ev.kind = EventType::Measurement;
+        }
+        let key = event_key(&ev.event_id).unwrap();
+        store
+            .events
+            .insert(key, serde_json::to_vec(&ev).unwrap())
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let start = std::time::Instant::now();
+    let t = store.camera_tallies(None).unwrap();
+    let s = start.elapsed().as_secs_f64();
+    assert_eq!(
+        t.values().map(|t| t.measurements + t.speeding).sum::<u64>(),
+        n
+    );
+    println!(
+        "counted {n} events in {s:.3} s: {:.2} s per million",
+        s * 1e6 / n as f64
+    );
+}

@@ -50,3 +50,89 @@ pub struct TrackSummary {
     /// Whether the track produced a speed measurement.
     pub measured: bool,
 }
+
+/// The latest vehicle of a camera as [`CameraTally`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastVehicle {
+    /// Id of its latest record: the speeding event when it was speeding, else its measurement.
+    pub event_id: String,
+    /// Measured speed, km/h.
+    pub speed_kmh: f64,
+    /// Wall-clock time of the zone exit, RFC 3339 (as stored in the event).
+    pub time: String,
+    /// For a speeding event, the measurement it was derived from (so that measurement, read
+    /// after it, does not replace it).
+    pub measurement_id: Option<String>,
+}
+
+/// Per-camera counts of stored verdicts and the latest vehicle (for the retained summary).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CameraTally {
+    /// Measurement records (one per measured vehicle).
+    pub measurements: u64,
+    /// Speeding events.
+    pub speeding: u64,
+    /// The most recent vehicle, `None` before the first.
+    pub last: Option<LastVehicle>,
+}
+
+impl CameraTally {
+    /// Counts one record, in the order they were accepted (or stored).
+    pub fn add(&mut self, event: &crate::event::Event) {
+        self.add_parts(
+            event.kind,
+            &event.event_id,
+            event.speed_kmh,
+            &event.time,
+            event.measurement_id.as_deref(),
+        );
+    }
+
+    pub(super) fn add_parts(
+        &mut self,
+        kind: crate::event::EventType,
+        event_id: &str,
+        speed_kmh: f64,
+        time: &str,
+        measurement_id: Option<&str>,
+    ) {
+        use crate::event::EventType;
+        match kind {
+            EventType::Measurement => {
+                self.measurements += 1;
+                // A speeding event and its measurement get ULIDs in the same millisecond, which
+                // may sort either way: the speeding one stays "last" for its own measurement.
+                let derived = self
+                    .last
+                    .as_ref()
+                    .is_some_and(|l| l.measurement_id.as_deref() == Some(event_id));
+                if !derived {
+                    self.last = Some(LastVehicle {
+                        event_id: event_id.to_string(),
+                        speed_kmh,
+                        time: time.to_string(),
+                        measurement_id: None,
+                    });
+                }
+            }
+            EventType::Speeding => {
+                self.speeding += 1;
+                self.last = Some(LastVehicle {
+                    event_id: event_id.to_string(),
+                    speed_kmh,
+                    time: time.to_string(),
+                    measurement_id: measurement_id.map(str::to_string),
+                });
+            }
+        }
+    }
+
+    /// Adds the records of `later`, which all came after this tally's.
+    pub fn absorb(&mut self, later: &CameraTally) {
+        self.measurements += later.measurements;
+        self.speeding += later.speeding;
+        if later.last.is_some() {
+            self.last.clone_from(&later.last);
+        }
+    }
+}
