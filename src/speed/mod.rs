@@ -4,6 +4,8 @@
 //! - [`Homography`]: the road is a plane, so surveyed point pairs (image px <-> ground m) give an
 //!   exact projective map between the image and the road; normalised DLT makes the fit well
 //!   conditioned and the [`CalibrationReport`] tells the installer how good the survey is.
+//!   The calibration fit is refined to the least image reprojection error (maximum likelihood for
+//!   survey noise in the image), which gives a more precise ground scale than DLT alone.
 //! - Ground point = the bottom centre of the box: the tyres' contact with the road, the only part
 //!   of a vehicle that lies on the calibrated plane. (The box centre is above the road and would
 //!   be mapped to a point beyond the vehicle, with an error that changes along the zone.)
