@@ -14,7 +14,8 @@
 //! - [`SpeedEstimator`]: speed = the mean speed over the zone, from a robust fit of along-track
 //!   ground position over capture time on all in-zone samples ([`fit_zone_motion`]): each sample
 //!   weighted by how precisely box noise places it along the road (far samples are much noisier
-//!   than near ones), constant speed plus an acceleration with a zero-mean prior, outliers (boxes
+//!   than near ones), constant speed plus an acceleration with a zero-mean prior averaged with a
+//!   plain constant-speed fit by the two models' posterior probabilities, outliers (boxes
 //!   of another vehicle) dropped, and the mean taken between the fitted zone entry and exit. Time
 //!   comes only from frame timestamps, so skipped frames, lost frames and jitter do not bias it;
 //!   the fit averages box noise over the zone instead of relying on two crossing instants.
