@@ -3,7 +3,8 @@
 //! # Outlier rule (leave-one-out)
 //! A point's residual in the full fit understates a survey mistake: the least-squares fit bends
 //! towards the bad point and spreads its error over the others. So each point is also judged by a
-//! fit it took no part in: the homography is refitted without point `i`, the point's ground
+//! fit it took no part in: the homography is refitted without point `i` (by normalised DLT alone,
+//! on which the thresholds below were set, not by the refined fit of [`Homography::fit`]), the point's ground
 //! position is mapped into the image with that fit, and its distance from the surveyed image
 //! point is the point's *leave-one-out error* (px). Point `i` is an outlier when
 //!
@@ -205,7 +206,7 @@ fn leave_one_out(
             .map(|(_, p)| *p)
             .collect()
     };
-    let Ok((h, report)) = Homography::fit(&without(image_px), &without(world_m)) else {
+    let Ok((h, report)) = Homography::fit_dlt(&without(image_px), &without(world_m)) else {
         return (None, None);
     };
     let err = h.world_to_image(world_m[i]).map(|p| {

@@ -127,7 +127,8 @@ pub struct MotionFit {
     pub speed_se_m_s: f64,
     /// Residual degrees of freedom of the noise estimate.
     pub dof: f64,
-    /// Fitted along-track acceleration, m/s² (0 for the constant-speed model).
+    /// Fitted along-track acceleration, m/s² (0 for the constant-speed model; the accelerating
+    /// model's estimate also when the speed is a model average, see [`fit_zone_motion`]).
     pub accel_m_s2: f64,
     /// Unit direction of travel on the ground.
     pub direction: [f64; 2],
@@ -275,6 +276,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// real: the acceleration prior is dropped for that track.
 const ACCEL_EVIDENT_Z: f64 = 6.0;
 
+/// Prior probability that a vehicle keeps a constant speed through the zone (against an
+/// acceleration drawn from the acceleration prior), for the model average of [`fit_zone_motion`].
+const CONSTANT_SPEED_PRIOR: f64 = 0.5;
+
+/// Posterior probability of "acceleration ~ N(0, `prior_sd`²)" against "no acceleration", from the
+/// free least-squares estimate `a` with standard error `se` (both m/s²): the Bayes factor is the
+/// ratio of the densities of `a` under the two, N(a; 0, prior_sd² + se²) / N(a; 0, se²), with
+/// [`CONSTANT_SPEED_PRIOR`]. 1 when a value is not finite.
+fn accel_model_probability(a: f64, se: f64, prior_sd: f64) -> f64 {
+    let (v, t2) = (se * se, prior_sd * prior_sd);
+    let log_bf = 0.5 * (v / (v + t2)).ln() + 0.5 * a * a * (1.0 / v - 1.0 / (v + t2));
+    let odds = (1.0 - CONSTANT_SPEED_PRIOR) / CONSTANT_SPEED_PRIOR * log_bf.min(700.0).exp();
+    let p = odds / (1.0 + odds);
+    if p.is_finite() {
+        p
+    } else {
+        1.0
+    }
+}
+
 /// Fits a track's along-track motion over the zone and returns its mean speed over the zone.
 ///
 /// 1. The direction of travel comes from a weighted straight-line fit of the 2-D ground points;
@@ -286,7 +307,11 @@ const ACCEL_EVIDENT_Z: f64 = 6.0;
 ///    clearly accelerates gets its acceleration, one that does not is not charged with a noisy
 ///    one, and the interval still carries the uncertainty of an acceleration the data cannot rule
 ///    out. (Ignoring acceleration biases the slope towards the speed at the weighted mean time,
-///    which with inverse-variance weights lies near the camera, not mid-zone.)
+///    which with inverse-variance weights lies near the camera, not mid-zone.) That fit is then
+///    averaged with the constant-speed fit, weighted by the two models' posterior probabilities
+///    (prior [`CONSTANT_SPEED_PRIOR`], Bayes factor from the free acceleration estimate): most
+///    vehicles keep their speed, and for them the acceleration term only adds variance, most of all
+///    on short, fast passages with few samples. The interval covers both models' spread.
 /// 3. Outliers beyond `outlier_z` robust (MAD) standard deviations are dropped and 1-2 refitted.
 /// 4. The speed is the mean over the zone crossing: the fitted path is intersected with `zone_m`
 ///    (the zone polygon on the ground), the fitted motion gives the entry and exit times, and the
@@ -355,7 +380,7 @@ pub fn fit_zone_motion(
         let w_sum: f64 = rows.iter().map(|r| r.2).sum();
         let tc = rows.iter().map(|r| r.2 * r.0).sum::<f64>() / w_sum;
         // Noise scale from the constant-speed fit, then the prior's precision in those units.
-        let (b_lin, _, _) = solve_motion(&rows, tc, 2, 0.0)?;
+        let (b_lin, cov_lin, _) = solve_motion(&rows, tc, 2, 0.0)?;
         let wssr = |beta: &[f64; 3]| -> f64 {
             rows.iter()
                 .map(|&(t, s, w)| {
@@ -380,12 +405,16 @@ pub fn fit_zone_motion(
         // The prior only steadies an acceleration the data cannot pin down. When the data show
         // one clearly (a vehicle braking for the camera), shrinking it would bias the speed by
         // more than its interval admits: then the free fit is used.
+        // Posterior probability of the accelerating model against constant speed.
+        let mut p_accel = 1.0;
         if quadratic && opts.accel_prior_sd_m_s2.is_finite() && m >= 6.0 {
             let (b_free, cov_free, edf_free) = solve_motion(&rows, tc, 3, 0.0)?;
             let sigma2_free = wssr(&b_free) / (m - edf_free).max(1.0);
             let se_a = (sigma2_free * cov_free[2][2]).sqrt();
             if b_free[2].abs() > ACCEL_EVIDENT_Z * se_a {
                 (beta, cov, edf, sigma2) = (b_free, cov_free, edf_free, sigma2_free);
+            } else {
+                p_accel = accel_model_probability(b_free[2], se_a, opts.accel_prior_sd_m_s2);
             }
         }
         let dof = (m - edf).max(1.0);
@@ -416,7 +445,21 @@ pub fn fit_zone_motion(
                 var += g[r] * cov[r][c] * g[c];
             }
         }
-        let v_mean = beta[1] + if quadratic { beta[2] * lever } else { 0.0 };
+        let v_accel = beta[1] + if quadratic { beta[2] * lever } else { 0.0 };
+        let var_accel = sigma2 * var;
+        // Model average with the constant-speed fit: its speed where the data give no reason to
+        // believe in an acceleration, the prior fit's where they do, and the spread of the two
+        // in the variance.
+        let (v_mean, var_mean) = if p_accel < 1.0 {
+            let sigma2_lin = wssr(&b_lin) / (m - 2.0).max(1.0);
+            let (v0, var0) = (b_lin[1], sigma2_lin * cov_lin[1][1]);
+            let p0 = 1.0 - p_accel;
+            let v = p_accel * v_accel + p0 * v0;
+            let second = p_accel * (var_accel + v_accel * v_accel) + p0 * (var0 + v0 * v0);
+            (v, (second - v * v).max(0.0))
+        } else {
+            (v_accel, var_accel)
+        };
         let ssr_m: f64 = rows
             .iter()
             .map(|&(t, s, _)| {
@@ -426,7 +469,7 @@ pub fn fit_zone_motion(
             .sum();
         let fit = MotionFit {
             speed_m_s: v_mean.abs(),
-            speed_se_m_s: (sigma2 * var).sqrt(),
+            speed_se_m_s: var_mean.sqrt(),
             dof,
             accel_m_s2: if quadratic { beta[2] } else { 0.0 },
             direction: dir,
@@ -547,6 +590,21 @@ mod tests {
         let fit = fit_zone_motion(&samples, None, &opts).unwrap();
         assert_eq!(fit.inliers, 19, "{fit:?}");
         assert!((fit.speed_m_s - 20.0).abs() < 0.2, "{fit:?}");
+    }
+
+    #[test]
+    fn accel_model_probability_follows_the_evidence() {
+        // No sign of an acceleration that the data could have seen: constant speed is favoured.
+        let p = accel_model_probability(0.0, 0.1, 1.5);
+        assert!(p < 0.15, "{p}");
+        // Data too poor to tell: about the prior odds.
+        let p = accel_model_probability(0.0, 50.0, 1.5);
+        assert!((p - (1.0 - CONSTANT_SPEED_PRIOR)).abs() < 0.01, "{p}");
+        // A clear acceleration.
+        let p = accel_model_probability(2.0, 0.3, 1.5);
+        assert!(p > 0.999, "{p}");
+        // Degenerate standard error: the accelerating model stands.
+        assert_eq!(accel_model_probability(0.0, 0.0, 1.5), 1.0);
     }
 
     proptest! {

@@ -75,10 +75,29 @@ pub enum CalibrationError {
 
 impl Homography {
     /// Fits the homography by normalised DLT (Hartley normalisation, SVD) from >= 4 point pairs;
-    /// least squares when there are more than 4.
+    /// with more than 4, the DLT solution is refined to the least-squares fit of the image
+    /// reprojection error (the maximum-likelihood fit for survey noise in the image, which the
+    /// calibration's uncertainty model assumes; see `refine_reprojection`).
     pub fn fit(
         image_px: &[[f64; 2]],
         world_m: &[[f64; 2]],
+    ) -> Result<(Homography, CalibrationReport), CalibrationError> {
+        Self::fit_with(image_px, world_m, true)
+    }
+
+    /// The normalised DLT fit alone, without the reprojection refinement of [`Homography::fit`]:
+    /// for the calibration check's leave-one-out refits, whose outlier thresholds were set on it.
+    pub(crate) fn fit_dlt(
+        image_px: &[[f64; 2]],
+        world_m: &[[f64; 2]],
+    ) -> Result<(Homography, CalibrationReport), CalibrationError> {
+        Self::fit_with(image_px, world_m, false)
+    }
+
+    fn fit_with(
+        image_px: &[[f64; 2]],
+        world_m: &[[f64; 2]],
+        refine: bool,
     ) -> Result<(Homography, CalibrationReport), CalibrationError> {
         validate(image_px, world_m)?;
         let (t_img, img_n) = normalise(image_px)?;
@@ -111,9 +130,14 @@ impl Homography {
             ));
         }
         let hv = v_t.row(smallest);
-        let hn = Matrix3::new(
+        let mut hn = Matrix3::new(
             hv[0], hv[1], hv[2], hv[3], hv[4], hv[5], hv[6], hv[7], hv[8],
         );
+        if refine && n > 4 {
+            if let Some(refined) = refine_reprojection(&hn, &img_n, &world_n) {
+                hn = refined;
+            }
+        }
         let t_world_inv = t_world
             .try_inverse()
             .ok_or_else(|| CalibrationError::Degenerate("ground points have no extent".into()))?;
@@ -247,6 +271,92 @@ fn apply(m: &Matrix3<f64>, p: [f64; 2]) -> Option<[f64; 2]> {
     }
     let out = [v[0] / v[2], v[1] / v[2]];
     out.iter().all(|c| c.is_finite()).then_some(out)
+}
+
+/// Maximum-likelihood refinement of a DLT fit (the "gold standard" of Hartley & Zisserman) for
+/// survey noise in the image: Levenberg-Marquardt on the ground -> image map, minimising the
+/// image distance between each surveyed pixel and its ground point's projection. The algebraic
+/// error DLT minimises weighs the points by their projective depth, so with a strongly slanted
+/// view of the road it trusts the far points too much; the reprojection error weighs every
+/// surveyed pixel alike, as its noise does. `hn` maps normalised image points `img` to normalised
+/// ground points `world`; returns the refined map of the same kind, or None when the refinement
+/// fails (the DLT result then stands).
+fn refine_reprojection(
+    hn: &Matrix3<f64>,
+    img: &[[f64; 2]],
+    world: &[[f64; 2]],
+) -> Option<Matrix3<f64>> {
+    let g0 = hn.try_inverse()?;
+    let mut g = g0 / g0.norm();
+    // Residuals (2 per point) and their Jacobian with respect to the 9 entries of `g`.
+    let eval = |g: &Matrix3<f64>, jac: Option<&mut nalgebra::DMatrix<f64>>| -> Option<Vec<f64>> {
+        let mut r = Vec::with_capacity(2 * img.len());
+        let mut jrows = Vec::new();
+        for (p, w) in img.iter().zip(world) {
+            let wt = Vector3::new(w[0], w[1], 1.0);
+            let q = g * wt;
+            if q[2].is_nan() || q[2].abs() <= 1e-12 {
+                return None;
+            }
+            let (u, v) = (q[0] / q[2], q[1] / q[2]);
+            r.push(p[0] - u);
+            r.push(p[1] - v);
+            let mut ju = [0.0; 9];
+            let mut jv = [0.0; 9];
+            for k in 0..3 {
+                ju[k] = wt[k] / q[2];
+                ju[6 + k] = -u * wt[k] / q[2];
+                jv[3 + k] = wt[k] / q[2];
+                jv[6 + k] = -v * wt[k] / q[2];
+            }
+            jrows.push(ju);
+            jrows.push(jv);
+        }
+        if let Some(j) = jac {
+            *j = nalgebra::DMatrix::from_fn(jrows.len(), 9, |i, k| jrows[i][k]);
+        }
+        r.iter().all(|v| v.is_finite()).then_some(r)
+    };
+    let cost = |r: &[f64]| r.iter().map(|v| v * v).sum::<f64>();
+    let mut jac = nalgebra::DMatrix::zeros(0, 9);
+    let mut r = eval(&g, Some(&mut jac))?;
+    let mut c = cost(&r);
+    let mut lambda = 1e-3;
+    for _ in 0..30 {
+        let jt = jac.transpose();
+        let jtj = &jt * &jac;
+        let jtr = &jt * nalgebra::DVector::from_vec(r.clone());
+        let mut improved = false;
+        for _ in 0..10 {
+            let mut a = jtj.clone();
+            for k in 0..9 {
+                a[(k, k)] += lambda * (jtj[(k, k)] + 1e-12);
+            }
+            let Some(step) = a.lu().solve(&jtr) else {
+                lambda *= 10.0;
+                continue;
+            };
+            let cand = g + Matrix3::from_iterator(step.iter().copied()).transpose();
+            let cand = cand / cand.norm();
+            if let Some(rc) = eval(&cand, None) {
+                let cc = cost(&rc);
+                if cc < c {
+                    let rel = (c - cc) / c.max(1e-300);
+                    g = cand;
+                    r = eval(&g, Some(&mut jac))?;
+                    c = cc;
+                    lambda = (lambda * 0.1).max(1e-12);
+                    improved = rel > 1e-12;
+                    break;
+                }
+            }
+            lambda *= 10.0;
+        }
+        if !improved {
+            break;
+        }
+    }
+    g.try_inverse()
 }
 
 fn dist(a: [f64; 2], b: [f64; 2]) -> f64 {

@@ -4,6 +4,8 @@
 //! - [`Homography`]: the road is a plane, so surveyed point pairs (image px <-> ground m) give an
 //!   exact projective map between the image and the road; normalised DLT makes the fit well
 //!   conditioned and the [`CalibrationReport`] tells the installer how good the survey is.
+//!   The calibration fit is refined to the least image reprojection error (maximum likelihood for
+//!   survey noise in the image), which gives a more precise ground scale than DLT alone.
 //! - Ground point = the bottom centre of the box: the tyres' contact with the road, the only part
 //!   of a vehicle that lies on the calibrated plane. (The box centre is above the road and would
 //!   be mapped to a point beyond the vehicle, with an error that changes along the zone.)
@@ -12,7 +14,8 @@
 //! - [`SpeedEstimator`]: speed = the mean speed over the zone, from a robust fit of along-track
 //!   ground position over capture time on all in-zone samples ([`fit_zone_motion`]): each sample
 //!   weighted by how precisely box noise places it along the road (far samples are much noisier
-//!   than near ones), constant speed plus an acceleration with a zero-mean prior, outliers (boxes
+//!   than near ones), constant speed plus an acceleration with a zero-mean prior averaged with a
+//!   plain constant-speed fit by the two models' posterior probabilities, outliers (boxes
 //!   of another vehicle) dropped, and the mean taken between the fitted zone entry and exit. Time
 //!   comes only from frame timestamps, so skipped frames, lost frames and jitter do not bias it;
 //!   the fit averages box noise over the zone instead of relying on two crossing instants.
