@@ -55,13 +55,13 @@ if [ "$arches" = --arm64 ] || [ "$arches" = --both ]; then
     bin=${CARGO_TARGET_DIR:-target}/$target/release/speedcamd
     [ -x "$bin" ] || { echo "package-deb: $bin missing: run scripts/cross-aarch64.sh first" >&2; exit 1; }
     t0=$(date +%s)
-    deb=$(cargo_deb --target $target --no-build --no-strip | tail -n 1)
+    deb=$(cargo_deb --target $target --no-build --strip | tail -n 1)
     echo "package-deb: arm64 .deb in $(( $(date +%s) - t0 )) s"
     check_deb "$deb" arm64
 fi
 if [ "$arches" = --amd64 ] || [ "$arches" = --both ]; then
     t0=$(date +%s)
-    deb=$(cargo_deb --locked | tail -n 1)
+    deb=$(cargo_deb --locked --strip | tail -n 1)
     echo "package-deb: amd64 .deb (with the release build) in $(( $(date +%s) - t0 )) s"
     check_deb "$deb" amd64
 fi
