@@ -4,6 +4,7 @@
 #                                    (run scripts/cross-aarch64.sh first; nothing is built here)
 #   scripts/package-deb.sh --amd64   amd64 .deb; cargo-deb runs the host release build first
 #   scripts/package-deb.sh           both
+#   --fast (after the above): faster, larger compression (CI checks the package, ships nothing)
 # Each package's file list is checked against the paths the install needs (see `expect` below).
 # cargo-deb is installed once into ~/.cache/speedcam/cargo-deb-<version> (rebuildable cache).
 set -euo pipefail
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 CARGO_DEB_VERSION=3.8.0
 arches=${1:---both}
+fast=""
+[ "${2:-}" = --fast ] && fast=--fast
 
 deb_root="${HOME:-/root}/.cache/speedcam/cargo-deb-$CARGO_DEB_VERSION"
 if [ ! -x "$deb_root/bin/cargo-deb" ]; then
@@ -55,13 +58,13 @@ if [ "$arches" = --arm64 ] || [ "$arches" = --both ]; then
     bin=${CARGO_TARGET_DIR:-target}/$target/release/speedcamd
     [ -x "$bin" ] || { echo "package-deb: $bin missing: run scripts/cross-aarch64.sh first" >&2; exit 1; }
     t0=$(date +%s)
-    deb=$(cargo_deb --target $target --no-build --strip | tail -n 1)
+    deb=$(cargo_deb --target $target --no-build --strip $fast | tail -n 1)
     echo "package-deb: arm64 .deb in $(( $(date +%s) - t0 )) s"
     check_deb "$deb" arm64
 fi
 if [ "$arches" = --amd64 ] || [ "$arches" = --both ]; then
     t0=$(date +%s)
-    deb=$(cargo_deb --locked --strip | tail -n 1)
+    deb=$(cargo_deb --locked --strip $fast | tail -n 1)
     echo "package-deb: amd64 .deb (with the release build) in $(( $(date +%s) - t0 )) s"
     check_deb "$deb" amd64
 fi
