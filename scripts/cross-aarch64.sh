@@ -48,7 +48,14 @@ if [ "$run_tests" = 1 ]; then
     $cargo test --release --locked --target $target --features "$features" --lib --no-run
     t2=$(date +%s)
     echo "cross-aarch64: test build $((t2 - t1)) s"
-    $cargo test --release --locked --target $target --features "$features" --lib
+    # Unit tests left out under qemu only, each with its reason (none so far). Extra libtest
+    # arguments (a filter, --test-threads=N) can be passed in SPEEDCAM_QEMU_TEST_ARGS.
+    qemu_skip=()
+    skip_args=()
+    for t in "${qemu_skip[@]}"; do skip_args+=(--skip "$t"); done
+    # shellcheck disable=SC2086
+    $cargo test --release --locked --target $target --features "$features" --lib -- \
+        "${skip_args[@]}" ${SPEEDCAM_QEMU_TEST_ARGS:-}
     t3=$(date +%s)
     echo "cross-aarch64: unit tests under qemu $((t3 - t2)) s"
 fi
