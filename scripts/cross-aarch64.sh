@@ -34,12 +34,28 @@ fi
 # which has no aarch64 std ("can't find crate for `core`").
 export RUSTC=/usr/bin/rustc
 cargo=/usr/bin/cargo
-out=${CARGO_TARGET_DIR:-target}/$target/release/speedcamd
+# Build tree: $CARGO_TARGET_DIR when set; otherwise a cache under ~/.cache keyed by the compiler
+# version (rebuildable: delete it and the next run rebuilds everything). Cold, the dependencies
+# take most of the time (the test build compiles ~60 of them again with the dev-dependencies'
+# features, see cross/README.md); warm, only the speedcam crate is rebuilt. The binary is copied to
+# target/aarch64-unknown-linux-gnu/release/speedcamd either way.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    rustc_version=$($RUSTC --version | awk '{print $2}')
+    CARGO_TARGET_DIR="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/speedcam/target-aarch64-rustc$rustc_version"
+    export CARGO_TARGET_DIR
+    copy_to=target/$target/release
+fi
+out=$CARGO_TARGET_DIR/$target/release/speedcamd
 
 t0=$(date +%s)
 $cargo build --release --locked --target $target --features "$features"
 t1=$(date +%s)
-echo "cross-aarch64: release build $((t1 - t0)) s"
+echo "cross-aarch64: release build $((t1 - t0)) s ($CARGO_TARGET_DIR)"
+if [ -n "${copy_to:-}" ]; then
+    mkdir -p "$copy_to"
+    cp "$out" "$copy_to/speedcamd"
+    out=$copy_to/speedcamd
+fi
 
 if [ "$run_tests" = 1 ]; then
     # The library's unit tests, compiled in release so they reuse the release build's dependencies,

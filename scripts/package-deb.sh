@@ -32,7 +32,6 @@ expect="./usr/bin/speedcamd
 ./usr/share/speedcam/models/nanodet-g-416.onnx
 ./usr/share/speedcam/models/README.md
 ./usr/share/doc/speedcam/README.md
-./usr/share/doc/speedcam/INSTALL.md
 ./usr/share/doc/speedcam/speedcam.example.toml
 ./usr/share/doc/speedcam/copyright"
 

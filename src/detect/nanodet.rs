@@ -84,7 +84,8 @@ fn prefetch_ahead(row: &[f32]) {
 }
 
 /// How many rows ahead [`prefetch_ahead`] fetches (about the memory latency over the time the
-/// scan spends on a row).
+/// scan spends on a row). Only the x86_64 prefetch uses it.
+#[cfg(target_arch = "x86_64")]
 const PREFETCH_ROWS: usize = 12;
 
 /// Decodes `output` (row-major `[rows, OUTPUT_COLS]`) of a model with a square `input_size` px
