@@ -3,7 +3,7 @@
 //! Applied at once, without dropping live tracks: each camera's speed limit, tolerance, strict
 //! mode, measurement zone, speed settings and frame-scheduler settings, and `log_level`.
 //! Everything else (sources, calibrations, cameras added or removed, detector, tracker, MQTT,
-//! storage) keeps its running value and is reported as needing a restart: swapping a
+//! metrics, storage) keeps its running value and is reported as needing a restart: swapping a
 //! calibration under a vehicle half-way through the zone would mix two projections in one fit,
 //! and the rest is wired into threads and connections at start-up. A file that does not load is
 //! rejected as a whole and the running config stays.
@@ -98,6 +98,9 @@ pub fn merge(old: &Config, new: &Config) -> (Config, ReloadOutcome) {
     }
     if old.mqtt != new.mqtt {
         restart("mqtt");
+    }
+    if old.metrics != new.metrics {
+        restart("metrics");
     }
     for cam in &new.cameras {
         if !old.cameras.iter().any(|c| c.id == cam.id) {
@@ -228,6 +231,7 @@ mod tests {
                     "[0.0000, -3.5800], [0.0000, -3.4250]",
                 )
                 .replace("video.mp4", "other.mp4")
+                + "\n[metrics]\nstats_interval_s = 5\n"
         });
         let out = reload(&live).expect("reload");
         assert_eq!(live.generation(), 1);
@@ -241,7 +245,11 @@ mod tests {
         assert_eq!(cam.source, cfg.cameras[0].source);
         assert_eq!(
             out.restart_needed,
-            vec!["cameras[synth].source", "cameras[synth].calibration"]
+            vec![
+                "metrics",
+                "cameras[synth].source",
+                "cameras[synth].calibration"
+            ]
         );
         assert_eq!(out.applied.len(), 3, "{out:?}");
         assert!(
