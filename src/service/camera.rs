@@ -82,21 +82,12 @@ impl CameraPipeline {
     }
 
     /// Applies a reloaded camera config (SIGHUP) without dropping live tracks: limits, tolerance,
-    /// strict mode, zone and speed settings take effect at once; the calibration, source and id
-    /// stay as they were (the daemon reports those as needing a restart).
+    /// strict mode, zone and speed settings take effect at once. `new` comes from
+    /// [`super::reload::merge`], which keeps the running calibration, source and id (the speed
+    /// estimator's samples were projected with that calibration).
     pub fn reconfigure(&mut self, new: &CameraConfig) {
         self.speed.reconfigure(new.zone.clone(), new.speed.clone());
-        let keep = CameraConfig {
-            speed_limit_kmh: new.speed_limit_kmh,
-            tolerance_kmh: new.tolerance_kmh,
-            strict: new.strict,
-            zone_polygon: new.zone_polygon.clone(),
-            zone: new.zone.clone(),
-            speed: new.speed.clone(),
-            schedule: new.schedule,
-            ..self.cam.clone()
-        };
-        self.cam = keep;
+        self.cam = new.clone();
     }
 
     /// The live tracks as of the last frame (boxes, velocities), for the frame scheduler.

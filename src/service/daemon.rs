@@ -12,7 +12,7 @@
 //! - SIGTERM / Ctrl-C: STOPPING=1, cameras stop, the outbox drains until a deadline, the store
 //!   is flushed. What did not drain stays in the sled outbox and is sent after the next start.
 
-use super::liveness::{Heartbeat, Liveness, WatchdogAction, WatchdogGate};
+use super::liveness::{Liveness, WatchdogAction, WatchdogGate};
 use super::notify::{self, Notify, SystemdNotify};
 use super::reload::{self, LiveConfig};
 use super::{
@@ -26,7 +26,7 @@ use crate::source::DefaultOpener;
 use anyhow::Context;
 use sd_notify::NotifyState;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -185,22 +185,25 @@ fn join_until(threads: Vec<std::thread::JoinHandle<()>>, deadline: Instant) -> (
     }
 }
 
-/// Counts the cameras that made their first open attempt, for READY.
+/// The cameras that made their first open attempt, for READY.
 #[derive(Default)]
 struct Board {
-    opened: AtomicUsize,
-    seen: Mutex<BTreeSet<String>>,
+    opened: Mutex<BTreeSet<String>>,
 }
 
 impl Board {
     fn set(&self, camera: &str, state: &supervisor::CameraState) {
-        if matches!(state, supervisor::CameraState::Connecting { .. }) {
-            return;
+        if !matches!(state, supervisor::CameraState::Connecting { .. }) {
+            self.opened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(camera.to_string());
         }
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.insert(camera.to_string()) {
-            self.opened.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    /// How many cameras made their first open attempt.
+    fn opened(&self) -> usize {
+        self.opened.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -244,7 +247,7 @@ impl Control<'_> {
                 _ = tick.tick() => {}
             }
             if !ready {
-                if self.board.opened.load(Ordering::Relaxed) < self.cameras {
+                if self.board.opened() < self.cameras {
                     continue;
                 }
                 ready = true;
@@ -388,7 +391,6 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
             p.set_camera_state(&cam.id, &state.payload(&cam.id));
         }
     };
-    let heartbeat: Option<Heartbeat> = ctx.hooks.heartbeat.clone();
     let sup = supervisor::Supervisor {
         cam,
         cfg: &ctx.cfg,
@@ -404,9 +406,6 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
     let totals = sup.run(&mut |v| {
         tracing::info!(camera = %v.event.camera, kind = ?v.event.kind, speed_kmh = v.event.speed_kmh, track = v.event.track_id, "verdict");
     });
-    if let Some(h) = heartbeat {
-        h.finished();
-    }
     tracing::info!(camera = %cam.id, connections = totals.connections, failures = totals.failures, frames = totals.sum.frames, dropped = totals.sum.dropped, "camera stopped");
 }
 
@@ -419,7 +418,7 @@ mod tests {
     fn board_counts_first_open_attempts_once() {
         let b = Board::default();
         b.set("a", &CameraState::Connecting { source: "x".into() });
-        assert_eq!(b.opened.load(Ordering::Relaxed), 0);
+        assert_eq!(b.opened(), 0);
         b.set("a", &CameraState::Streaming { source: "x".into() });
         b.set(
             "b",
@@ -431,7 +430,7 @@ mod tests {
         );
         b.set("a", &CameraState::Stalled { after_s: 10.0 });
         b.set("a", &CameraState::Streaming { source: "x".into() });
-        assert_eq!(b.opened.load(Ordering::Relaxed), 2);
+        assert_eq!(b.opened(), 2);
     }
 
     #[test]
