@@ -195,6 +195,7 @@ fn discovery_configs_are_retained_and_the_summary_counts_stored_and_new_verdicts
         let mut v = Verdict {
             event: ev.clone(),
             thumbnail_jpeg: None,
+            origin: None,
         };
         sink.accept(&mut v, &mut times).unwrap();
     }

@@ -13,6 +13,7 @@ use crate::frame::Frame;
 use crate::schedule::TrackView;
 use crate::speed::{CalibrationUncertainty, SpeedEstimator, SpeedMeasurement};
 use crate::stats::{Stage, StageTimes};
+use crate::store::{OriginKey, Recording};
 use crate::track::{Tracker, TrackerConfig, TrackerOutput};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -25,6 +26,10 @@ pub struct Verdict {
     pub event: Event,
     /// JPEG crop of the vehicle (speeding events only).
     pub thumbnail_jpeg: Option<Vec<u8>>,
+    /// Deterministic identity of the event when the camera replays a recording (None for live
+    /// sources): the store records an origin only once, so a replay restarted after a crash
+    /// does not record its vehicles again ([`crate::store::origin`]).
+    pub origin: Option<OriginKey>,
 }
 
 /// The best view of a vehicle seen so far inside the zone.
@@ -51,6 +56,8 @@ pub struct CameraPipeline {
     last_time: Option<(f64, OffsetDateTime)>,
     /// The live tracks after the last frame, for the frame scheduler.
     views: Vec<TrackView>,
+    /// The recording this camera replays (file sources), which gives verdicts an origin key.
+    recording: Option<Recording>,
 }
 
 impl CameraPipeline {
@@ -78,7 +85,15 @@ impl CameraPipeline {
             live: Default::default(),
             last_time: None,
             views: Vec::new(),
+            recording: None,
         }
+    }
+
+    /// Marks the frames as coming from `recording` (a file: its frames recur when the replay is
+    /// restarted), so every verdict carries an [`OriginKey`]; None for live sources.
+    pub fn with_recording(mut self, recording: Option<Recording>) -> Self {
+        self.recording = recording;
+        self
     }
 
     /// Applies a reloaded camera config (SIGHUP) without dropping live tracks: limits, tolerance,
@@ -261,6 +276,10 @@ impl CameraPipeline {
             thumbnail_topic: None,
             schema: SCHEMA_VERSION,
         };
+        let measurement_origin = self
+            .recording
+            .as_ref()
+            .map(|r| OriginKey::new(r, &measurement));
         let candidate = self.candidates.remove(&m.track_id);
         let mut out = Vec::with_capacity(2);
         if self.cam.is_speeding(m.speed_kmh, m.speed_ci95_kmh) {
@@ -278,18 +297,22 @@ impl CameraPipeline {
                 measurement_id: Some(measurement.event_id.clone()),
                 ..measurement.clone()
             };
+            let speeding_origin = self.recording.as_ref().map(|r| OriginKey::new(r, &speeding));
             out.push(Verdict {
                 event: measurement,
                 thumbnail_jpeg: None,
+                origin: measurement_origin,
             });
             out.push(Verdict {
                 event: speeding,
                 thumbnail_jpeg,
+                origin: speeding_origin,
             });
         } else {
             out.push(Verdict {
                 event: measurement,
                 thumbnail_jpeg: None,
+                origin: measurement_origin,
             });
         }
         out
@@ -320,10 +343,19 @@ mod tests {
     type Edit<'a> = Option<(f64, &'a dyn Fn(&mut CameraConfig))>;
 
     fn drive(speed_kmh: f64, edit: Edit<'_>) -> Vec<Event> {
+        drive_verdicts(speed_kmh, edit, None)
+            .into_iter()
+            .map(|v| v.event)
+            .collect()
+    }
+
+    /// [`drive`] with the pipeline marked as replaying `recording`; the verdicts.
+    fn drive_verdicts(speed_kmh: f64, edit: Edit<'_>, recording: Option<Recording>) -> Vec<Verdict> {
         let (cfg, _dir) = fixture_config("video.mp4");
         let cam = cfg.cameras[0].clone();
         let h = cam.homography.clone();
-        let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), "t", "m");
+        let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), "t", "m")
+            .with_recording(recording);
         let mut times = StageTimes::default();
         let mut out = Vec::new();
         let v_ms = speed_kmh / 3.6;
@@ -353,11 +385,62 @@ mod tests {
                 class: "car",
             };
             let wall = wall + time::Duration::seconds_f64(t);
-            let v = pipe.process_detections(t, wall, Some(&[det]), &mut times);
-            out.extend(v.into_iter().map(|v| v.event));
+            out.extend(pipe.process_detections(t, wall, Some(&[det]), &mut times));
         }
-        out.extend(pipe.finish().into_iter().map(|v| v.event));
+        out.extend(pipe.finish());
         out
+    }
+
+    #[test]
+    fn a_restarted_replay_stores_each_vehicle_once_and_keeps_the_speeding_link() {
+        let (cfg, _dir) = fixture_config("video.mp4");
+        let sink = crate::service::tests::memory_sink(&cfg);
+        let rec = Recording::of_bytes(1234, b"recording");
+        let mut sum = crate::service::RunSummary::default();
+        let mut seen = 0;
+        // First run: killed after its measurement was stored, before its speeding event.
+        let first = drive_verdicts(60.0, None, Some(rec.clone()));
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(first.iter().all(|v| v.origin.is_some()));
+        let mut m = first[0].clone();
+        assert_eq!(
+            sink.accept(&mut m, &mut StageTimes::default()).unwrap(),
+            super::super::Accepted::Stored
+        );
+        // The restarted replay: the same vehicle, new random ids.
+        let second = drive_verdicts(60.0, None, Some(rec.clone()));
+        assert_ne!(second[0].event.event_id, first[0].event.event_id);
+        super::super::deliver(second.clone(), &sink, &mut sum, None, &mut |_| seen += 1);
+        assert_eq!(sink.already_recorded(), 1);
+        assert_eq!(seen, 1, "only the new speeding event counts as a verdict");
+        let stored = sink.store().events(None, None).unwrap();
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        let speeding = stored
+            .iter()
+            .find(|e| e.kind == EventType::Speeding)
+            .expect("speeding stored");
+        assert_eq!(speeding.event_id, second[1].event.event_id);
+        assert_eq!(
+            speeding.measurement_id.as_deref(),
+            Some(first[0].event.event_id.as_str()),
+            "the speeding event points at the measurement stored before the restart"
+        );
+        // A third run changes nothing.
+        super::super::deliver(
+            drive_verdicts(60.0, None, Some(rec)),
+            &sink,
+            &mut sum,
+            None,
+            &mut |_| seen += 1,
+        );
+        assert_eq!(sink.already_recorded(), 3);
+        assert_eq!(sink.store().events(None, None).unwrap().len(), 2);
+        // Live frames (no recording) never recur: nothing is deduplicated.
+        let live = drive_verdicts(60.0, None, None);
+        assert!(live.iter().all(|v| v.origin.is_none()));
+        super::super::deliver(live, &sink, &mut sum, None, &mut |_| seen += 1);
+        assert_eq!(sink.store().events(None, None).unwrap().len(), 4);
+        assert_eq!(seen, 3);
     }
 
     #[test]

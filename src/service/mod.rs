@@ -28,7 +28,7 @@ use crate::store::Store;
 use anyhow::{bail, Context};
 pub use camera::{CameraPipeline, Verdict};
 use handoff::{Handoff, HandoffMode, Received};
-pub use sink::EventSink;
+pub use sink::{Accepted, EventSink};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -296,7 +296,8 @@ pub fn run_source(
     let cam = &reloads
         .and_then(|l| l.camera(&cam.id))
         .unwrap_or_else(|| cam.clone());
-    let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id);
+    let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id)
+        .with_recording(recording_of(cam));
     let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
     let metrics = opts.hooks.metrics.as_ref();
@@ -423,6 +424,25 @@ pub fn run_source(
     Ok((sum, end))
 }
 
+/// The recording a file camera replays (its frames recur when the daemon restarts it, so its
+/// events get origin keys); None for live sources and for a file that cannot be read (the
+/// source reports that).
+fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
+    if crate::source::is_live_uri(&cam.source) {
+        return None;
+    }
+    match crate::store::Recording::of_file(Path::new(&cam.source)) {
+        Ok(r) => {
+            tracing::debug!(camera = %cam.id, recording = r.fingerprint(), "file source: events get origin keys");
+            Some(r)
+        }
+        Err(e) => {
+            tracing::debug!(camera = %cam.id, "cannot fingerprint {}: {e}; events get no origin keys", cam.source);
+            None
+        }
+    }
+}
+
 /// Runs a file (every frame) through one camera's pipeline; a source error is an error.
 pub fn camera_loop(
     cam: &CameraConfig,
@@ -448,9 +468,20 @@ fn deliver(
     metrics: Option<&crate::metrics::CameraMetrics>,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) {
+    // A measurement recorded before a restart keeps its stored id: its speeding event (next in
+    // `verdicts`) must point at that one.
+    let mut renamed: Option<(String, String)> = None;
     for mut v in verdicts {
+        if let (Some((new, stored)), Some(mid)) = (&renamed, v.event.measurement_id.as_mut()) {
+            if mid == new {
+                mid.clone_from(stored);
+            }
+        }
         match sink.accept(&mut v, &mut sum.times) {
-            Ok(()) => {
+            Ok(Accepted::AlreadyRecorded { event_id }) => {
+                renamed = Some((v.event.event_id.clone(), event_id));
+            }
+            Ok(Accepted::Stored) => {
                 match v.event.kind {
                     crate::event::EventType::Measurement => {
                         sum.measurements += 1;
@@ -530,6 +561,11 @@ pub fn replay(
     let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
     let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
     let stop = AtomicBool::new(false);
+    // The file actually replayed is the recording its events come from.
+    let cam = &CameraConfig {
+        source: uri.clone(),
+        ..cam.clone()
+    };
     let mut sum = camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?;
     sum.drained = match sink.take_publisher() {
         Some(p) => {

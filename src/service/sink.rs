@@ -2,13 +2,29 @@
 //! then handed to the publisher, so a crash or a broker outage never loses an accepted event.
 //! With Home Assistant discovery the publisher also counts each stored verdict into the camera's
 //! retained summary (in memory, latest value wins: it never delays the event).
+//!
+//! A verdict with an origin key (a replayed recording) whose key is already stored was recorded
+//! by a run before a restart: it is neither stored nor published again ([`Accepted::AlreadyRecorded`]).
 
 use super::camera::Verdict;
 use crate::event::EventType;
 use crate::publish::{Publisher, Topics};
 use crate::stats::{Stage, StageTimes};
-use crate::store::{Store, StoreError};
+use crate::store::{Recorded, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// What [`EventSink::accept`] did with a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored (or its event id was already stored) and queued for MQTT.
+    Stored,
+    /// Its origin key was stored before a restart, under `event_id`; nothing was written.
+    AlreadyRecorded {
+        /// Id of the event stored earlier for the same origin.
+        event_id: String,
+    },
+}
 
 /// Stores verdicts and queues their MQTT messages.
 pub struct EventSink {
@@ -16,6 +32,7 @@ pub struct EventSink {
     publisher: Option<Publisher>,
     topics: Option<Topics>,
     publish_measurements: bool,
+    already_recorded: AtomicU64,
 }
 
 impl EventSink {
@@ -31,7 +48,13 @@ impl EventSink {
             publisher,
             topics,
             publish_measurements,
+            already_recorded: AtomicU64::new(0),
         }
+    }
+
+    /// Verdicts refused because their origin was recorded before a restart.
+    pub fn already_recorded(&self) -> u64 {
+        self.already_recorded.load(Ordering::Relaxed)
     }
 
     /// The store behind this sink.
@@ -50,8 +73,8 @@ impl EventSink {
     }
 
     /// Stores `v` with its outbox messages (and fills in its thumbnail topic), then wakes the
-    /// publisher. Returns the event as stored.
-    pub fn accept(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<(), StoreError> {
+    /// publisher. A verdict whose origin key is already stored changes nothing.
+    pub fn accept(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<Accepted, StoreError> {
         let start = Instant::now();
         let outbox = match &self.topics {
             Some(topics) => {
@@ -72,8 +95,18 @@ impl EventSink {
             }
             None => Vec::new(),
         };
-        self.store
-            .record_event(&v.event, v.thumbnail_jpeg.as_deref(), &outbox)?;
+        let recorded = self.store.record_event_from(
+            &v.event,
+            v.origin.as_ref(),
+            v.thumbnail_jpeg.as_deref(),
+            &outbox,
+        )?;
+        if let Recorded::SameOrigin { event_id } = recorded {
+            self.already_recorded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(camera = %v.event.camera, track = v.event.track_id, kind = ?v.event.kind, stored_as = %event_id, "already recorded before a restart; not stored again");
+            times.lap(Stage::Store, start);
+            return Ok(Accepted::AlreadyRecorded { event_id });
+        }
         let start = times.lap(Stage::Store, start);
         if let Some(p) = &self.publisher {
             if !outbox.is_empty() {
@@ -83,6 +116,6 @@ impl EventSink {
             p.record_verdict(&v.event);
         }
         times.lap(Stage::Publish, start);
-        Ok(())
+        Ok(Accepted::Stored)
     }
 }

@@ -9,12 +9,15 @@
 //!
 //! Trees: `events` (ULID bytes, i.e. time order -> event JSON), `thumbnails` (ULID bytes -> JPEG),
 //! `outbox` (u64 big-endian, insertion order -> [`OutboxMessage`] JSON), `tracks` (u64 -> JSON),
-//! `meta` (store schema version).
+//! `meta` (store schema version), `origins` (origin keys of events from recordings, see
+//! [`origin`]).
 
 mod error;
+pub mod origin;
 mod types;
 
 pub use error::StoreError;
+pub use origin::{OriginKey, Recorded, Recording};
 pub use types::{CameraTally, LastVehicle, OutboxKey, OutboxMessage, TrackSummary};
 
 use crate::event::{Event, EventType};
@@ -39,6 +42,8 @@ pub struct Store {
     thumbnails: sled::Tree,
     outbox: sled::Tree,
     tracks: sled::Tree,
+    /// Origin keys of events from recordings ([`origin`]).
+    origins: sled::Tree,
     /// Outbox entries, kept here because `sled::Tree::len` scans the whole tree.
     outbox_count: Arc<AtomicUsize>,
     /// Serialises writers so outbox keys are committed in key order (the publisher reads
@@ -85,6 +90,7 @@ impl Store {
             events: tree("events")?,
             thumbnails: tree("thumbnails")?,
             tracks: tree("tracks")?,
+            origins: tree("origins")?,
             outbox,
             outbox_count,
             write_lock: Arc::new(Mutex::new(())),
@@ -102,6 +108,23 @@ impl Store {
         thumbnail_jpeg: Option<&[u8]>,
         outbox: &[OutboxMessage],
     ) -> Result<Vec<OutboxKey>, StoreError> {
+        match self.record_event_from(event, None, thumbnail_jpeg, outbox)? {
+            Recorded::Stored(keys) => Ok(keys),
+            Recorded::SameId | Recorded::SameOrigin { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// [`Store::record_event`] for an event with an optional [`OriginKey`] (events measured
+    /// from a recording): an event whose origin key is already stored is refused in the same
+    /// transaction ([`Recorded::SameOrigin`]), so a replay restarted after a crash stores each
+    /// vehicle once.
+    pub fn record_event_from(
+        &self,
+        event: &Event,
+        origin: Option<&OriginKey>,
+        thumbnail_jpeg: Option<&[u8]>,
+        outbox: &[OutboxMessage],
+    ) -> Result<Recorded, StoreError> {
         let key = event_key(&event.event_id)?;
         let event_json = serde_json::to_vec(event).map_err(StoreError::Encode)?;
         let messages = outbox
@@ -115,10 +138,15 @@ impl Store {
             .iter()
             .map(|_| self.db.generate_id().map(OutboxKey))
             .collect::<Result<Vec<_>, _>>()?;
-        let committed = (&self.events, &self.thumbnails, &self.outbox)
-            .transaction(|(events, thumbnails, ob)| {
+        let outcome = (&self.events, &self.thumbnails, &self.outbox, &self.origins)
+            .transaction(|(events, thumbnails, ob, origins)| {
                 if events.get(key)?.is_some() {
-                    return Ok(false);
+                    return Ok(Recorded::SameId);
+                }
+                if let Some(origin) = origin {
+                    if let Some(event_id) = origin::claim(origins, origin, &key)? {
+                        return Ok(Recorded::SameOrigin { event_id });
+                    }
                 }
                 events.insert(&key, event_json.as_slice())?;
                 if let Some(jpeg) = thumbnail_jpeg {
@@ -127,21 +155,15 @@ impl Store {
                 for (k, msg) in keys.iter().zip(&messages) {
                     ob.insert(&k.to_be_bytes(), msg.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(true)
+                Ok::<_, ConflictableTransactionError<()>>(Recorded::Stored(Vec::new()))
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                // Never constructed: the closure only aborts through `?` on sled errors.
-                TransactionError::Abort(()) => StoreError::Sled(sled::Error::ReportableBug(
-                    "record_event transaction aborted".into(),
-                )),
-            })?;
-        if !committed {
-            return Ok(Vec::new());
+            .map_err(tx_error)?;
+        if !matches!(outcome, Recorded::Stored(_)) {
+            return Ok(outcome);
         }
         self.outbox_count.fetch_add(keys.len(), Ordering::SeqCst);
         self.db.flush()?;
-        Ok(keys)
+        Ok(Recorded::Stored(keys))
     }
 
     /// Stores a finished track's summary (not flushed: losing the last few on a power cut is fine).
@@ -299,6 +321,17 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// A transaction error as a [`StoreError`] (our closures abort only through `?` on sled errors).
+fn tx_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::Sled(e),
+        // Never constructed: the closures only abort through `?` on sled errors.
+        TransactionError::Abort(()) => {
+            StoreError::Sled(sled::Error::ReportableBug("transaction aborted".into()))
+        }
     }
 }
 

@@ -322,3 +322,161 @@ fn camera_tally_figures() {
         s * 1e6 / n as f64
     );
 }
+
+/// An event of track `track_id` with a fresh random id, as a restarted replay would make it.
+fn replayed(kind: EventType, track_id: u64) -> Event {
+    Event {
+        kind,
+        event_id: ulid::Ulid::new().to_string(),
+        ..event_at(1_700_000_000_000, "cam1", track_id)
+    }
+}
+
+#[test]
+fn a_second_event_with_the_same_origin_is_refused_and_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rec = Recording::of_bytes(1000, b"video");
+    let first = replayed(EventType::Speeding, 3);
+    let origin = OriginKey::new(&rec, &first);
+    let stored = store
+        .record_event_from(&first, Some(&origin), Some(b"j1"), &[msg("t", b"1")])
+        .unwrap();
+    assert!(matches!(stored, Recorded::Stored(ref k) if k.len() == 1), "{stored:?}");
+    // The same vehicle after a restart: new id, other wall-clock time, same origin.
+    let again = Event {
+        time: "2026-02-02T00:00:00Z".into(),
+        ..replayed(EventType::Speeding, 3)
+    };
+    assert_ne!(again.event_id, first.event_id);
+    let origin_again = OriginKey::new(&rec, &again);
+    assert_eq!(origin_again, origin, "id and wall time are not part of the origin");
+    let refused = store
+        .record_event_from(&again, Some(&origin_again), Some(b"j2"), &[msg("t", b"2")])
+        .unwrap();
+    assert_eq!(
+        refused,
+        Recorded::SameOrigin {
+            event_id: first.event_id.clone()
+        }
+    );
+    let events = store.events(None, None).unwrap();
+    assert_eq!(events, vec![first.clone()]);
+    assert_eq!(store.event(&again.event_id).unwrap(), None);
+    assert_eq!(store.thumbnail(&again.event_id).unwrap(), None);
+    assert_eq!(store.outbox_len(), 1, "nothing queued for the refused event");
+    // The index survives a reopen (the restart case).
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.event_id_of_origin(&origin).unwrap(),
+        Some(first.event_id.clone())
+    );
+    let third = replayed(EventType::Speeding, 3);
+    assert!(matches!(
+        store
+            .record_event_from(&third, Some(&origin), None, &[])
+            .unwrap(),
+        Recorded::SameOrigin { .. }
+    ));
+    assert_eq!(store.events(None, None).unwrap().len(), 1);
+}
+
+#[test]
+fn origins_differ_by_kind_track_times_and_recording_and_keyless_events_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rec = Recording::of_bytes(1000, b"video");
+    let base = replayed(EventType::Measurement, 1);
+    let variants = [
+        base.clone(),
+        replayed(EventType::Speeding, 1),
+        replayed(EventType::Measurement, 2),
+        Event {
+            t_enter_s: 1.000001,
+            ..replayed(EventType::Measurement, 1)
+        },
+        Event {
+            t_exit_s: 2.6,
+            ..replayed(EventType::Measurement, 1)
+        },
+        Event {
+            camera: "cam2".into(),
+            ..replayed(EventType::Measurement, 1)
+        },
+    ];
+    for ev in &variants {
+        let o = OriginKey::new(&rec, ev);
+        assert!(matches!(
+            store.record_event_from(ev, Some(&o), None, &[]).unwrap(),
+            Recorded::Stored(_)
+        ));
+    }
+    // Another recording: the same track and times are another vehicle.
+    let other = Recording::of_bytes(1001, b"video");
+    let ev = replayed(EventType::Measurement, 1);
+    assert!(matches!(
+        store
+            .record_event_from(&ev, Some(&OriginKey::new(&other, &ev)), None, &[])
+            .unwrap(),
+        Recorded::Stored(_)
+    ));
+    // Live events (no origin) are never deduplicated by content.
+    for _ in 0..2 {
+        let ev = replayed(EventType::Measurement, 1);
+        assert_eq!(store.record_event(&ev, None, &[]).unwrap(), Vec::new());
+        assert!(store.event(&ev.event_id).unwrap().is_some());
+    }
+    assert_eq!(store.events(None, None).unwrap().len(), variants.len() + 3);
+}
+
+#[test]
+fn forgetting_an_events_origin_lets_it_be_recorded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rec = Recording::of_bytes(5, b"abc");
+    let ev = replayed(EventType::Speeding, 9);
+    let origin = OriginKey::new(&rec, &ev);
+    store
+        .record_event_from(&ev, Some(&origin), None, &[])
+        .unwrap();
+    assert!(store.forget_origin(&ev.event_id).unwrap());
+    assert!(!store.forget_origin(&ev.event_id).unwrap(), "already gone");
+    assert_eq!(store.event_id_of_origin(&origin).unwrap(), None);
+    assert_eq!(store.origins_tree().len(), 0, "both index entries removed");
+    let again = replayed(EventType::Speeding, 9);
+    assert!(matches!(
+        store
+            .record_event_from(&again, Some(&origin), None, &[])
+            .unwrap(),
+        Recorded::Stored(_)
+    ));
+    // Inside a caller's transaction (as retention deletes events).
+    let key = ulid::Ulid::from_string(&again.event_id).unwrap().to_bytes();
+    (&store.events, store.origins_tree())
+        .transaction(|(events, origins)| {
+            events.remove(&key)?;
+            origin::forget_in(origins, &key)?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .unwrap();
+    assert_eq!(store.event_id_of_origin(&origin).unwrap(), None);
+    assert_eq!(store.origins_tree().len(), 0);
+}
+
+#[test]
+fn recording_fingerprint_is_size_and_head_hash() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    let bytes: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::io::Write::write_all(&mut f, &bytes).unwrap();
+    let r = Recording::of_file(f.path()).unwrap();
+    assert_eq!(r, Recording::of_bytes(bytes.len() as u64, &bytes[..1 << 20]));
+    // FNV-1a 64 reference values: stable across builds.
+    assert_eq!(Recording::of_bytes(0, b"").fingerprint(), "0:cbf29ce484222325");
+    assert_eq!(Recording::of_bytes(1, b"a").fingerprint(), "1:af63dc4c8601ec8c");
+    assert_ne!(
+        Recording::of_bytes(10, b"abc"),
+        Recording::of_bytes(10, b"abd")
+    );
+    assert!(Recording::of_file(std::path::Path::new("/nonexistent/x.mp4")).is_err());
+}
