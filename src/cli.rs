@@ -472,13 +472,23 @@ fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCo
         model_id, cfg.detector.backend, cfg.detector.family, cfg.detector.classes, cfg.tracker.high_score, cfg.tracker.low_score
     );
     match &cfg.mqtt {
-        Some(m) => println!("  mqtt: {} under {}/{}", m.url, m.base_topic, m.device_id),
+        Some(m) => println!(
+            "  mqtt: {} under {}/{}{}",
+            speedcam::source::redact_uri(&m.url),
+            m.base_topic,
+            m.device_id,
+            speedcam::publish::tls::describe_security(m)
+        ),
         None => println!("  mqtt: not configured (nothing is published)"),
     }
     let mut warnings = 0;
     let mut errors = 0;
     for cam in &cfg.cameras {
-        println!("  camera {}: source {}", cam.id, cam.source);
+        println!(
+            "  camera {}: source {}",
+            cam.id,
+            speedcam::source::redact_uri(&cam.source)
+        );
         println!(
             "    speeding above {:.1} km/h (limit {:.1} + tolerance {:.1})",
             cam.threshold_kmh(),

@@ -26,6 +26,9 @@ fn config(url: String) -> MqttConfig {
         publish_measurements: false,
         home_assistant_discovery: true,
         home_assistant_prefix: "homeassistant".into(),
+        tls: None,
+        username: None,
+        password: None,
     }
 }
 

@@ -32,6 +32,9 @@ fn config(url: String, device_id: &str) -> MqttConfig {
         publish_measurements: false,
         home_assistant_discovery: false,
         home_assistant_prefix: "homeassistant".into(),
+        tls: None,
+        username: None,
+        password: None,
     }
 }
 

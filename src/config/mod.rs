@@ -499,7 +499,7 @@ impl Validator<'_> {
             ..TrackerConfig::default()
         };
 
-        let mqtt = raw.mqtt.as_ref().map(|m| self.mqtt(m, &device_id));
+        let mqtt = raw.mqtt.as_ref().map(|m| self.mqtt(m, &device_id, base));
         let metrics = self.metrics(raw.metrics.as_ref());
 
         if raw.cameras.is_empty() {
@@ -697,7 +697,7 @@ impl Validator<'_> {
         }
     }
 
-    fn mqtt(&mut self, m: &raw::RawMqtt, device_id: &str) -> MqttConfig {
+    fn mqtt(&mut self, m: &raw::RawMqtt, device_id: &str, base: &Path) -> MqttConfig {
         let url = m.url.get_ref().clone();
         let base_topic = m
             .base_topic
@@ -736,9 +736,114 @@ impl Validator<'_> {
             publish_measurements: m.publish_measurements.unwrap_or(true),
             home_assistant_discovery: m.home_assistant_discovery.unwrap_or(false),
             home_assistant_prefix,
+            tls: None,
+            username: None,
+            password: None,
         };
         if let Err(e) = cfg.host_port() {
             self.problem("mqtt.url", m.url.span(), e.to_string());
+        }
+        self.mqtt_security(m, base, cfg)
+    }
+
+    /// `[mqtt]` TLS and login keys: `ca_file`, `client_cert_file` + `client_key_file`,
+    /// `username`, `password_file`. Every file is read and checked here (check-config,
+    /// startup, reload), not at the first connect. `password_file` and `client_key_file` follow
+    /// [`crate::publish::tls::resolve_credential_path`] (systemd `LoadCredential=`); `ca_file`
+    /// and `client_cert_file` are relative to the config file.
+    fn mqtt_security(&mut self, m: &raw::RawMqtt, base: &Path, mut cfg: MqttConfig) -> MqttConfig {
+        use crate::publish::tls::{self, MqttTls, SecurityFileError};
+        let creds_dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+        if let Some(p) = &m.password {
+            self.problem("mqtt.password", p.span(), "inline passwords are not accepted (the config file is readable by others and shows up in backups and diffs): put the password alone in a file readable only by speedcamd (chmod 600, or systemd LoadCredential=) and set mqtt.password_file");
+        }
+        if let Some(u) = &m.username {
+            if u.get_ref().is_empty() {
+                self.problem("mqtt.username", u.span(), "empty: give the broker login's username or remove the key (anonymous login)");
+            } else {
+                cfg.username = Some(u.get_ref().clone());
+            }
+        }
+        if let Some(pf) = &m.password_file {
+            if m.username.is_none() {
+                self.problem("mqtt.password_file", pf.span(), "a password needs a username: set mqtt.username too");
+            }
+            match tls::resolve_credential_path(pf.get_ref(), base, creds_dir.as_deref()) {
+                Err(e) => self.problem("mqtt.password_file", pf.span(), e),
+                Ok(path) => match tls::read_password_file(&path) {
+                    Ok(pw) => cfg.password = Some(pw),
+                    Err(e) => self.problem("mqtt.password_file", pf.span(), format!("{e} (a relative name is looked up in $CREDENTIALS_DIRECTORY when systemd sets it, else next to the config file)")),
+                },
+            }
+        }
+        let file = |v: &Spanned<String>| resolve_path(base, v.get_ref());
+        let ca = m.ca_file.as_ref().map(|v| (file(v), v.span()));
+        let cert = m.client_cert_file.as_ref().map(|v| (file(v), v.span()));
+        let key = match &m.client_key_file {
+            None => None,
+            Some(v) => match tls::resolve_credential_path(v.get_ref(), base, creds_dir.as_deref())
+            {
+                Ok(p) => Some((p, v.span())),
+                Err(e) => {
+                    self.problem("mqtt.client_key_file", v.span(), e);
+                    return cfg;
+                }
+            },
+        };
+        match (&cert, &key) {
+            (Some((_, span)), None) => {
+                self.problem("mqtt.client_cert_file", span.clone(), "set without mqtt.client_key_file: give the client certificate's private key too (both or neither)");
+                return cfg;
+            }
+            (None, Some((_, span))) => {
+                self.problem("mqtt.client_key_file", span.clone(), "set without mqtt.client_cert_file: give the client certificate too (both or neither)");
+                return cfg;
+            }
+            _ => {}
+        }
+        if !cfg.url_wants_tls() {
+            for (key, v) in [
+                ("mqtt.ca_file", &m.ca_file),
+                ("mqtt.client_cert_file", &m.client_cert_file),
+                ("mqtt.client_key_file", &m.client_key_file),
+            ] {
+                if let Some(v) = v {
+                    self.problem(key, v.span(), format!("only used with TLS, but mqtt.url {:?} is a plain, unencrypted connection: change the URL to mqtts://host:8883 (TLS) or remove the key", crate::source::redact_uri(&cfg.url)));
+                }
+            }
+            return cfg;
+        }
+        let client = cert.as_ref().zip(key.as_ref());
+        match MqttTls::load(
+            ca.as_ref().map(|(p, _)| p.as_path()),
+            client.map(|((c, _), (k, _))| (c.as_path(), k.as_path())),
+        ) {
+            Ok(t) => cfg.tls = Some(t),
+            Err(e) => {
+                let path = match &e {
+                    SecurityFileError::Read { path, .. }
+                    | SecurityFileError::Content { path, .. } => Some(path.clone()),
+                    _ => None,
+                };
+                let at = |f: &Option<(PathBuf, Range<usize>)>| {
+                    f.as_ref().filter(|(p, _)| Some(p) == path.as_ref()).map(|(_, s)| s.clone())
+                };
+                let (k, span) = if let Some(s) = at(&ca) {
+                    ("mqtt.ca_file", s)
+                } else if let Some(s) = at(&key) {
+                    ("mqtt.client_key_file", s)
+                } else if let Some(s) = at(&cert) {
+                    ("mqtt.client_cert_file", s)
+                } else if matches!(e, SecurityFileError::NoSystemRoots { .. }) {
+                    ("mqtt.ca_file", m.url.span())
+                } else {
+                    let s = cert.as_ref().map(|(_, s)| s.clone()).unwrap_or_else(|| m.url.span());
+                    ("mqtt.client_cert_file", s)
+                };
+                self.problem(k, span, e.to_string());
+            }
         }
         cfg
     }

@@ -107,6 +107,19 @@ pub struct RawMqtt {
     pub home_assistant_discovery: Option<bool>,
     #[serde(default)]
     pub home_assistant_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_cert_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub client_key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    #[serde(default)]
+    pub password_file: Option<Spanned<String>>,
+    /// Only so that an inline password gets a clear error (it is refused).
+    #[serde(default)]
+    pub password: Option<Spanned<String>>,
 }
 
 /// `[metrics]`.

@@ -20,10 +20,12 @@
 
 pub mod home_assistant;
 mod task;
+pub mod tls;
 mod topics;
 mod window;
 
 pub use crate::backoff::{Backoff, LogLimiter};
+pub use tls::{MqttTls, Secret};
 pub use topics::{check_topic_level, check_topic_prefix, Topics};
 
 use crate::event::Event;
@@ -37,16 +39,20 @@ use std::time::Duration;
 /// Default MQTT port for `mqtt://host` URLs.
 pub const DEFAULT_PORT: u16 = 1883;
 
+/// Default MQTT port for `mqtts://host` URLs (MQTT over TLS).
+pub const DEFAULT_TLS_PORT: u16 = 8883;
+
 /// Publishes allowed in flight (sent, not yet acknowledged) at once.
 pub const WINDOW: usize = 32;
 
 /// Largest MQTT packet this client sends (thumbnails are the big ones), bytes.
 pub const MAX_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
-/// Connection settings (`[mqtt]` in the config file).
+/// Connection settings (`[mqtt]` in the config file). `Debug` never shows the password or keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttConfig {
-    /// Broker URL, `mqtt://host:port` (port defaults to 1883).
+    /// Broker URL, `mqtt://host:port` (port defaults to 1883) or `mqtts://host:port` (TLS,
+    /// port defaults to 8883); never carries credentials.
     pub url: String,
     /// First topic level(s), default `speedcam`.
     pub base_topic: String,
@@ -63,25 +69,46 @@ pub struct MqttConfig {
     pub home_assistant_discovery: bool,
     /// Home Assistant's discovery prefix, default [`home_assistant::DEFAULT_PREFIX`].
     pub home_assistant_prefix: String,
+    /// TLS settings; `Some` exactly when the URL is `mqtts://` or `ssl://` (then every
+    /// connection attempt is TLS, never plain TCP).
+    pub tls: Option<MqttTls>,
+    /// Username for the broker's login, if any.
+    pub username: Option<String>,
+    /// Password for the broker's login (needs `username`), read from `password_file`.
+    pub password: Option<Secret>,
 }
 
 impl MqttConfig {
-    /// Host and port from [`MqttConfig::url`]; only plain `mqtt://`/`tcp://` for now.
+    /// Whether [`MqttConfig::url`] asks for TLS (`mqtts://` or `ssl://`).
+    pub fn url_wants_tls(&self) -> bool {
+        self.url.starts_with("mqtts://") || self.url.starts_with("ssl://")
+    }
+
+    /// Host and port from [`MqttConfig::url`]: `mqtt://`/`tcp://` (default port 1883) or
+    /// `mqtts://`/`ssl://` (TLS, default port 8883). User info in the URL is refused (it would
+    /// put the password in the config and the logs): use `username` and `password_file`.
     pub fn host_port(&self) -> Result<(String, u16), PublishError> {
         let bad = |why: &str| PublishError::BadUrl {
-            url: self.url.clone(),
+            url: crate::source::redact_uri(&self.url),
             why: why.to_string(),
         };
-        let rest = if let Some(rest) = self.url.strip_prefix("mqtt://") {
-            rest
+        let (rest, default_port) = if let Some(rest) = self.url.strip_prefix("mqtt://") {
+            (rest, DEFAULT_PORT)
         } else if let Some(rest) = self.url.strip_prefix("tcp://") {
-            rest
-        } else if self.url.starts_with("mqtts://") || self.url.starts_with("ssl://") {
-            return Err(bad("TLS is not supported by this build yet; use mqtt://"));
+            (rest, DEFAULT_PORT)
+        } else if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (rest, DEFAULT_TLS_PORT)
+        } else if let Some(rest) = self.url.strip_prefix("ssl://") {
+            (rest, DEFAULT_TLS_PORT)
         } else {
-            return Err(bad("expected mqtt://host:port"));
+            return Err(bad(
+                "expected mqtt://host:port (plain TCP) or mqtts://host:port (TLS)",
+            ));
         };
         let rest = rest.trim_end_matches('/');
+        if rest.contains('@') {
+            return Err(bad("credentials in the URL are not allowed (they would end up in logs): remove `user:password@` and set mqtt.username and mqtt.password_file"));
+        }
         let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
             let (h, after) = bracketed
                 .split_once(']')
@@ -107,7 +134,7 @@ impl MqttConfig {
             Some(p) => p
                 .parse::<u16>()
                 .map_err(|_| bad("port is not a number 1-65535"))?,
-            None => DEFAULT_PORT,
+            None => default_port,
         };
         if host.is_empty() || host.contains('/') {
             return Err(bad("missing or malformed host"));
@@ -190,6 +217,9 @@ struct Shared {
     stats: Mutex<Option<Vec<u8>>>,
     /// Home Assistant discovery and summaries, when enabled.
     ha: Option<HomeAssistant>,
+    /// Why the last connection attempt failed (cleared on connect), see
+    /// [`Publisher::last_error`].
+    last_error: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -318,6 +348,26 @@ impl Publisher {
                 rumqttc::QoS::AtLeastOnce,
                 true,
             ));
+        // TLS whenever the URL asks for it: rumqttc then never opens a plain TCP session.
+        match (&cfg.tls, cfg.url_wants_tls()) {
+            (Some(tls), true) => {
+                opts.set_transport(tls.transport());
+            }
+            (None, false) => {}
+            _ => {
+                return Err(PublishError::BadUrl {
+                    url: crate::source::redact_uri(&cfg.url),
+                    why: "the TLS settings do not match the URL scheme (mqtts:// needs them, mqtt:// must not have them); load the config through config::load".into(),
+                })
+            }
+        }
+        if cfg.username.is_some() && cfg.tls.is_none() {
+            tracing::warn!("mqtt.username and password are sent unencrypted over mqtt://; use mqtts:// (TLS) so they cannot be read on the network");
+        }
+        if let Some(user) = &cfg.username {
+            let password = cfg.password.as_ref().map(|p| p.expose()).unwrap_or("");
+            opts.set_credentials(user.clone(), password);
+        }
         let shared = Arc::new(Shared {
             store,
             wake: tokio::sync::Notify::new(),
@@ -328,6 +378,7 @@ impl Publisher {
             retained: Mutex::new(BTreeMap::new()),
             stats: Mutex::new(None),
             ha,
+            last_error: Mutex::new(None),
         });
         if shared.ha.is_some() {
             count_stored_verdicts(shared.clone());
@@ -406,6 +457,12 @@ impl Publisher {
             acked: s.acked.load(Ordering::SeqCst),
             reconnects: s.reconnects.load(Ordering::SeqCst),
         }
+    }
+
+    /// Why the broker connection is down, in words (a TLS handshake failure or a refused login
+    /// is named as such); `None` while connected or before the first attempt failed.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.shared.last_error).clone()
     }
 
     /// Drains the outbox for up to `drain_timeout`, then publishes the retained `offline`
@@ -512,6 +569,9 @@ mod tests {
             publish_measurements: false,
             home_assistant_discovery: false,
             home_assistant_prefix: home_assistant::DEFAULT_PREFIX.into(),
+            tls: None,
+            username: None,
+            password: None,
         }
     }
 
@@ -546,8 +606,30 @@ mod tests {
         ] {
             assert!(cfg(bad).host_port().is_err(), "{bad}");
         }
-        let tls = cfg("mqtts://h:8883").host_port().unwrap_err().to_string();
-        assert!(tls.contains("TLS"), "{tls}");
+        assert_eq!(
+            cfg("mqtts://broker.lan").host_port().unwrap(),
+            ("broker.lan".into(), 8883)
+        );
+        assert_eq!(
+            cfg("ssl://127.0.0.1:9883").host_port().unwrap(),
+            ("127.0.0.1".into(), 9883)
+        );
+        assert!(cfg("mqtts://h").url_wants_tls() && !cfg("mqtt://h").url_wants_tls());
+        let userinfo = cfg("mqtt://bob:hunter2@h:1883")
+            .host_port()
+            .unwrap_err()
+            .to_string();
+        assert!(!userinfo.contains("hunter2"), "{userinfo}");
+        assert!(userinfo.contains("password_file"), "{userinfo}");
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let mut c = cfg("mqtt://h");
+        c.username = Some("bob".into());
+        c.password = Some(Secret::new("hunter2"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("bob"), "{shown}");
     }
 
     #[test]

@@ -254,6 +254,7 @@ impl Task {
         self.ever_connected = true;
         self.connected = true;
         self.shared.connected.store(true, Ordering::SeqCst);
+        *lock(&self.shared.last_error) = None;
         self.failures = 0;
         self.backoff.reset();
         self.log_limit.reset();
@@ -275,6 +276,8 @@ impl Task {
     }
 
     fn on_error(&mut self, e: rumqttc::ConnectionError) {
+        let e = super::tls::describe_connection_error(&e);
+        *lock(&self.shared.last_error) = Some(e.clone());
         if self.connected {
             tracing::warn!(
                 outbox = self.shared.store.outbox_len(),

@@ -696,6 +696,9 @@ mod tests {
             publish_measurements: true,
             home_assistant_discovery: true,
             home_assistant_prefix: "homeassistant".into(),
+            tls: None,
+            username: None,
+            password: None,
         });
         let b = bench_config(&cfg, Path::new("/tmp/x"));
         let m = b.mqtt.unwrap();

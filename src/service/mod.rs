@@ -192,7 +192,12 @@ pub fn start_publisher(
         return Ok(None);
     };
     let p = Publisher::spawn(m.clone(), store.clone(), rt)
-        .with_context(|| format!("starting MQTT publisher for {}", m.url))?;
+        .with_context(|| {
+            format!(
+                "starting MQTT publisher for {}",
+                crate::source::redact_uri(&m.url)
+            )
+        })?;
     let topics = p.topics().clone();
     Ok(Some((p, topics)))
 }

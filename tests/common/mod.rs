@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod rtsp;
+pub mod tls;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::net::{Shutdown, TcpListener, TcpStream};
