@@ -14,6 +14,7 @@ pub mod notify;
 pub mod reload;
 pub mod sink;
 pub mod snapshot;
+pub mod storage;
 pub mod supervisor;
 
 pub use daemon::run;

@@ -8,6 +8,7 @@ use crate::event::EventType;
 use crate::publish::{Publisher, Topics};
 use crate::stats::{Stage, StageTimes};
 use crate::store::{Store, StoreError};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Stores verdicts and queues their MQTT messages.
@@ -16,6 +17,8 @@ pub struct EventSink {
     publisher: Option<Publisher>,
     topics: Option<Topics>,
     publish_measurements: bool,
+    /// Full-disk guard and retention (the daemon sets it; see [`super::storage`]).
+    storage: Option<Arc<super::storage::StorageGuard>>,
 }
 
 impl EventSink {
@@ -31,7 +34,19 @@ impl EventSink {
             publisher,
             topics,
             publish_measurements,
+            storage: None,
         }
+    }
+
+    /// Adds the full-disk guard: verdicts are held in its queue while the store cannot take them.
+    pub fn with_storage(mut self, guard: Arc<super::storage::StorageGuard>) -> Self {
+        self.storage = Some(guard);
+        self
+    }
+
+    /// The full-disk guard, when set.
+    pub fn storage(&self) -> Option<&Arc<super::storage::StorageGuard>> {
+        self.storage.as_ref()
     }
 
     /// The store behind this sink.
@@ -50,8 +65,27 @@ impl EventSink {
     }
 
     /// Stores `v` with its outbox messages (and fills in its thumbnail topic), then wakes the
-    /// publisher. Returns the event as stored.
+    /// publisher. With a storage guard, a verdict the store cannot take now (disk full, or
+    /// earlier ones still waiting) is held in memory and `Ok` is returned; `Err` then means the
+    /// verdict is lost (retry queue full) or cannot be stored at all.
     pub fn accept(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<(), StoreError> {
+        let Some(guard) = &self.storage else {
+            return self.store_now(v, times);
+        };
+        if guard.queued() > 0 || !guard.check() {
+            return guard.defer(v.clone());
+        }
+        match self.store_now(v, times) {
+            Err(e) if super::storage::StorageGuard::is_storage_failure(&e) => {
+                guard.fail(&e);
+                guard.defer(v.clone())
+            }
+            other => other,
+        }
+    }
+
+    /// Stores `v` now (no guard), then wakes the publisher.
+    pub fn store_now(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<(), StoreError> {
         let start = Instant::now();
         let outbox = match &self.topics {
             Some(topics) => {
@@ -72,8 +106,18 @@ impl EventSink {
             }
             None => Vec::new(),
         };
-        self.store
+        let keys = self
+            .store
             .record_event(&v.event, v.thumbnail_jpeg.as_deref(), &outbox)?;
+        if let Some(g) = &self.storage {
+            if !keys.is_empty() || outbox.is_empty() {
+                let json_len = serde_json::to_vec(&v.event).map_or(0, |j| j.len());
+                g.retention().note_stored(crate::store::event_bytes(
+                    json_len,
+                    v.thumbnail_jpeg.as_ref().map(Vec::len),
+                ));
+            }
+        }
         let start = times.lap(Stage::Store, start);
         if let Some(p) = &self.publisher {
             if !outbox.is_empty() {

@@ -12,9 +12,13 @@
 //! `meta` (store schema version).
 
 mod error;
+mod retention;
 mod types;
 
 pub use error::StoreError;
+pub use retention::{
+    dir_size_bytes, event_bytes, free_bytes, PruneReport, Retention, RetentionPolicy,
+};
 pub use types::{CameraTally, LastVehicle, OutboxKey, OutboxMessage, TrackSummary};
 
 use crate::event::{Event, EventType};
