@@ -7,6 +7,7 @@
 
 pub mod geometry;
 mod raw;
+mod storage;
 
 use crate::detect::onnxruntime::{OrtProvider, OrtSettings, TrtPrecision};
 use crate::detect::{DetectorConfig, FAMILIES};
@@ -19,6 +20,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+
+pub use storage::{parse_byte_size, StorageConfig};
 
 /// The vehicle classes detected unless `detector.classes` says otherwise.
 pub const DEFAULT_CLASSES: [&str; 4] = ["car", "motorcycle", "bus", "truck"];
@@ -48,6 +51,8 @@ pub struct Config {
     /// `[metrics]`: the optional Prometheus endpoint and the `stats` topic period (defaults
     /// when the table is absent: no endpoint, stats every 10 s).
     pub metrics: MetricsConfig,
+    /// `[storage]`: retention (age, bytes) and the full-disk guard (defaults when absent).
+    pub storage: StorageConfig,
     /// The cameras, at least one.
     pub cameras: Vec<CameraConfig>,
 }
@@ -501,6 +506,7 @@ impl Validator<'_> {
 
         let mqtt = raw.mqtt.as_ref().map(|m| self.mqtt(m, &device_id, base));
         let metrics = self.metrics(raw.metrics.as_ref());
+        let storage = self.storage(raw.storage.as_ref());
 
         if raw.cameras.is_empty() {
             self.problem("cameras", 0..0, "no camera configured: add at least one [[cameras]] table with id, source, speed_limit_kmh, calibration and zone");
@@ -527,6 +533,7 @@ impl Validator<'_> {
             tracker,
             mqtt,
             metrics,
+            storage,
             cameras,
         })
     }
@@ -559,6 +566,56 @@ impl Validator<'_> {
         MetricsConfig {
             listen,
             stats_interval: std::time::Duration::from_secs_f64(interval_s),
+        }
+    }
+
+    /// `[storage]`: `max_age_days`, `max_bytes`, `min_free_bytes` (sizes: integer bytes or
+    /// "8GB"-style strings), `prune_interval_s`, `retry_queue`.
+    fn storage(&mut self, raw: Option<&raw::RawStorage>) -> StorageConfig {
+        let d = StorageConfig::default();
+        let Some(r) = raw else { return d };
+        let max_age_days = self.float(
+            "storage.max_age_days",
+            &r.max_age_days,
+            d.max_age.map_or(0.0, |a| a.as_secs_f64() / 86_400.0),
+            0.0,
+            36_500.0,
+        );
+        let size = |this: &mut Self, key: &str, v: &Option<Spanned<raw::RawByteSize>>, default: u64, lo: u64| {
+            let Some(v) = v else { return default };
+            let parsed = match v.get_ref() {
+                raw::RawByteSize::Bytes(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative: give a size in bytes or a string such as \"8GB\"")),
+                raw::RawByteSize::Text(t) => parse_byte_size(t),
+            };
+            match parsed {
+                Ok(n) if n >= lo => n,
+                Ok(n) => {
+                    this.problem(key, v.span(), format!("{n} bytes is too small: at least {lo} bytes ({} MiB)", lo >> 20));
+                    default
+                }
+                Err(e) => {
+                    this.problem(key, v.span(), e);
+                    default
+                }
+            }
+        };
+        let max_bytes = size(self, "storage.max_bytes", &r.max_bytes, d.max_bytes, 4 << 20);
+        let min_free_bytes = size(self, "storage.min_free_bytes", &r.min_free_bytes, d.min_free_bytes, 1 << 20);
+        let prune_interval_s = self.float(
+            "storage.prune_interval_s",
+            &r.prune_interval_s,
+            d.prune_interval.as_secs_f64(),
+            0.1,
+            86_400.0,
+        );
+        let retry_queue = self.int("storage.retry_queue", &r.retry_queue, d.retry_queue as i64, 1, 100_000);
+        StorageConfig {
+            max_age: (max_age_days > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(max_age_days * 86_400.0)),
+            max_bytes,
+            min_free_bytes,
+            prune_interval: std::time::Duration::from_secs_f64(prune_interval_s),
+            retry_queue: retry_queue as usize,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
+    pub storage: Option<RawStorage>,
+    #[serde(default)]
     pub cameras: Vec<Spanned<RawCamera>>,
 }
 
@@ -241,4 +243,28 @@ pub struct RawCalibration {
 #[serde(deny_unknown_fields)]
 pub struct RawZone {
     pub polygon: Spanned<Vec<[f64; 2]>>,
+}
+
+/// `[storage]`: retention and the full-disk guard of the sled store in `data_dir`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    #[serde(default)]
+    pub max_age_days: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<RawByteSize>>,
+    #[serde(default)]
+    pub min_free_bytes: Option<Spanned<RawByteSize>>,
+    #[serde(default)]
+    pub prune_interval_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub retry_queue: Option<Spanned<i64>>,
+}
+
+/// A byte size: an integer (bytes) or a string with a unit ("8GB", "512 MiB").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawByteSize {
+    Bytes(i64),
+    Text(String),
 }

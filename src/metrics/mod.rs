@@ -14,8 +14,10 @@
 //! [`CameraMetrics::observer`]), source state on every state change.
 
 mod http;
+mod storage;
 
 pub use http::{serve, MetricsServer};
+pub use storage::StorageMetrics;
 
 use crate::stats::{Stage, StageObserver, StageTimes};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -194,6 +196,8 @@ pub struct Metrics {
     cameras: Mutex<Vec<CameraMetrics>>,
     stats_prev: Mutex<Previous>,
     status_prev: Mutex<Previous>,
+    /// `speedcam_storage_*`.
+    storage: StorageMetrics,
 }
 
 /// Locks, recovering from a panic elsewhere: figures are plain data, a poisoned lock still
@@ -303,7 +307,9 @@ impl Metrics {
             "1 while the MQTT client is connected to the broker",
             publisher_connected.clone(),
         );
+        let storage = StorageMetrics::register(&mut registry);
         Arc::new(Metrics {
+            storage,
             device_id: device_id.to_string(),
             started: Instant::now(),
             registry,
@@ -358,6 +364,11 @@ impl Metrics {
         c.set_source_state(SOURCE_STATES[0]);
         cameras.push(c.clone());
         c
+    }
+
+    /// The storage figures (`speedcam_storage_*`).
+    pub fn storage(&self) -> &StorageMetrics {
+        &self.storage
     }
 
     /// The device id given to [`Metrics::new`].

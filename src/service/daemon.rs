@@ -15,6 +15,7 @@
 use super::liveness::{Liveness, WatchdogAction, WatchdogGate};
 use super::notify::{self, Notify, SystemdNotify};
 use super::reload::{self, LiveConfig};
+use super::storage::{StorageGuard, StorageWorker};
 use super::{
     open_detector, open_store, start_publisher, supervisor, warn_achievable_rate, EventSink,
     LoopHooks, SharedDetector,
@@ -79,13 +80,19 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
         None => (None, None),
     };
     let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
-    let sink = Arc::new(EventSink::new(
-        store.clone(),
-        publisher,
-        topics,
-        publish_measurements,
-    ));
     let metrics = Metrics::new(&cfg.device_id);
+    let storage = StorageGuard::new(&cfg.data_dir, &cfg.storage, metrics.storage().clone());
+    let sink = Arc::new(
+        EventSink::new(store.clone(), publisher, topics, publish_measurements)
+            .with_storage(storage.clone()),
+    );
+    let storage_worker = StorageWorker::start(
+        sink.clone(),
+        storage.clone(),
+        store.clone(),
+        cfg.storage.prune_interval,
+    )
+    .context("starting the storage thread")?;
     if let Some(w) = cfg.metrics.exposure_warning() {
         tracing::warn!("{w}");
     }
@@ -145,6 +152,8 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
     ]);
     stop.store(true, Ordering::Relaxed);
     let joined = join_until(threads, Instant::now() + SHUTDOWN_JOIN);
+    // Last retry of verdicts held for a full disk; releases its handle on the sink.
+    storage_worker.stop();
     match Arc::try_unwrap(sink) {
         Ok(mut sink) => {
             if let Some(p) = sink.take_publisher() {
@@ -317,7 +326,22 @@ impl Control<'_> {
     /// Refreshes the gauges the camera loops cannot see and sends the `stats` topic.
     fn publish_stats(&self) {
         self.refresh_gauges();
-        let payload = self.metrics.stats_payload(self.metrics.now_s());
+        let mut payload = self.metrics.stats_payload(self.metrics.now_s());
+        if let (Some(g), Some(obj)) = (self.sink.storage(), payload.as_object_mut()) {
+            let m = self.metrics.storage();
+            obj.insert(
+                "storage".into(),
+                serde_json::json!({
+                    "ok": m.ok.get() == 1,
+                    "retry_queue": g.queued(),
+                    "deferred": m.deferred.get(),
+                    "lost": m.lost.get(),
+                    "dir_bytes": m.dir_bytes.get().max(0),
+                    "free_bytes": m.free_bytes.get().max(0),
+                    "pruned_events": m.pruned.get(),
+                }),
+            );
+        }
         if let Some(p) = self.sink.publisher() {
             p.publish_stats(payload.to_string().as_bytes());
         }
@@ -343,6 +367,9 @@ impl Control<'_> {
         if !wedged.is_empty() {
             let names: Vec<&str> = wedged.iter().map(|w| w.camera.as_str()).collect();
             s.push_str(&format!("; WEDGED: {}", names.join(", ")));
+        }
+        if let Some(storage) = self.sink.storage().and_then(|g| g.status()) {
+            s.push_str(&format!("; {storage}"));
         }
         s
     }

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod reload;
 pub mod sink;
 pub mod snapshot;
+pub mod storage;
 pub mod supervisor;
 
 pub use daemon::run;
@@ -486,7 +487,7 @@ fn deliver(
             Ok(Accepted::AlreadyRecorded { event_id }) => {
                 renamed = Some((v.event.event_id.clone(), event_id));
             }
-            Ok(Accepted::Stored) => {
+            Ok(Accepted::Stored | Accepted::Held) => {
                 match v.event.kind {
                     crate::event::EventType::Measurement => {
                         sum.measurements += 1;

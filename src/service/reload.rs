@@ -102,6 +102,9 @@ pub fn merge(old: &Config, new: &Config) -> (Config, ReloadOutcome) {
     if old.metrics != new.metrics {
         restart("metrics");
     }
+    if old.storage != new.storage {
+        restart("storage");
+    }
     for cam in &new.cameras {
         if !old.cameras.iter().any(|c| c.id == cam.id) {
             restart(&format!("cameras[{}] (added)", cam.id));

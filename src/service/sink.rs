@@ -12,6 +12,7 @@ use crate::publish::{Publisher, Topics};
 use crate::stats::{Stage, StageTimes};
 use crate::store::{Recorded, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What [`EventSink::accept`] did with a verdict.
@@ -24,6 +25,9 @@ pub enum Accepted {
         /// Id of the event stored earlier for the same origin.
         event_id: String,
     },
+    /// The store cannot take it now (disk full, or earlier verdicts still waiting): held in the
+    /// full-disk guard's memory queue and written when space returns.
+    Held,
 }
 
 /// Stores verdicts and queues their MQTT messages.
@@ -33,6 +37,8 @@ pub struct EventSink {
     topics: Option<Topics>,
     publish_measurements: bool,
     already_recorded: AtomicU64,
+    /// Full-disk guard and retention (the daemon sets it; see [`super::storage`]).
+    storage: Option<Arc<super::storage::StorageGuard>>,
 }
 
 impl EventSink {
@@ -49,7 +55,19 @@ impl EventSink {
             topics,
             publish_measurements,
             already_recorded: AtomicU64::new(0),
+            storage: None,
         }
+    }
+
+    /// Adds the full-disk guard: verdicts are held in its queue while the store cannot take them.
+    pub fn with_storage(mut self, guard: Arc<super::storage::StorageGuard>) -> Self {
+        self.storage = Some(guard);
+        self
+    }
+
+    /// The full-disk guard, when set.
+    pub fn storage(&self) -> Option<&Arc<super::storage::StorageGuard>> {
+        self.storage.as_ref()
     }
 
     /// Verdicts refused because their origin was recorded before a restart.
@@ -73,8 +91,32 @@ impl EventSink {
     }
 
     /// Stores `v` with its outbox messages (and fills in its thumbnail topic), then wakes the
-    /// publisher. A verdict whose origin key is already stored changes nothing.
+    /// publisher. A verdict whose origin key is already stored changes nothing. With a storage
+    /// guard, a verdict the store cannot take now (disk full, or earlier ones still waiting) is
+    /// held in memory ([`Accepted::Held`]); `Err` then means the verdict is lost (retry queue
+    /// full) or cannot be stored at all.
     pub fn accept(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<Accepted, StoreError> {
+        let Some(guard) = &self.storage else {
+            return self.store_now(v, times);
+        };
+        if guard.queued() > 0 || !guard.check() {
+            return guard.defer(v.clone()).map(|()| Accepted::Held);
+        }
+        match self.store_now(v, times) {
+            Err(e) if super::storage::StorageGuard::is_storage_failure(&e) => {
+                guard.fail(&e);
+                guard.defer(v.clone()).map(|()| Accepted::Held)
+            }
+            other => other,
+        }
+    }
+
+    /// Stores `v` now (no guard), then wakes the publisher.
+    pub fn store_now(
+        &self,
+        v: &mut Verdict,
+        times: &mut StageTimes,
+    ) -> Result<Accepted, StoreError> {
         let start = Instant::now();
         let outbox = match &self.topics {
             Some(topics) => {
@@ -106,6 +148,15 @@ impl EventSink {
             tracing::debug!(camera = %v.event.camera, track = v.event.track_id, kind = ?v.event.kind, stored_as = %event_id, "already recorded before a restart; not stored again");
             times.lap(Stage::Store, start);
             return Ok(Accepted::AlreadyRecorded { event_id });
+        }
+        if let (Some(g), Recorded::Stored(keys)) = (&self.storage, &recorded) {
+            if !keys.is_empty() || outbox.is_empty() {
+                let json_len = serde_json::to_vec(&v.event).map_or(0, |j| j.len());
+                g.retention().note_stored(crate::store::event_bytes(
+                    json_len,
+                    v.thumbnail_jpeg.as_ref().map(Vec::len),
+                ));
+            }
         }
         let start = times.lap(Stage::Store, start);
         if let Some(p) = &self.publisher {

@@ -14,10 +14,14 @@
 
 mod error;
 pub mod origin;
+mod retention;
 mod types;
 
 pub use error::StoreError;
 pub use origin::{OriginKey, Recorded, Recording};
+pub use retention::{
+    dir_size_bytes, event_bytes, free_bytes, PruneReport, Retention, RetentionPolicy,
+};
 pub use types::{CameraTally, LastVehicle, OutboxKey, OutboxMessage, TrackSummary};
 
 use crate::event::{Event, EventType};

@@ -1,0 +1,379 @@
+//! A full disk without a crash and without losing accepted verdicts.
+//!
+//! sled 0.34 must never see ENOSPC: after any write error its Db keeps the error for good (every
+//! later flush blocks forever, measured), and it can only be reopened once every handle is
+//! dropped, i.e. by restarting the process. So [`StorageGuard`] checks the free space of
+//! `data_dir`'s filesystem before each write and, below `[storage] min_free_bytes`, holds
+//! verdicts in a bounded in-memory queue instead; [`StorageWorker`] retries them in order once
+//! space is back and runs retention. Should sled fail anyway (a write error slipped past the
+//! guard), the guard marks the store failed, keeps queueing and says that a restart is needed.
+
+use super::camera::Verdict;
+use super::sink::EventSink;
+use crate::config::StorageConfig;
+use crate::event::EventType;
+use crate::metrics::StorageMetrics;
+use crate::store::{free_bytes, Retention, RetentionPolicy, Store, StoreError};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Whether the store accepts writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageState {
+    /// Writes go to the store.
+    Ok,
+    /// `data_dir`'s filesystem is below `min_free_bytes`: verdicts wait in memory.
+    Full {
+        /// Free bytes when last checked.
+        free_bytes: u64,
+    },
+    /// sled returned an I/O error: it accepts no writes until speedcamd restarts.
+    Failed {
+        /// The error, as reported.
+        error: String,
+    },
+}
+
+/// The free-space check, the retry queue and the storage figures.
+#[derive(Debug)]
+pub struct StorageGuard {
+    dir: PathBuf,
+    min_free_bytes: u64,
+    capacity: usize,
+    queue: Mutex<VecDeque<Verdict>>,
+    state: Mutex<StorageState>,
+    retention: Arc<Retention>,
+    metrics: StorageMetrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StorageGuard {
+    /// A guard for the store in `dir`; `metrics` receives its figures (pass
+    /// `StorageMetrics::default()` when nothing exports them).
+    pub fn new(dir: &Path, cfg: &StorageConfig, metrics: StorageMetrics) -> Arc<StorageGuard> {
+        metrics.ok.set(1);
+        Arc::new(StorageGuard {
+            dir: dir.to_path_buf(),
+            min_free_bytes: cfg.min_free_bytes,
+            capacity: cfg.retry_queue.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            state: Mutex::new(StorageState::Ok),
+            retention: Arc::new(Retention::new(
+                dir,
+                RetentionPolicy {
+                    max_age: cfg.max_age,
+                    max_bytes: cfg.max_bytes,
+                },
+            )),
+            metrics,
+        })
+    }
+
+    /// The retention state shared with the worker.
+    pub fn retention(&self) -> &Arc<Retention> {
+        &self.retention
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StorageState {
+        lock(&self.state).clone()
+    }
+
+    /// Verdicts waiting in memory.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).len()
+    }
+
+    /// A short phrase for STATUS= when not [`StorageState::Ok`], e.g. `STORAGE FULL (3 queued)`.
+    pub fn status(&self) -> Option<String> {
+        let queued = self.queued();
+        match self.state() {
+            StorageState::Ok if queued == 0 => None,
+            StorageState::Ok => Some(format!("storage catching up ({queued} queued)")),
+            StorageState::Full { .. } => Some(format!("STORAGE FULL ({queued} queued)")),
+            StorageState::Failed { .. } => Some(format!(
+                "STORAGE FAILED, restart needed ({queued} queued)"
+            )),
+        }
+    }
+
+    /// Checks the free space and updates the state (logging each change); true when a verdict
+    /// may be written now. A failed store stays failed.
+    pub fn check(&self) -> bool {
+        let free = free_bytes(&self.dir);
+        let mut state = lock(&self.state);
+        if let StorageState::Failed { .. } = *state {
+            return false;
+        }
+        let next = match free {
+            Ok(free) => {
+                self.metrics
+                    .free_bytes
+                    .set(i64::try_from(free).unwrap_or(i64::MAX));
+                if free < self.min_free_bytes {
+                    StorageState::Full { free_bytes: free }
+                } else {
+                    StorageState::Ok
+                }
+            }
+            // Cannot tell (the directory vanished?): let sled try and report.
+            Err(_) => StorageState::Ok,
+        };
+        match (&*state, &next) {
+            (StorageState::Ok, StorageState::Full { free_bytes }) => tracing::error!(
+                data_dir = %self.dir.display(),
+                free_bytes,
+                min_free_bytes = self.min_free_bytes,
+                "STORAGE FULL: the filesystem of data_dir {} has {free_bytes} bytes free, under [storage] min_free_bytes = {}; new events are held in memory (up to {} verdicts, [storage] retry_queue) and written once space is back: free disk space there (or lower [storage] max_bytes so retention prunes more)",
+                self.dir.display(),
+                self.min_free_bytes,
+                self.capacity
+            ),
+            (StorageState::Full { .. }, StorageState::Ok) => tracing::info!(
+                data_dir = %self.dir.display(),
+                queued = self.queued(),
+                "storage space is back: writing the held verdicts"
+            ),
+            _ => {}
+        }
+        self.metrics.ok.set(i64::from(next == StorageState::Ok));
+        *state = next;
+        *state == StorageState::Ok
+    }
+
+    /// Marks the store failed after sled returned `e` (it stays failed until restart).
+    pub fn fail(&self, e: &StoreError) {
+        let mut state = lock(&self.state);
+        if !matches!(*state, StorageState::Failed { .. }) {
+            tracing::error!(
+                data_dir = %self.dir.display(),
+                "STORAGE FAILED: {e}; sled cannot write to data_dir {} again in this process: new verdicts are held in memory; free disk space there and restart speedcamd (held verdicts are lost at the restart)",
+                self.dir.display()
+            );
+        }
+        *state = StorageState::Failed {
+            error: e.to_string(),
+        };
+        self.metrics.ok.set(0);
+    }
+
+    /// Whether `e` means sled can no longer write (an I/O error) rather than a bad record.
+    pub fn is_storage_failure(e: &StoreError) -> bool {
+        matches!(e, StoreError::Sled(_))
+    }
+
+    /// Holds `v` for a later write. When the queue is full a held measurement makes room for a
+    /// speeding event; otherwise `v` itself is refused. Each lost verdict is counted and logged;
+    /// the error names the lost one when it is `v`.
+    pub fn defer(&self, v: Verdict) -> Result<(), StoreError> {
+        let mut q = lock(&self.queue);
+        self.metrics.deferred.inc();
+        if q.len() >= self.capacity {
+            let evict = if v.event.kind == EventType::Speeding {
+                q.iter().position(|h| h.event.kind == EventType::Measurement)
+            } else {
+                None
+            };
+            match evict {
+                Some(i) => {
+                    if let Some(old) = q.remove(i) {
+                        self.lost(&old);
+                    }
+                }
+                None => {
+                    self.lost(&v);
+                    return Err(StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        format!(
+                            "data_dir {} is full and the retry queue holds its maximum of {} verdicts, so this one is LOST; free disk space there or raise [storage] retry_queue",
+                            self.dir.display(),
+                            self.capacity
+                        ),
+                    ))));
+                }
+            }
+        }
+        q.push_back(v);
+        self.metrics
+            .retry_queue
+            .set(i64::try_from(q.len()).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
+    fn lost(&self, v: &Verdict) {
+        self.metrics.lost.inc();
+        tracing::error!(
+            event = %v.event.event_id,
+            camera = %v.event.camera,
+            kind = ?v.event.kind,
+            speed_kmh = v.event.speed_kmh,
+            data_dir = %self.dir.display(),
+            "VERDICT LOST: data_dir is full and the retry queue ([storage] retry_queue = {}) is full; free disk space",
+            self.capacity
+        );
+    }
+
+    /// The oldest held verdict.
+    fn pop(&self) -> Option<Verdict> {
+        let mut q = lock(&self.queue);
+        let v = q.pop_front();
+        self.metrics
+            .retry_queue
+            .set(i64::try_from(q.len()).unwrap_or(i64::MAX));
+        v
+    }
+
+    /// Puts a verdict back at the front (its write failed).
+    fn push_front(&self, v: Verdict) {
+        let mut q = lock(&self.queue);
+        q.push_front(v);
+        self.metrics
+            .retry_queue
+            .set(i64::try_from(q.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Writes held verdicts through `sink` while the store accepts writes; returns how many
+    /// were stored.
+    pub fn drain(&self, sink: &EventSink) -> usize {
+        let mut stored = 0;
+        let mut times = crate::stats::StageTimes::default();
+        while self.queued() > 0 && self.check() {
+            let Some(mut v) = self.pop() else { break };
+            match sink.store_now(&mut v, &mut times) {
+                Ok(_) => stored += 1,
+                Err(e) if Self::is_storage_failure(&e) => {
+                    self.fail(&e);
+                    self.push_front(v);
+                    break;
+                }
+                Err(e) => {
+                    // A record that can never be stored (a bug); keeping it would block the queue.
+                    self.lost(&v);
+                    tracing::error!(event = %v.event.event_id, "held verdict cannot be stored: {e}");
+                }
+            }
+        }
+        if stored > 0 {
+            tracing::info!(stored, left = self.queued(), "held verdicts written to the store");
+        }
+        stored
+    }
+
+    /// At shutdown: verdicts still held are lost; counts and logs them.
+    pub fn abandon(&self) -> usize {
+        let mut n = 0;
+        while let Some(v) = self.pop() {
+            self.lost(&v);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The background thread: retries held verdicts every second and runs retention every
+/// `[storage] prune_interval_s`.
+pub struct StorageWorker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often held verdicts are retried (and free space re-checked).
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+impl StorageWorker {
+    /// Starts the worker for `sink`'s store (the sink must carry `guard`).
+    pub fn start(
+        sink: Arc<EventSink>,
+        guard: Arc<StorageGuard>,
+        store: Store,
+        prune_every: Duration,
+    ) -> std::io::Result<StorageWorker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("storage".into())
+            .spawn(move || worker(&sink, &guard, &store, prune_every, &s))?;
+        Ok(StorageWorker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the worker (after a last retry of held verdicts) and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for StorageWorker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn worker(
+    sink: &EventSink,
+    guard: &StorageGuard,
+    store: &Store,
+    prune_every: Duration,
+    stop: &AtomicBool,
+) {
+    use crate::clock::Clock;
+    let clock = crate::clock::RealClock::default();
+    let mut last_prune: Option<Duration> = None;
+    let mut last_walk: Option<Duration> = None;
+    loop {
+        let ok = guard.check();
+        if ok {
+            guard.drain(sink);
+        }
+        // The directory walk for `speedcam_storage_dir_bytes`: at most every 10 s.
+        if last_walk.is_none_or(|t| clock.now().saturating_sub(t) >= Duration::from_secs(10)) {
+            last_walk = Some(clock.now());
+            guard.metrics.dir_bytes.set(
+                i64::try_from(crate::store::dir_size_bytes(&guard.dir)).unwrap_or(i64::MAX),
+            );
+        }
+        let now = clock.now();
+        let failed = matches!(guard.state(), StorageState::Failed { .. });
+        if !failed && last_prune.is_none_or(|t| now.saturating_sub(t) >= prune_every) {
+            last_prune = Some(now);
+            match guard.retention.prune(store, unix_ms_now()) {
+                Ok(r) => {
+                    guard.metrics.pruned.inc_by(r.by_age + r.by_bytes);
+                }
+                Err(e) if StorageGuard::is_storage_failure(&e) => guard.fail(&e),
+                Err(e) => tracing::error!("retention pass failed: {e}"),
+            }
+        }
+        if !clock.sleep_unless(RETRY_EVERY, stop) {
+            break;
+        }
+    }
+    if guard.check() {
+        guard.drain(sink);
+    }
+    let lost = guard.abandon();
+    if lost > 0 {
+        tracing::error!(
+            lost,
+            data_dir = %guard.dir.display(),
+            "stopping with the store not accepting writes: {lost} held verdict(s) LOST"
+        );
+    }
+}
