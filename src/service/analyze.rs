@@ -82,7 +82,14 @@ pub fn analyze(
         prev_t_s = t_s;
         sum.frames += 1;
         sum.detections += f.detections.len() as u64;
-        let wall = wall0 + time::Duration::seconds_f64(t_s - times_s[0]);
+        let wall = wall_at(wall0, t_s - times_s[0]).with_context(|| {
+            format!(
+                "frame {} of {} is {} s after the first detected frame, too far to date: check --fps or --timestamps",
+                f.frame,
+                opts.mot.display(),
+                t_s - times_s[0]
+            )
+        })?;
         for v in pipeline.process_detections(t_s, wall, Some(&f.detections), &mut sum.times) {
             emit(&v, &mut sum);
         }
@@ -96,6 +103,12 @@ pub fn analyze(
     Ok(sum)
 }
 
+/// `wall0` plus `offset_s`, or None when that is not a representable date (a frame rate of
+/// 1e-12 or timestamps of 1e300 s put frames beyond year 9999).
+fn wall_at(wall0: OffsetDateTime, offset_s: f64) -> Option<OffsetDateTime> {
+    wall0.checked_add(time::Duration::checked_seconds_f64(offset_s)?)
+}
+
 /// Loads the frame times named on the command line: exactly one of a timestamps file or a rate.
 pub fn frame_times(timestamps: Option<PathBuf>, fps: Option<f64>) -> anyhow::Result<FrameTimes> {
     match (timestamps, fps) {
@@ -106,5 +119,22 @@ pub fn frame_times(timestamps: Option<PathBuf>, fps: Option<f64>) -> anyhow::Res
         _ => anyhow::bail!(
             "give exactly one of --timestamps FILE (one time in s per frame) or --fps RATE"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_times_beyond_the_calendar_are_not_dated() {
+        let wall0 = OffsetDateTime::UNIX_EPOCH;
+        // `--fps 1e-12` puts frame 2 1e12 s (31 700 years) after frame 1; 1e300 overflows a
+        // Duration. Both panicked in `OffsetDateTime + Duration::seconds_f64`.
+        assert_eq!(wall_at(wall0, 1e12), None);
+        assert_eq!(wall_at(wall0, 1e300), None);
+        assert_eq!(wall_at(wall0, f64::NAN), None);
+        let two_hours = wall_at(wall0, 7200.5).unwrap();
+        assert_eq!(two_hours - wall0, time::Duration::milliseconds(7_200_500));
     }
 }

@@ -39,6 +39,9 @@ mod decode;
 #[cfg(feature = "ffmpeg")]
 pub mod ffmpeg;
 mod file;
+/// Entry points of the cargo-fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod mot;
 mod mp4_source;
 pub mod rtsp;
