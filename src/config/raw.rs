@@ -153,6 +153,8 @@ pub struct RawCamera {
     pub rtsp: Option<RawRtsp>,
     #[serde(default)]
     pub v4l2: Option<RawV4l2>,
+    #[serde(default)]
+    pub replay: Option<Spanned<RawReplay>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,4 +230,14 @@ pub struct RawCalibration {
 #[serde(deny_unknown_fields)]
 pub struct RawZone {
     pub polygon: Spanned<Vec<[f64; 2]>>,
+}
+
+/// `[cameras.replay]`: how the daemon plays a file source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplay {
+    #[serde(default)]
+    pub realtime: Option<bool>,
+    #[serde(default, rename = "loop")]
+    pub looped: Option<bool>,
 }

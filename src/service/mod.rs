@@ -403,6 +403,9 @@ pub fn run_source(
         };
         let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
         deliver(verdicts, sink, &mut sum, metrics, on_verdict);
+        if let Some(m) = metrics {
+            m.frame_age_ms(handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms);
+        }
     };
     handoff.close_consumer();
     sum.dropped = handoff.dropped();
@@ -475,10 +478,20 @@ fn deliver(
 type DecodedItem = Result<(Frame, f64), SourceError>;
 
 fn decode_thread(mut source: Box<dyn Source>, handoff: &Handoff<DecodedItem>) {
+    let mut seen = source.counters();
     loop {
         let start = Instant::now();
-        let item = match source.next_frame() {
-            Ok(Some(f)) => Ok((f, start.elapsed().as_secs_f64() * 1e3)),
+        let next = source.next_frame();
+        let mut elapsed = start.elapsed();
+        // A real-time replay waits inside next_frame to release frames on time (not decode
+        // time) and skips frames it fell behind on (dropped, as a live camera's would be).
+        let now = source.counters();
+        let paced_ns = now.pacing_wait_ns.saturating_sub(seen.pacing_wait_ns);
+        elapsed = elapsed.saturating_sub(Duration::from_nanos(paced_ns));
+        handoff.count_dropped(now.frames_superseded.saturating_sub(seen.frames_superseded));
+        seen = now;
+        let item = match next {
+            Ok(Some(f)) => Ok((f, elapsed.as_secs_f64() * 1e3)),
             Ok(None) => break,
             Err(e) => Err(e),
         };
