@@ -512,6 +512,9 @@ pub struct ReplayOptions {
     pub video: Option<std::path::PathBuf>,
     /// How long to wait at the end for the outbox to drain.
     pub drain_timeout: Duration,
+    /// Release frames at their timestamps like a live camera (latest frame wins) instead of as
+    /// fast as possible (`replay --realtime`).
+    pub realtime: bool,
 }
 
 /// Replays a video through one camera's pipeline as fast as possible, stores every verdict,
@@ -533,7 +536,12 @@ pub fn replay(
         .context("starting the async runtime")?;
     let store = open_store(cfg)?;
     let detector = open_detector(cfg)?;
+    let paced = crate::source::replay::ReplaySettings {
+        realtime: opts.realtime,
+        looped: false,
+    };
     let source = DefaultOpener::for_camera(cam)
+        .with_replay(paced)
         .open(&uri, cam.id.as_str().into())
         .with_context(|| format!("opening video {uri} for camera {}", cam.id))?;
     let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
@@ -543,7 +551,17 @@ pub fn replay(
     let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
     let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
     let stop = AtomicBool::new(false);
-    let mut sum = camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?;
+    let mut sum = if opts.realtime {
+        let live = LoopOptions::for_source(true, cam.reconnect.stall_timeout);
+        let (sum, end) = run_source(cam, cfg, source, &detector, &sink, &stop, live, on_verdict)?;
+        match end {
+            LoopEnd::EndOfStream | LoopEnd::Stopped => sum,
+            LoopEnd::Stalled { after_s } => bail!("replay stalled: no frame for {after_s:.1} s"),
+            LoopEnd::Failed(e) => bail!(e),
+        }
+    } else {
+        camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?
+    };
     sum.drained = match sink.take_publisher() {
         Some(p) => {
             let start = Instant::now();
