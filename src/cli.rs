@@ -34,7 +34,8 @@ enum Command {
         #[arg(long, default_value = SYSTEM_CONFIG)]
         config: PathBuf,
     },
-    /// Process a video file as fast as possible and exit when it is done and the outbox is drained.
+    /// Process a video file as fast as possible (or in real time with --realtime) and exit when
+    /// it is done and the outbox is drained.
     Replay {
         /// The video (H.264 MP4; B-frames, H.265, MKV, TS with --features ffmpeg); overrides the camera's configured source.
         video: PathBuf,
@@ -50,6 +51,10 @@ enum Command {
         /// Seconds to wait at the end for the MQTT outbox to drain.
         #[arg(long, default_value_t = 30.0)]
         drain_timeout: f64,
+        /// Play the video at its own pace, like a live camera: frames are released at their
+        /// timestamps and the detector takes the newest (frames it cannot keep up with are dropped).
+        #[arg(long)]
+        realtime: bool,
     },
     /// Track and measure recorded detections (MOTChallenge `frame,id,x,y,w,h,conf,...`) with a
     /// camera's calibration, zone and speed settings; nothing is stored or published.
@@ -218,6 +223,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             camera,
             json,
             drain_timeout,
+            realtime,
         } => {
             let cfg = load(&config)?;
             service::check_video(&video)?;
@@ -225,6 +231,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 camera,
                 video: Some(video),
                 drain_timeout: Duration::from_secs_f64(drain_timeout.max(0.0)),
+                realtime,
             };
             let mut out = std::io::stdout().lock();
             let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {
@@ -429,6 +436,7 @@ fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
         camera: None,
         video: None,
         drain_timeout: Duration::from_secs(10),
+        realtime: false,
     };
     let mut measured: Vec<Event> = Vec::new();
     let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {

@@ -1102,7 +1102,28 @@ impl Validator<'_> {
                 }
             }
         }
+        live.replay = self.replay(i, c);
         live
+    }
+
+    /// `[cameras.replay]`: real-time and looped playback of a file source (daemon only).
+    fn replay(&mut self, i: usize, c: &raw::RawCamera) -> crate::source::replay::ReplaySettings {
+        let Some(r) = &c.replay else {
+            return Default::default();
+        };
+        if crate::source::is_live_uri(c.source.get_ref()) {
+            self.problem(
+                format!("cameras[{i}].replay"),
+                r.span(),
+                "applies to recorded files only, and this camera's source is a live camera: \
+                 remove [cameras.replay], or point source at a video file",
+            );
+        }
+        let r = r.get_ref();
+        crate::source::replay::ReplaySettings {
+            realtime: r.realtime.unwrap_or(false),
+            looped: r.looped.unwrap_or(false),
+        }
     }
 
     /// `[cameras.reconnect]`: backoff bounds and the stall timeout, in seconds.

@@ -168,6 +168,8 @@ pub struct RawCamera {
     pub rtsp: Option<RawRtsp>,
     #[serde(default)]
     pub v4l2: Option<RawV4l2>,
+    #[serde(default)]
+    pub replay: Option<Spanned<RawReplay>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,4 +269,14 @@ pub struct RawStorage {
 pub enum RawByteSize {
     Bytes(i64),
     Text(String),
+}
+
+/// `[cameras.replay]`: how the daemon plays a file source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplay {
+    #[serde(default)]
+    pub realtime: Option<bool>,
+    #[serde(default, rename = "loop")]
+    pub looped: Option<bool>,
 }

@@ -735,3 +735,46 @@ fn bad_home_assistant_prefix_names_key_line_and_what_is_allowed() {
     let err = parse(&text, &repo_path()).unwrap_err().to_string();
     assert!(err.contains("line 11"), "{err}");
 }
+
+#[test]
+fn replay_block_sets_realtime_and_loop_for_files_only() {
+    let with = |source: &str, block: &str| {
+        GOOD.replace("file:///tmp/video.mp4", source)
+            .replace("[cameras.zone]", &format!("{block}\n[cameras.zone]"))
+    };
+    let cfg = parse(
+        &with(
+            "file:///tmp/video.mp4",
+            "[cameras.replay]\nrealtime = true\nloop = true\n",
+        ),
+        &repo_path(),
+    )
+    .expect("valid");
+    let r = cfg.cameras[0].live.replay;
+    assert!(r.realtime && r.looped, "{r:?}");
+    let cfg = parse(
+        &with("file:///tmp/video.mp4", "[cameras.replay]\nloop = true\n"),
+        &repo_path(),
+    )
+    .expect("valid");
+    assert!(!cfg.cameras[0].live.replay.realtime && cfg.cameras[0].live.replay.looped);
+    assert!(!parse(GOOD, &repo_path()).expect("valid").cameras[0]
+        .live
+        .replay
+        .is_active());
+    let p = problems(&with("rtsp://cam/x", "[cameras.replay]\nrealtime = true\n"));
+    assert!(
+        p.iter()
+            .any(|p| p.key == "cameras[0].replay" && p.message.contains("recorded files only")),
+        "{p:?}"
+    );
+    let err = parse(
+        &with("file:///tmp/video.mp4", "[cameras.replay]\nspeed = 2\n"),
+        &repo_path(),
+    )
+    .err();
+    assert!(err
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+        .contains("speed"));
+}

@@ -48,6 +48,14 @@ pub const STAGE_BUCKETS_S: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Upper bounds of the frame age histogram buckets (`speedcam_frame_age_seconds`), seconds:
+/// finer than the stage buckets between 10 ms and 1 s, where a healthy pipeline's p50 and p99
+/// fall (one inference of tens to hundreds of ms, shared by the cameras).
+pub const FRAME_AGE_BUCKETS_S: [f64; 24] = [
+    0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75,
+    1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// Samples kept per camera and stage for the `stats` percentiles between two payloads (the
 /// newest win when a window holds more: 30 fps for 10 s is 300).
 pub const STATS_WINDOW_SAMPLES: usize = 4096;
@@ -135,6 +143,10 @@ fn stage_histogram() -> Histogram {
     Histogram::new(STAGE_BUCKETS_S)
 }
 
+fn frame_age_histogram() -> Histogram {
+    Histogram::new(FRAME_AGE_BUCKETS_S)
+}
+
 /// The metric families, shared (cheap clones of `Arc`s) by the registry and the handles.
 #[derive(Debug, Clone)]
 struct Families {
@@ -149,6 +161,7 @@ struct Families {
     queue_depth: Family<CameraLabels, Gauge>,
     source_state: Family<StateLabels, Gauge>,
     stage: Family<StageLabels, Histogram, fn() -> Histogram>,
+    frame_age: Family<CameraLabels, Histogram, fn() -> Histogram>,
 }
 
 /// Totals of one camera at one moment (for rates between two reports).
@@ -233,6 +246,7 @@ impl Metrics {
             queue_depth: Family::default(),
             source_state: Family::default(),
             stage: Family::new_with_constructor(stage_histogram),
+            frame_age: Family::new_with_constructor(frame_age_histogram),
         };
         let f = &families;
         registry.register(
@@ -295,6 +309,14 @@ impl Metrics {
             Unit::Seconds,
             f.stage.clone(),
         );
+        registry.register_with_unit(
+            "frame_age",
+            "End-to-end latency per frame processed: capture (decoder hand-off, plus decode) to \
+             its detections handled (tracker, speed, store and publish done); skipped frames \
+             included, dropped ones never counted",
+            Unit::Seconds,
+            f.frame_age.clone(),
+        );
         let outbox_depth = Gauge::default();
         registry.register(
             "outbox_depth",
@@ -356,6 +378,7 @@ impl Metrics {
                 speeding: f.speeding.get_or_create_owned(&labels),
                 queue_depth: f.queue_depth.get_or_create_owned(&labels),
                 stages,
+                frame_age: f.frame_age.get_or_create_owned(&labels),
                 window: Mutex::new(StageTimes::with_capacity(STATS_WINDOW_SAMPLES)),
                 state: Mutex::new(String::new()),
                 state_family: f.source_state.clone(),
@@ -569,6 +592,8 @@ struct CameraInner {
     queue_depth: Gauge,
     /// One histogram per [`Stage`], in `Stage::ALL` order (indexed by `stage as usize`).
     stages: Vec<Histogram>,
+    /// End-to-end latency of each processed frame (`speedcam_frame_age_seconds`).
+    frame_age: Histogram,
     /// Samples since the last `stats` payload, for its percentiles.
     window: Mutex<StageTimes>,
     /// The current source state's name.
@@ -646,6 +671,14 @@ impl CameraMetrics {
             h.observe(ms / 1e3);
         }
         lock(&self.inner.window).record(stage, ms);
+    }
+
+    /// One processed frame's end-to-end latency, milliseconds: from capture to its detections
+    /// handled (tracked, measured, stored, published). Non-finite values are ignored.
+    pub fn frame_age_ms(&self, ms: f64) {
+        if ms.is_finite() {
+            self.inner.frame_age.observe(ms.max(0.0) / 1e3);
+        }
     }
 
     /// This handle as the observer of a [`StageTimes`]: every sample recorded there reaches

@@ -309,3 +309,28 @@ fn endpoint_serves_metrics_and_404s_the_rest() {
     let again = serve(addr, m).expect("the port is free again");
     assert_eq!(again.local_addr(), addr);
 }
+
+#[test]
+fn frame_age_is_a_per_camera_histogram_in_seconds() {
+    let m = Metrics::new("pole-1");
+    let a = m.camera("cam1");
+    for ms in [12.0, 80.0, 80.0, 450.0, f64::NAN] {
+        a.frame_age_ms(ms);
+    }
+    let text = m.render_prometheus();
+    let count = series(&text, "speedcam_frame_age_seconds_count{camera=\"cam1\"}");
+    assert_eq!(count, Some(4.0), "{text}");
+    let sum = series(&text, "speedcam_frame_age_seconds_sum{camera=\"cam1\"}").unwrap_or(0.0);
+    assert!((sum - 0.622).abs() < 1e-9, "{sum}");
+    let le = |b: &str| {
+        series(
+            &text,
+            &format!("speedcam_frame_age_seconds_bucket{{le=\"{b}\",camera=\"cam1\"}}"),
+        )
+    };
+    assert_eq!(
+        (le("0.02"), le("0.075"), le("0.1"), le("0.5")),
+        (Some(1.0), Some(1.0), Some(3.0), Some(4.0)),
+        "{text}"
+    );
+}

@@ -407,7 +407,7 @@ struct CameraContext {
 /// until shutdown; state changes are logged and published retained at `<camera>/state`.
 fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
     let clock = crate::clock::RealClock::default();
-    let opener = DefaultOpener::for_camera(cam);
+    let opener = DefaultOpener::for_camera(cam).with_replay(cam.live.replay);
     let report = |state: &supervisor::CameraState| {
         tracing::info!(camera = %cam.id, state = ?state, "camera state");
         ctx.board.set(&cam.id, state);

@@ -126,9 +126,18 @@ impl<T> Handoff<T> {
         self.changed.notify_all();
     }
 
-    /// Items replaced before the consumer took them (latest-wins mode only).
+    /// Items replaced before the consumer took them (latest-wins mode only), plus those the
+    /// producer reported with [`Handoff::count_dropped`].
     pub fn dropped(&self) -> u64 {
         self.lock().dropped
+    }
+
+    /// The producer skipped `n` items before handing any over (a real-time replay whose
+    /// decoder fell behind the clock): counted with the replaced ones.
+    pub fn count_dropped(&self, n: u64) {
+        if n > 0 {
+            self.lock().dropped += n;
+        }
     }
 }
 
@@ -183,6 +192,14 @@ mod tests {
         p.join().unwrap();
         assert_eq!(got, (0..50).collect::<Vec<_>>());
         assert_eq!(h.dropped(), 0);
+    }
+
+    #[test]
+    fn frames_the_producer_skipped_count_as_dropped() {
+        let h = Handoff::new(HandoffMode::LatestWins);
+        h.count_dropped(3);
+        assert!(h.send(1) && h.send(2));
+        assert_eq!(h.dropped(), 4);
     }
 
     #[test]

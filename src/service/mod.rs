@@ -410,6 +410,9 @@ pub fn run_source(
         };
         let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
         deliver(verdicts, sink, &mut sum, metrics, on_verdict);
+        if let Some(m) = metrics {
+            m.frame_age_ms(handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms);
+        }
     };
     handoff.close_consumer();
     sum.dropped = handoff.dropped();
@@ -512,10 +515,20 @@ fn deliver(
 type DecodedItem = Result<(Frame, f64), SourceError>;
 
 fn decode_thread(mut source: Box<dyn Source>, handoff: &Handoff<DecodedItem>) {
+    let mut seen = source.counters();
     loop {
         let start = Instant::now();
-        let item = match source.next_frame() {
-            Ok(Some(f)) => Ok((f, start.elapsed().as_secs_f64() * 1e3)),
+        let next = source.next_frame();
+        let mut elapsed = start.elapsed();
+        // A real-time replay waits inside next_frame to release frames on time (not decode
+        // time) and skips frames it fell behind on (dropped, as a live camera's would be).
+        let now = source.counters();
+        let paced_ns = now.pacing_wait_ns.saturating_sub(seen.pacing_wait_ns);
+        elapsed = elapsed.saturating_sub(Duration::from_nanos(paced_ns));
+        handoff.count_dropped(now.frames_superseded.saturating_sub(seen.frames_superseded));
+        seen = now;
+        let item = match next {
+            Ok(Some(f)) => Ok((f, elapsed.as_secs_f64() * 1e3)),
             Ok(None) => break,
             Err(e) => Err(e),
         };
@@ -536,6 +549,9 @@ pub struct ReplayOptions {
     pub video: Option<std::path::PathBuf>,
     /// How long to wait at the end for the outbox to drain.
     pub drain_timeout: Duration,
+    /// Release frames at their timestamps like a live camera (latest frame wins) instead of as
+    /// fast as possible (`replay --realtime`).
+    pub realtime: bool,
 }
 
 /// Replays a video through one camera's pipeline as fast as possible, stores every verdict,
@@ -557,7 +573,12 @@ pub fn replay(
         .context("starting the async runtime")?;
     let store = open_store(cfg)?;
     let detector = open_detector(cfg)?;
+    let paced = crate::source::replay::ReplaySettings {
+        realtime: opts.realtime,
+        looped: false,
+    };
     let source = DefaultOpener::for_camera(cam)
+        .with_replay(paced)
         .open(&uri, cam.id.as_str().into())
         .with_context(|| format!("opening video {uri} for camera {}", cam.id))?;
     let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
@@ -572,7 +593,17 @@ pub fn replay(
         source: uri.clone(),
         ..cam.clone()
     };
-    let mut sum = camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?;
+    let mut sum = if opts.realtime {
+        let live = LoopOptions::for_source(true, cam.reconnect.stall_timeout);
+        let (sum, end) = run_source(cam, cfg, source, &detector, &sink, &stop, live, on_verdict)?;
+        match end {
+            LoopEnd::EndOfStream | LoopEnd::Stopped => sum,
+            LoopEnd::Stalled { after_s } => bail!("replay stalled: no frame for {after_s:.1} s"),
+            LoopEnd::Failed(e) => bail!(e),
+        }
+    } else {
+        camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?
+    };
     sum.drained = match sink.take_publisher() {
         Some(p) => {
             let start = Instant::now();

@@ -129,7 +129,9 @@ impl Supervisor<'_> {
         (self.report)(&CameraState::Connecting {
             source: shown.clone(),
         });
-        let mut opts = LoopOptions::for_source(live, self.policy.stall_timeout);
+        // A real-time replay (`[cameras.replay] realtime`) is handed off like a live camera.
+        let paced = live || cam.live.replay.realtime;
+        let mut opts = LoopOptions::for_source(paced, self.policy.stall_timeout);
         opts.hooks = self.hooks.clone();
         let heartbeat = self.hooks.heartbeat.as_ref();
         while !self.stop.load(Ordering::Relaxed) {

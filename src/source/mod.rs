@@ -44,6 +44,7 @@ mod file;
 pub mod fuzz;
 pub mod mot;
 mod mp4_source;
+pub mod replay;
 pub mod rtsp;
 mod sps;
 pub mod v4l2;
@@ -86,6 +87,12 @@ pub struct SourceCounters {
     pub samples_without_picture: u64,
     /// Total time spent decoding (including copy-out and pixel conversion), nanoseconds.
     pub decode_time_ns: u64,
+    /// Decoded frames a real-time replay skipped because a newer frame was already due (the
+    /// reader or the decoder fell behind the clock); see [`replay`].
+    pub frames_superseded: u64,
+    /// Total time a real-time replay waited to release frames at their timestamps, ns: not
+    /// decoding, so the pipeline leaves it out of the decode stage.
+    pub pacing_wait_ns: u64,
 }
 
 /// What [`probe`] learns about a video file without decoding it.
@@ -244,6 +251,9 @@ pub struct LiveSettings {
     /// A libavcodec decoder by name for file sources (`decoder`, e.g. `h264_v4l2m2m` or a Jetson
     /// FFmpeg's `h264_nvv4l2dec` for hardware decoding); needs the `ffmpeg` feature.
     pub decoder: Option<String>,
+    /// How the daemon plays a file source (`[cameras.replay]`: real time, loop); only openers
+    /// made with [`DefaultOpener::with_replay`] apply it.
+    pub replay: replay::ReplaySettings,
 }
 
 /// Opens what a camera's `source` names: `rtsp://`/`rtsps://` URLs ([`rtsp::RtspSource`]),
@@ -265,12 +275,23 @@ impl Default for DefaultOpener {
 }
 
 impl DefaultOpener {
-    /// The opener for one configured camera (its live settings and stall timeout).
+    /// The opener for one configured camera (its live settings and stall timeout). Files are
+    /// read as fast as possible: `[cameras.replay]` applies only with [`Self::with_replay`].
     pub fn for_camera(cam: &crate::config::CameraConfig) -> Self {
         DefaultOpener {
-            live: cam.live.clone(),
+            live: LiveSettings {
+                replay: replay::ReplaySettings::default(),
+                ..cam.live.clone()
+            },
             stall_timeout: cam.reconnect.stall_timeout,
         }
+    }
+
+    /// Plays file sources per `settings` (real time, loop) on the real clock, as the daemon
+    /// does with a camera's `[cameras.replay]`; live sources are unaffected.
+    pub fn with_replay(mut self, settings: replay::ReplaySettings) -> Self {
+        self.live.replay = settings;
+        self
     }
 
     fn credentials(&self) -> Result<Option<rtsp::Credentials>, SourceError> {
@@ -340,7 +361,23 @@ impl Opener for DefaultOpener {
         } else {
             uri
         };
-        open_file_with_decoder(Path::new(path), camera, self.live.decoder.as_deref())
+        let first = open_file_with_decoder(
+            Path::new(path),
+            camera.clone(),
+            self.live.decoder.as_deref(),
+        )?;
+        if !self.live.replay.is_active() {
+            return Ok(first);
+        }
+        let (path, decoder) = (PathBuf::from(path), self.live.decoder.clone());
+        let reopen: replay::Reopen =
+            Box::new(move || open_file_with_decoder(&path, camera.clone(), decoder.as_deref()));
+        Ok(Box::new(replay::ReplaySource::new(
+            first,
+            reopen,
+            self.live.replay,
+            Arc::new(crate::clock::RealClock::default()),
+        )))
     }
 }
 
