@@ -114,9 +114,12 @@ fn speeding_event(device: &str) -> SpeedEvent {
     }
 }
 
+/// What a [`TlsSubscriber`] received: (topic, payload) in arrival order.
+type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A subscriber on TLS with the client certificate, as `watcher`; collects (topic, payload).
 struct TlsSubscriber {
-    got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    got: Inbox,
     client: Client,
 }
 
@@ -133,7 +136,7 @@ impl TlsSubscriber {
             .set_credentials("watcher", "watch")
             .set_keep_alive(Duration::from_secs(5));
         let (client, mut conn) = Client::new(opts, 16);
-        let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let got: Inbox = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let (sub, sink, filter) = (client.clone(), got.clone(), filter.to_string());
         std::thread::spawn(move || {
