@@ -114,9 +114,12 @@ fn speeding_event(device: &str) -> SpeedEvent {
     }
 }
 
+/// What a [`TlsSubscriber`] received: (topic, payload) in arrival order.
+type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A subscriber on TLS with the client certificate, as `watcher`; collects (topic, payload).
 struct TlsSubscriber {
-    got: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    got: Inbox,
     client: Client,
 }
 
@@ -127,16 +130,13 @@ impl TlsSubscriber {
             Some((pki.client_cert.as_path(), pki.client_key.as_path())),
         )
         .unwrap();
-        let mut opts = MqttOptions::new(
-            format!("watcher-{}", std::process::id()),
-            "127.0.0.1",
-            port,
-        );
+        let mut opts =
+            MqttOptions::new(format!("watcher-{}", std::process::id()), "127.0.0.1", port);
         opts.set_transport(tls.transport())
             .set_credentials("watcher", "watch")
             .set_keep_alive(Duration::from_secs(5));
         let (client, mut conn) = Client::new(opts, 16);
-        let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let got: Inbox = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let (sub, sink, filter) = (client.clone(), got.clone(), filter.to_string());
         std::thread::spawn(move || {
@@ -149,7 +149,9 @@ impl TlsSubscriber {
                         let _ = tx.send(());
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec()));
+                        sink.lock()
+                            .unwrap()
+                            .push((p.topic.clone(), p.payload.to_vec()));
                     }
                     Ok(_) => {}
                     Err(rumqttc::ConnectionError::RequestsDone) => break,
@@ -201,7 +203,10 @@ fn tls_with_password_file_and_client_certificate_delivers_an_event() {
         ),
     );
     let shown = format!("{cfg:?}");
-    assert!(!shown.contains(PASSWORD) && !shown.contains("PRIVATE KEY"), "{shown}");
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
     assert!(cfg.tls.is_some());
 
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -298,7 +303,8 @@ fn a_wrong_ca_is_a_tls_error_and_nothing_goes_out_in_plaintext() {
     let mut first_bytes = Vec::new();
     for _ in 0..3 {
         let (mut conn, _) = fake.accept().unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let mut head = [0u8; 64];
         let n = conn.read(&mut head).unwrap_or(0);
         assert!(
@@ -356,7 +362,10 @@ fn a_wrong_password_is_not_authorised_and_retried_with_backoff() {
     let n = refusals();
     assert!(n <= 8, "{n} attempts in {:?}", start.elapsed());
     assert!(!publisher.stats().connected);
-    assert!(publisher.last_error().is_some(), "still running and reporting");
+    assert!(
+        publisher.last_error().is_some(),
+        "still running and reporting"
+    );
 }
 
 /// The camera's `[[cameras]]` block from the demo config, as a second camera `id` reading

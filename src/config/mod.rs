@@ -818,14 +818,22 @@ impl Validator<'_> {
         }
         if let Some(u) = &m.username {
             if u.get_ref().is_empty() {
-                self.problem("mqtt.username", u.span(), "empty: give the broker login's username or remove the key (anonymous login)");
+                self.problem(
+                    "mqtt.username",
+                    u.span(),
+                    "empty: give the broker login's username or remove the key (anonymous login)",
+                );
             } else {
                 cfg.username = Some(u.get_ref().clone());
             }
         }
         if let Some(pf) = &m.password_file {
             if m.username.is_none() {
-                self.problem("mqtt.password_file", pf.span(), "a password needs a username: set mqtt.username too");
+                self.problem(
+                    "mqtt.password_file",
+                    pf.span(),
+                    "a password needs a username: set mqtt.username too",
+                );
             }
             match tls::resolve_credential_path(pf.get_ref(), base, creds_dir.as_deref()) {
                 Err(e) => self.problem("mqtt.password_file", pf.span(), e),
@@ -840,14 +848,15 @@ impl Validator<'_> {
         let cert = m.client_cert_file.as_ref().map(|v| (file(v), v.span()));
         let key = match &m.client_key_file {
             None => None,
-            Some(v) => match tls::resolve_credential_path(v.get_ref(), base, creds_dir.as_deref())
-            {
-                Ok(p) => Some((p, v.span())),
-                Err(e) => {
-                    self.problem("mqtt.client_key_file", v.span(), e);
-                    return cfg;
+            Some(v) => {
+                match tls::resolve_credential_path(v.get_ref(), base, creds_dir.as_deref()) {
+                    Ok(p) => Some((p, v.span())),
+                    Err(e) => {
+                        self.problem("mqtt.client_key_file", v.span(), e);
+                        return cfg;
+                    }
                 }
-            },
+            }
         };
         match (&cert, &key) {
             (Some((_, span)), None) => {
@@ -885,7 +894,9 @@ impl Validator<'_> {
                     _ => None,
                 };
                 let at = |f: &Option<(PathBuf, Range<usize>)>| {
-                    f.as_ref().filter(|(p, _)| Some(p) == path.as_ref()).map(|(_, s)| s.clone())
+                    f.as_ref()
+                        .filter(|(p, _)| Some(p) == path.as_ref())
+                        .map(|(_, s)| s.clone())
                 };
                 let (k, span) = if let Some(s) = at(&ca) {
                     ("mqtt.ca_file", s)
@@ -896,7 +907,10 @@ impl Validator<'_> {
                 } else if matches!(e, SecurityFileError::NoSystemRoots { .. }) {
                     ("mqtt.ca_file", m.url.span())
                 } else {
-                    let s = cert.as_ref().map(|(_, s)| s.clone()).unwrap_or_else(|| m.url.span());
+                    let s = cert
+                        .as_ref()
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_else(|| m.url.span());
                     ("mqtt.client_cert_file", s)
                 };
                 self.problem(k, span, e.to_string());
@@ -1361,5 +1375,7 @@ fn resolve_source(base: &Path, s: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod tests;

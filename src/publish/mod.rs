@@ -629,7 +629,10 @@ mod tests {
         c.username = Some("bob".into());
         c.password = Some(Secret::new("hunter2"));
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("bob"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("bob"),
+            "{shown}"
+        );
     }
 
     #[test]

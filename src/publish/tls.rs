@@ -423,6 +423,30 @@ mod tests {
     }
 
     #[test]
+    fn connection_errors_name_tls_and_refused_logins() {
+        use rumqttc::{ConnectReturnCode, ConnectionError};
+        let refused = describe_connection_error(&ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized,
+        ));
+        assert!(refused.contains("not authorised"), "{refused}");
+        let bad_cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, bad_cert);
+        for e in [
+            ConnectionError::Tls(rumqttc::TlsError::Io(io)),
+            ConnectionError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+            )),
+        ] {
+            let shown = describe_connection_error(&e);
+            assert!(shown.starts_with("TLS handshake"), "{shown}");
+            assert!(shown.contains("no plaintext fallback"), "{shown}");
+        }
+        let plain = describe_connection_error(&ConnectionError::NetworkTimeout);
+        assert!(!plain.contains("TLS"), "{plain}");
+    }
+
+    #[test]
     fn credential_paths_follow_the_documented_rule() {
         let base = Path::new("/etc/speedcam");
         let creds = Path::new("/run/credentials/speedcamd.service");

@@ -192,13 +192,12 @@ pub fn start_publisher(
     let Some(m) = &cfg.mqtt else {
         return Ok(None);
     };
-    let p = Publisher::spawn(m.clone(), store.clone(), rt)
-        .with_context(|| {
-            format!(
-                "starting MQTT publisher for {}",
-                crate::source::redact_uri(&m.url)
-            )
-        })?;
+    let p = Publisher::spawn(m.clone(), store.clone(), rt).with_context(|| {
+        format!(
+            "starting MQTT publisher for {}",
+            crate::source::redact_uri(&m.url)
+        )
+    })?;
     let topics = p.topics().clone();
     Ok(Some((p, topics)))
 }

@@ -122,10 +122,13 @@ pub fn start_tls_mosquitto(
     require_certificate: bool,
 ) -> Option<TlsBroker> {
     let mosquitto = mosquitto_binary()?;
-    let passwd_tool = ["/usr/bin/mosquitto_passwd", "/usr/local/bin/mosquitto_passwd"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists())?;
+    let passwd_tool = [
+        "/usr/bin/mosquitto_passwd",
+        "/usr/local/bin/mosquitto_passwd",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|p| p.exists())?;
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, "").unwrap();
