@@ -371,7 +371,25 @@ impl Control<'_> {
         if let Some(storage) = self.sink.storage().and_then(|g| g.status()) {
             s.push_str(&format!("; {storage}"));
         }
+        // Why MQTT is down (a TLS handshake or a refused login is named), so `systemctl status`
+        // shows the cause without a trip to the journal.
+        if let Some(why) = self
+            .sink
+            .publisher()
+            .filter(|p| !p.stats().connected)
+            .and_then(|p| p.last_error())
+        {
+            s.push_str(&format!("; MQTT: {}", truncate_chars(&why, 160)));
+        }
         s
+    }
+}
+
+/// At most `max` characters of `s`, with "..." when cut (STATUS= is one short line).
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
