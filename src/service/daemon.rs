@@ -460,6 +460,12 @@ mod tests {
     use supervisor::CameraState;
 
     #[test]
+    fn status_reasons_are_cut_on_a_char_boundary() {
+        assert_eq!(truncate_chars("short", 10), "short");
+        assert_eq!(truncate_chars("ab\u{e9}cd", 3), "ab\u{e9}...");
+    }
+
+    #[test]
     fn board_counts_first_open_attempts_once() {
         let b = Board::default();
         b.set("a", &CameraState::Connecting { source: "x".into() });
