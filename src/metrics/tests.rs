@@ -325,7 +325,7 @@ fn frame_age_is_a_per_camera_histogram_in_seconds() {
     let le = |b: &str| {
         series(
             &text,
-            &format!("speedcam_frame_age_seconds_bucket{{le=\"{b}\",camera=\"cam1\"}}"),
+            &format!("speedcam_frame_age_seconds_bucket{{camera=\"cam1\",le=\"{b}\"}}"),
         )
     };
     assert_eq!(
