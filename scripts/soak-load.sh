@@ -378,7 +378,12 @@ say(f"outbox depth: end {get(m1, 'speedcam_outbox_depth'):.0f}, max "
 if os.path.exists(f"{out}/mqtt.txt"):
     topics = {}
     for line in open(f"{out}/mqtt.txt", errors="replace"):
-        topic = line.strip().split("/")[-1]
+        # One topic per line (-F %t); payloads (JPEG thumbnails) never reach this file, but skip
+        # anything that is not a topic all the same.
+        topic = line.strip().split(" ", 1)[0]
+        if not topic.startswith("speedcam/"):
+            continue
+        topic = topic.split("/")[-1]
         topics[topic] = topics.get(topic, 0) + 1
     say("MQTT messages received by topic: " + ", ".join(f"{k} {v}" for k, v in sorted(topics.items())))
 say()
