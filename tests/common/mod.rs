@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod rtsp;
+// speedcamd as a child process (crash and broker-outage tests).
+pub mod daemon;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::net::{Shutdown, TcpListener, TcpStream};
