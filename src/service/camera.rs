@@ -297,7 +297,10 @@ impl CameraPipeline {
                 measurement_id: Some(measurement.event_id.clone()),
                 ..measurement.clone()
             };
-            let speeding_origin = self.recording.as_ref().map(|r| OriginKey::new(r, &speeding));
+            let speeding_origin = self
+                .recording
+                .as_ref()
+                .map(|r| OriginKey::new(r, &speeding));
             out.push(Verdict {
                 event: measurement,
                 thumbnail_jpeg: None,
@@ -350,7 +353,11 @@ mod tests {
     }
 
     /// [`drive`] with the pipeline marked as replaying `recording`; the verdicts.
-    fn drive_verdicts(speed_kmh: f64, edit: Edit<'_>, recording: Option<Recording>) -> Vec<Verdict> {
+    fn drive_verdicts(
+        speed_kmh: f64,
+        edit: Edit<'_>,
+        recording: Option<Recording>,
+    ) -> Vec<Verdict> {
         let (cfg, _dir) = fixture_config("video.mp4");
         let cam = cfg.cameras[0].clone();
         let h = cam.homography.clone();

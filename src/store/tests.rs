@@ -342,7 +342,10 @@ fn a_second_event_with_the_same_origin_is_refused_and_queues_nothing() {
     let stored = store
         .record_event_from(&first, Some(&origin), Some(b"j1"), &[msg("t", b"1")])
         .unwrap();
-    assert!(matches!(stored, Recorded::Stored(ref k) if k.len() == 1), "{stored:?}");
+    assert!(
+        matches!(stored, Recorded::Stored(ref k) if k.len() == 1),
+        "{stored:?}"
+    );
     // The same vehicle after a restart: new id, other wall-clock time, same origin.
     let again = Event {
         time: "2026-02-02T00:00:00Z".into(),
@@ -350,7 +353,10 @@ fn a_second_event_with_the_same_origin_is_refused_and_queues_nothing() {
     };
     assert_ne!(again.event_id, first.event_id);
     let origin_again = OriginKey::new(&rec, &again);
-    assert_eq!(origin_again, origin, "id and wall time are not part of the origin");
+    assert_eq!(
+        origin_again, origin,
+        "id and wall time are not part of the origin"
+    );
     let refused = store
         .record_event_from(&again, Some(&origin_again), Some(b"j2"), &[msg("t", b"2")])
         .unwrap();
@@ -364,7 +370,11 @@ fn a_second_event_with_the_same_origin_is_refused_and_queues_nothing() {
     assert_eq!(events, vec![first.clone()]);
     assert_eq!(store.event(&again.event_id).unwrap(), None);
     assert_eq!(store.thumbnail(&again.event_id).unwrap(), None);
-    assert_eq!(store.outbox_len(), 1, "nothing queued for the refused event");
+    assert_eq!(
+        store.outbox_len(),
+        1,
+        "nothing queued for the refused event"
+    );
     // The index survives a reopen (the restart case).
     drop(store);
     let store = Store::open(dir.path()).unwrap();
@@ -470,10 +480,19 @@ fn recording_fingerprint_is_size_and_head_hash() {
     let bytes: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::io::Write::write_all(&mut f, &bytes).unwrap();
     let r = Recording::of_file(f.path()).unwrap();
-    assert_eq!(r, Recording::of_bytes(bytes.len() as u64, &bytes[..1 << 20]));
+    assert_eq!(
+        r,
+        Recording::of_bytes(bytes.len() as u64, &bytes[..1 << 20])
+    );
     // FNV-1a 64 reference values: stable across builds.
-    assert_eq!(Recording::of_bytes(0, b"").fingerprint(), "0:cbf29ce484222325");
-    assert_eq!(Recording::of_bytes(1, b"a").fingerprint(), "1:af63dc4c8601ec8c");
+    assert_eq!(
+        Recording::of_bytes(0, b"").fingerprint(),
+        "0:cbf29ce484222325"
+    );
+    assert_eq!(
+        Recording::of_bytes(1, b"a").fingerprint(),
+        "1:af63dc4c8601ec8c"
+    );
     assert_ne!(
         Recording::of_bytes(10, b"abc"),
         Recording::of_bytes(10, b"abd")

@@ -7,6 +7,8 @@
 
 pub mod rtsp;
 pub mod tls;
+// speedcamd as a child process (crash and broker-outage tests).
+pub mod daemon;
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::net::{Shutdown, TcpListener, TcpStream};
