@@ -115,7 +115,10 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     // write_demo_config puts data_dir under dir/data: point it at the tmpfs.
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text.replace(
-        &format!("data_dir = {:?}", dir.path().join("data").display().to_string()),
+        &format!(
+            "data_dir = {:?}",
+            dir.path().join("data").display().to_string()
+        ),
         &format!("data_dir = {:?}", data_dir.display().to_string()),
     );
     assert!(text.contains(&data_dir.display().to_string()));
@@ -138,7 +141,12 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
     // The whole video runs with the disk full: every verdict is held in memory.
-    poll(240, "end of the video", || log().contains("camera stopped").then_some(()), &log);
+    poll(
+        240,
+        "end of the video",
+        || log().contains("camera stopped").then_some(()),
+        &log,
+    );
     let verdicts = log().matches(" verdict ").count();
     assert!(verdicts >= 2, "the demo video yields vehicles:\n{}", log());
     let l = log();
@@ -146,7 +154,10 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
         l.contains("STORAGE FULL") && l.contains(&data_dir.display().to_string()),
         "a clear error naming data_dir:\n{l}"
     );
-    assert!(l.contains("free disk space"), "the error says the fix:\n{l}");
+    assert!(
+        l.contains("free disk space"),
+        "the error says the fix:\n{l}"
+    );
     let text = poll(
         20,
         "storage metrics while full",
@@ -182,7 +193,11 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
             })
             .count()
     };
-    assert_eq!(events_published(&sub.messages()), 0, "nothing stored, nothing published");
+    assert_eq!(
+        events_published(&sub.messages()),
+        0,
+        "nothing stored, nothing published"
+    );
 
     // Space returns: the held verdicts are stored and published, no restart.
     std::fs::remove_file(&filler).expect("delete the filler");
@@ -218,7 +233,11 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
         if let Some(s) = daemon.try_wait().expect("wait") {
             break s;
         }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", log());
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit {status:?}:\n{}", log());

@@ -755,7 +755,8 @@ fn storage_table_is_optional_and_checked() {
     let p = problems(&text);
     let has = |key: &str, what: &str| {
         assert!(
-            p.iter().any(|p| p.key == key && p.message.contains(what) && p.line > 0),
+            p.iter()
+                .any(|p| p.key == key && p.message.contains(what) && p.line > 0),
             "{key}: {what} in {p:#?}"
         )
     };
