@@ -581,16 +581,29 @@ impl Validator<'_> {
             0.0,
             36_500.0,
         );
-        let size = |this: &mut Self, key: &str, v: &Option<Spanned<raw::RawByteSize>>, default: u64, lo: u64| {
+        let size = |this: &mut Self,
+                    key: &str,
+                    v: &Option<Spanned<raw::RawByteSize>>,
+                    default: u64,
+                    lo: u64| {
             let Some(v) = v else { return default };
             let parsed = match v.get_ref() {
-                raw::RawByteSize::Bytes(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative: give a size in bytes or a string such as \"8GB\"")),
+                raw::RawByteSize::Bytes(n) => u64::try_from(*n).map_err(|_| {
+                    format!("{n} is negative: give a size in bytes or a string such as \"8GB\"")
+                }),
                 raw::RawByteSize::Text(t) => parse_byte_size(t),
             };
             match parsed {
                 Ok(n) if n >= lo => n,
                 Ok(n) => {
-                    this.problem(key, v.span(), format!("{n} bytes is too small: at least {lo} bytes ({} MiB)", lo >> 20));
+                    this.problem(
+                        key,
+                        v.span(),
+                        format!(
+                            "{n} bytes is too small: at least {lo} bytes ({} MiB)",
+                            lo >> 20
+                        ),
+                    );
                     default
                 }
                 Err(e) => {
@@ -599,8 +612,20 @@ impl Validator<'_> {
                 }
             }
         };
-        let max_bytes = size(self, "storage.max_bytes", &r.max_bytes, d.max_bytes, 4 << 20);
-        let min_free_bytes = size(self, "storage.min_free_bytes", &r.min_free_bytes, d.min_free_bytes, 1 << 20);
+        let max_bytes = size(
+            self,
+            "storage.max_bytes",
+            &r.max_bytes,
+            d.max_bytes,
+            4 << 20,
+        );
+        let min_free_bytes = size(
+            self,
+            "storage.min_free_bytes",
+            &r.min_free_bytes,
+            d.min_free_bytes,
+            1 << 20,
+        );
         let prune_interval_s = self.float(
             "storage.prune_interval_s",
             &r.prune_interval_s,
@@ -608,7 +633,13 @@ impl Validator<'_> {
             0.1,
             86_400.0,
         );
-        let retry_queue = self.int("storage.retry_queue", &r.retry_queue, d.retry_queue as i64, 1, 100_000);
+        let retry_queue = self.int(
+            "storage.retry_queue",
+            &r.retry_queue,
+            d.retry_queue as i64,
+            1,
+            100_000,
+        );
         StorageConfig {
             max_age: (max_age_days > 0.0)
                 .then(|| std::time::Duration::from_secs_f64(max_age_days * 86_400.0)),

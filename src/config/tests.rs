@@ -778,3 +778,35 @@ fn replay_block_sets_realtime_and_loop_for_files_only() {
         .unwrap_or_default()
         .contains("speed"));
 }
+
+#[test]
+fn storage_table_is_optional_and_checked() {
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.storage, crate::config::StorageConfig::default());
+    let text = format!(
+        "{GOOD}\n[storage]\nmax_age_days = 0\nmax_bytes = \"2GiB\"\nmin_free_bytes = 10000000\nprune_interval_s = 60\nretry_queue = 50\n"
+    );
+    let s = parse(&text, &repo_path()).expect("valid config").storage;
+    assert_eq!(s.max_age, None);
+    assert_eq!(s.max_bytes, 2 << 30);
+    assert_eq!(s.min_free_bytes, 10_000_000);
+    assert_eq!(s.prune_interval.as_secs(), 60);
+    assert_eq!(s.retry_queue, 50);
+    let text = format!(
+        "{GOOD}\n[storage]\nmax_bytes = \"8 parsecs\"\nmin_free_bytes = -1\nretry_queue = 0\nmax_age_days = -2\n"
+    );
+    let p = problems(&text);
+    let has = |key: &str, what: &str| {
+        assert!(
+            p.iter()
+                .any(|p| p.key == key && p.message.contains(what) && p.line > 0),
+            "{key}: {what} in {p:#?}"
+        )
+    };
+    has("storage.max_bytes", "\"8GB\"");
+    has("storage.min_free_bytes", "negative");
+    has("storage.retry_queue", "allowed 1 to 100000");
+    has("storage.max_age_days", "out of range");
+    let p = problems(&format!("{GOOD}\n[storage]\nmax_bytes = 1000\n"));
+    assert!(p[0].message.contains("too small"), "{p:#?}");
+}

@@ -97,9 +97,9 @@ impl StorageGuard {
             StorageState::Ok if queued == 0 => None,
             StorageState::Ok => Some(format!("storage catching up ({queued} queued)")),
             StorageState::Full { .. } => Some(format!("STORAGE FULL ({queued} queued)")),
-            StorageState::Failed { .. } => Some(format!(
-                "STORAGE FAILED, restart needed ({queued} queued)"
-            )),
+            StorageState::Failed { .. } => {
+                Some(format!("STORAGE FAILED, restart needed ({queued} queued)"))
+            }
         }
     }
 
@@ -176,7 +176,8 @@ impl StorageGuard {
         self.metrics.deferred.inc();
         if q.len() >= self.capacity {
             let evict = if v.event.kind == EventType::Speeding {
-                q.iter().position(|h| h.event.kind == EventType::Measurement)
+                q.iter()
+                    .position(|h| h.event.kind == EventType::Measurement)
             } else {
                 None
             };
@@ -260,7 +261,11 @@ impl StorageGuard {
             }
         }
         if stored > 0 {
-            tracing::info!(stored, left = self.queued(), "held verdicts written to the store");
+            tracing::info!(
+                stored,
+                left = self.queued(),
+                "held verdicts written to the store"
+            );
         }
         stored
     }
@@ -345,9 +350,10 @@ fn worker(
         // The directory walk for `speedcam_storage_dir_bytes`: at most every 10 s.
         if last_walk.is_none_or(|t| clock.now().saturating_sub(t) >= Duration::from_secs(10)) {
             last_walk = Some(clock.now());
-            guard.metrics.dir_bytes.set(
-                i64::try_from(crate::store::dir_size_bytes(&guard.dir)).unwrap_or(i64::MAX),
-            );
+            guard
+                .metrics
+                .dir_bytes
+                .set(i64::try_from(crate::store::dir_size_bytes(&guard.dir)).unwrap_or(i64::MAX));
         }
         let now = clock.now();
         let failed = matches!(guard.state(), StorageState::Failed { .. });
@@ -375,5 +381,115 @@ fn worker(
             data_dir = %guard.dir.display(),
             "stopping with the store not accepting writes: {lost} held verdict(s) LOST"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, SCHEMA_VERSION};
+
+    fn verdict(n: u64, kind: EventType) -> Verdict {
+        Verdict {
+            event: Event {
+                kind,
+                event_id: ulid::Ulid::from_parts(1_750_000_000_000 + n, 0).to_string(),
+                device_id: "dev1".into(),
+                camera: "cam1".into(),
+                track_id: n,
+                class: "car".into(),
+                speed_kmh: 70.0,
+                speed_ci95_kmh: None,
+                limit_kmh: 50.0,
+                tolerance_kmh: 3.0,
+                strict: false,
+                t_enter_s: 1.0,
+                t_exit_s: 2.5,
+                time: "2026-01-01T00:00:00Z".into(),
+                samples: 12,
+                distance_m: 20.0,
+                method: "fit".into(),
+                model: "nanodet".into(),
+                calibration: "abc".into(),
+                measurement_id: None,
+                thumbnail_topic: None,
+                schema: SCHEMA_VERSION,
+            },
+            thumbnail_jpeg: None,
+        }
+    }
+
+    #[test]
+    fn a_full_disk_holds_verdicts_and_an_overflow_loses_measurements_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            min_free_bytes: u64::MAX, // never enough: "full"
+            retry_queue: 2,
+            ..StorageConfig::default()
+        };
+        let m = StorageMetrics::default();
+        let g = StorageGuard::new(dir.path(), &cfg, m.clone());
+        assert!(!g.check());
+        assert!(matches!(g.state(), StorageState::Full { .. }));
+        assert_eq!(m.ok.get(), 0);
+        g.defer(verdict(1, EventType::Measurement)).unwrap();
+        g.defer(verdict(2, EventType::Measurement)).unwrap();
+        // Full queue: a speeding event evicts the oldest measurement...
+        g.defer(verdict(3, EventType::Speeding)).unwrap();
+        assert_eq!(m.lost.get(), 1);
+        // ...a measurement is refused itself.
+        let err = g.defer(verdict(4, EventType::Measurement)).unwrap_err();
+        assert!(err.to_string().contains("LOST"), "{err}");
+        assert_eq!(m.lost.get(), 2);
+        assert_eq!(m.deferred.get(), 4);
+        assert_eq!(g.queued(), 2);
+        assert_eq!(m.retry_queue.get(), 2);
+        assert_eq!(g.status().as_deref(), Some("STORAGE FULL (2 queued)"));
+        let kept: Vec<u64> = [g.pop(), g.pop()]
+            .into_iter()
+            .flatten()
+            .map(|v| v.event.track_id)
+            .collect();
+        assert_eq!(kept, [2, 3]);
+    }
+
+    #[test]
+    fn space_back_drains_in_order_and_a_failed_store_stays_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let cfg = StorageConfig {
+            min_free_bytes: 1,
+            ..StorageConfig::default()
+        };
+        let g = StorageGuard::new(dir.path(), &cfg, StorageMetrics::default());
+        let sink = EventSink::new(store.clone(), None, None, false).with_storage(g.clone());
+        for n in 0..3 {
+            g.defer(verdict(n, EventType::Speeding)).unwrap();
+        }
+        // While verdicts wait, a new one queues behind them (order kept).
+        let mut v = verdict(3, EventType::Speeding);
+        sink.accept(&mut v, &mut crate::stats::StageTimes::default())
+            .unwrap();
+        assert_eq!(g.queued(), 4);
+        assert_eq!(g.drain(&sink), 4);
+        let ids: Vec<u64> = store
+            .events(None, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.track_id)
+            .collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+        assert_eq!(g.status(), None);
+        g.fail(&StoreError::Sled(sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space",
+        ))));
+        assert!(!g.check());
+        assert!(g.status().unwrap().contains("restart needed"));
+        let mut v = verdict(9, EventType::Speeding);
+        sink.accept(&mut v, &mut crate::stats::StageTimes::default())
+            .unwrap();
+        assert_eq!(g.drain(&sink), 0);
+        assert_eq!(g.abandon(), 1);
     }
 }

@@ -82,7 +82,9 @@ fn long_run_stays_under_the_byte_cap_and_keeps_undelivered_events() {
         let now = START_MS + n * step_ms;
         let ev = event_at(now, n);
         let thumb = thumbnail(n, 20_000 + (n as usize * 7919) % 30_001);
-        let keys = store.record_event(&ev, Some(&thumb), &[announce(&ev)]).unwrap();
+        let keys = store
+            .record_event(&ev, Some(&thumb), &[announce(&ev)])
+            .unwrap();
         retention.note_stored(event_bytes(
             serde_json::to_vec(&ev).unwrap().len(),
             Some(thumb.len()),
@@ -118,7 +120,10 @@ fn long_run_stays_under_the_byte_cap_and_keeps_undelivered_events() {
         retention.live_bytes().unwrap() >> 20
     );
     assert!(peak <= max_bytes, "peak {peak} over the cap {max_bytes}");
-    assert!(written > 2 * max_bytes, "the run must write well over the cap");
+    assert!(
+        written > 2 * max_bytes,
+        "the run must write well over the cap"
+    );
     // The newest events stay, the oldest (except the undelivered one) are gone.
     let newest = event_at(end - step_ms, events - 1);
     assert!(store.event(&newest.event_id).unwrap().is_some());
@@ -127,8 +132,14 @@ fn long_run_stays_under_the_byte_cap_and_keeps_undelivered_events() {
     assert!(store.event(&oldest.event_id).unwrap().is_none());
     assert!(store.thumbnail(&oldest.event_id).unwrap().is_none());
     let undelivered = undelivered.unwrap();
-    assert_eq!(kept[0].event_id, undelivered, "the undelivered event is kept");
-    assert!(kept.len() > 300, "retention must not prune far below the budget");
+    assert_eq!(
+        kept[0].event_id, undelivered,
+        "the undelivered event is kept"
+    );
+    assert!(
+        kept.len() > 300,
+        "retention must not prune far below the budget"
+    );
     // Bytes bound this run, not age: everything kept (but the undelivered one) is recent.
     assert!(kept[1..].iter().all(|e| {
         let ms = ulid::Ulid::from_string(&e.event_id).unwrap().timestamp_ms();
