@@ -416,6 +416,7 @@ mod tests {
                 schema: SCHEMA_VERSION,
             },
             thumbnail_jpeg: None,
+            origin: None,
         }
     }
 
