@@ -180,6 +180,7 @@ fn is_container(kind: &[u8; 4]) -> bool {
             | b"udta"
             | b"moof"
             | b"traf"
+            | b"ilst"
     )
 }
 
@@ -190,9 +191,15 @@ fn check_tree(buf: &[u8], depth: usize) -> Result<(), String> {
         return Err("boxes nested more than 16 deep".into());
     }
     for (kind, body) in children(buf)? {
-        if is_container(&kind) {
-            check_tree(body, depth + 1).map_err(|e| format!("in `{}`: {e}", fourcc(&kind)))?;
-        }
+        // meta: version and flags first, unless the writer left them out (the `mp4` crate
+        // accepts both).
+        let skip = match &kind {
+            b"meta" if body.starts_with(&[0, 0, 0, 0]) => 4,
+            b"meta" => 0,
+            k if is_container(k) => 0,
+            _ => continue,
+        };
+        check_tree(&body[skip..], depth + 1).map_err(|e| format!("in `{}`: {e}", fourcc(&kind)))?;
     }
     Ok(())
 }
@@ -372,6 +379,10 @@ pub(crate) mod tests {
         // A top-level box of size 0 ("to the end of the file") after moov.
         let err = file_with(&[], &[0, 0, 0, 0, b'm', b'd', b'a', b't', 1, 2, 3]).unwrap_err();
         assert!(err.contains("size 0") && err.contains("ffmpeg"), "{err}");
+        // Found next: a size-0 box inside udta/meta (after its version and flags).
+        let meta = mp4_box(b"meta", &[0, 0, 0, 0, 0, 0, 0, 0, b'h', b'd', b'l', b'r']);
+        let err = file_with(&mp4_box(b"udta", &meta), &[]).unwrap_err();
+        assert!(err.contains("in `meta`") && err.contains("size 0"), "{err}");
         // Nesting without end is cut off.
         let mut deep = mp4_box(b"free", &[]);
         for _ in 0..40 {
