@@ -146,8 +146,8 @@ done
 # (the MP4 seeds are a few KiB; real-size videos are slow per run, not more interesting).
 failed=()
 for t in "${targets[@]}"; do
-    mkdir -p "fuzz/artifacts/$t"
-    log="fuzz/artifacts/$t/last-run.log"
+    mkdir -p "fuzz/artifacts/$t" fuzz/logs
+    log="fuzz/logs/$t.log"
     t0=$(date +%s)
     if cargo_fuzz run "${build_flags[@]}" "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \

@@ -39,7 +39,14 @@ fn children(buf: &[u8]) -> Result<Vec<RawBox<'_>>, String> {
         let size32 = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
         let kind = [buf[pos + 4], buf[pos + 5], buf[pos + 6], buf[pos + 7]];
         let (header, size) = match size32 {
-            0 => (8, buf.len() - pos),
+            // "To the end of the file" is only meaningful at the top level; inside a box the
+            // `mp4` crate would seek back onto the same header forever.
+            0 => {
+                return Err(format!(
+                    "box `{}` inside another box has size 0",
+                    fourcc(&kind)
+                ))
+            }
             1 => {
                 let large = buf
                     .get(pos + 8..pos + 16)
@@ -96,13 +103,21 @@ pub(crate) fn scan_tracks<R: Read + Seek>(
     file_len: u64,
 ) -> Result<Vec<TrackEntry>, String> {
     let mut pos = 0u64;
-    while pos + 8 <= file_len {
+    let mut tracks = None;
+    while pos.saturating_add(8) <= file_len {
         r.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
         let mut head = [0u8; 8];
         r.read_exact(&mut head).map_err(|e| e.to_string())?;
         let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let (header, size) = match size32 {
-            0 => (8, file_len - pos),
+            // Legal ("to the end of the file"), but the `mp4` crate loops forever on it.
+            0 => {
+                return Err(format!(
+                    "the `{}` box at byte {pos} has size 0 (\"up to the end of the file\"), which \
+                     the MP4 parser cannot follow: re-mux it with `ffmpeg -i IN -c copy OUT.mp4`",
+                    fourcc(&head[4..8])
+                ))
+            }
             1 => {
                 let mut b = [0u8; 8];
                 r.read_exact(&mut b).map_err(|e| e.to_string())?;
@@ -135,16 +150,62 @@ pub(crate) fn scan_tracks<R: Read + Seek>(
                     file_len - pos
                 ));
             }
-            let mut body = vec![0u8; (size - header) as usize];
-            r.read_exact(&mut body).map_err(|e| e.to_string())?;
-            return tracks_in_moov(&body);
+            if tracks.is_none() {
+                let mut body = vec![0u8; (size - header) as usize];
+                r.read_exact(&mut body).map_err(|e| e.to_string())?;
+                tracks = Some(tracks_in_moov(&body)?);
+            }
         }
-        pos += size;
+        // The boxes after moov are checked too: the `mp4` crate walks every top-level box.
+        pos = pos.saturating_add(size);
     }
-    Err("no moov box (the index is missing: the file is truncated or still being written)".into())
+    tracks.ok_or_else(|| {
+        "no moov box (the index is missing: the file is truncated or still being written)".into()
+    })
+}
+
+/// Boxes whose body is a list of boxes that the `mp4` crate walks in a loop (sample entries
+/// are read one header at a time, so they are left to it).
+fn is_container(kind: &[u8; 4]) -> bool {
+    matches!(
+        kind,
+        b"moov"
+            | b"trak"
+            | b"mdia"
+            | b"minf"
+            | b"stbl"
+            | b"dinf"
+            | b"edts"
+            | b"mvex"
+            | b"udta"
+            | b"moof"
+            | b"traf"
+            | b"ilst"
+    )
+}
+
+/// Checks the sizes of every box in the tree under `buf` (a container body), so that the `mp4`
+/// crate never meets a box of size 0 or one smaller than its header (it would loop forever).
+fn check_tree(buf: &[u8], depth: usize) -> Result<(), String> {
+    if depth > 16 {
+        return Err("boxes nested more than 16 deep".into());
+    }
+    for (kind, body) in children(buf)? {
+        // meta: version and flags first, unless the writer left them out (the `mp4` crate
+        // accepts both).
+        let skip = match &kind {
+            b"meta" if body.starts_with(&[0, 0, 0, 0]) => 4,
+            b"meta" => 0,
+            k if is_container(k) => 0,
+            _ => continue,
+        };
+        check_tree(&body[skip..], depth + 1).map_err(|e| format!("in `{}`: {e}", fourcc(&kind)))?;
+    }
+    Ok(())
 }
 
 fn tracks_in_moov(moov: &[u8]) -> Result<Vec<TrackEntry>, String> {
+    check_tree(moov, 0)?;
     let mut out = Vec::new();
     for (kind, trak) in children(moov)? {
         if &kind != b"trak" {
@@ -292,5 +353,43 @@ pub(crate) mod tests {
         assert!(err.contains("truncated"), "{err}");
         assert!(parse_avcc(&[1, 100, 0]).is_err());
         assert!(parse_avcc(&[1, 100, 0, 30, 0xff, 0xe1, 0, 9, 0x67]).is_err());
+    }
+
+    fn file_with(moov_body: &[u8], after: &[u8]) -> Result<Vec<TrackEntry>, String> {
+        let mut file = mp4_box(b"ftyp", b"isom\0\0\0\0");
+        file.extend_from_slice(&mp4_box(b"moov", moov_body));
+        file.extend_from_slice(after);
+        let len = file.len() as u64;
+        scan_tracks(&mut Cursor::new(file), len)
+    }
+
+    #[test]
+    fn boxes_the_mp4_crate_loops_on_are_errors() {
+        // Found by the `mp4` fuzz target: a box of size 0 inside stbl (here `st\0\0`) made
+        // `Mp4Reader::read_header` seek back onto the same header forever, so replay hung.
+        let zero = [0, 0, 0, 0, b's', b't', 0, 0, 0, 0, 0, 1];
+        let minf = mp4_box(b"minf", &mp4_box(b"stbl", &zero));
+        let moov = mp4_box(b"trak", &mp4_box(b"mdia", &minf));
+        let err = file_with(&moov, &[]).unwrap_err();
+        assert!(err.contains("size 0") && err.contains("in `stbl`"), "{err}");
+        // A size below the header, in a container that scan_tracks itself does not read.
+        let udta = mp4_box(b"udta", &[0, 0, 0, 4, b'm', b'e', b't', b'a']);
+        let err = file_with(&mp4_box(b"trak", &udta), &[]).unwrap_err();
+        assert!(err.contains("claims 4 bytes"), "{err}");
+        // A top-level box of size 0 ("to the end of the file") after moov.
+        let err = file_with(&[], &[0, 0, 0, 0, b'm', b'd', b'a', b't', 1, 2, 3]).unwrap_err();
+        assert!(err.contains("size 0") && err.contains("ffmpeg"), "{err}");
+        // Found next: a size-0 box inside udta/meta (after its version and flags).
+        let meta = mp4_box(b"meta", &[0, 0, 0, 0, 0, 0, 0, 0, b'h', b'd', b'l', b'r']);
+        let err = file_with(&mp4_box(b"udta", &meta), &[]).unwrap_err();
+        assert!(err.contains("in `meta`") && err.contains("size 0"), "{err}");
+        // Nesting without end is cut off.
+        let mut deep = mp4_box(b"free", &[]);
+        for _ in 0..40 {
+            deep = mp4_box(b"udta", &deep);
+        }
+        assert!(file_with(&deep, &[]).unwrap_err().contains("nested"));
+        // The same boxes with sound sizes are fine.
+        assert_eq!(file_with(&mp4_box(b"udta", &[]), &[]).unwrap(), vec![]);
     }
 }
