@@ -10,7 +10,7 @@
 # and stable ships the AddressSanitizer runtime (librustc-stable_rt.asan.a). FUZZ_SANITIZER=none
 # builds without ASan (faster; panics, hangs and OOMs are still found, memory errors in C code
 # are not). cargo-fuzz is installed once into ~/.cache/speedcam/cargo-fuzz-<version>; the build
-# goes to fuzz/target (its own: every crate is built with sanitizer flags, nothing is shared
+# goes to ~/.cache/speedcam/fuzz-target-* (its own: every crate is built with sanitizer flags, nothing is shared
 # with target/). Seed corpora are made from the repository's files (config/, media/demo/,
 # tests/data/) into fuzz/corpus/<target>/ on first use; findings land in fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -35,7 +35,11 @@ unset CARGO_TARGET_DIR
 cargo_fuzz() { "$fuzz_root/bin/cargo-fuzz" "$@"; }
 # Release build with debug assertions and overflow checks (cargo-fuzz's default); 16 codegen
 # units cut the build of the dependency tree at a small cost in executions per second.
-build_flags=(--sanitizer "$sanitizer" --codegen-units 16)
+# The build tree is a rebuildable cache under ~/.cache (like the aarch64 one), keyed by the
+# toolchain, so CI on a clean checkout rebuilds only speedcam itself (~5 min), not every crate
+# with sanitizer flags (50 min cold on this 2-core machine). FUZZ_TARGET_DIR overrides it.
+fuzz_target=${FUZZ_TARGET_DIR:-${HOME:-/root}/.cache/speedcam/fuzz-target-$(rustc --version | cut -d' ' -f2)-$sanitizer}
+build_flags=(--sanitizer "$sanitizer" --codegen-units 16 --target-dir "$fuzz_target")
 
 t0=$(date +%s)
 cargo_fuzz build "${build_flags[@]}"
