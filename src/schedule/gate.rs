@@ -241,7 +241,10 @@ mod tests {
         s.next_ticket = 2;
         // Endless urgent demand: the normal ticket still gets its turn.
         let order = grant_order(&mut s, 100);
-        let pos = order.iter().position(|g| g.1 == 0).expect("normal ticket served");
+        let pos = order
+            .iter()
+            .position(|g| g.1 == 0)
+            .expect("normal ticket served");
         assert_eq!(pos, MAX_OVERTAKES as usize, "{order:?}");
     }
 
