@@ -5,8 +5,9 @@
 #
 # 1. On the build machine (Rust, no GPU needed), from the repository root:
 #      scripts/device_check.sh --build [NVRTC_LIB_DIR]
-#    builds tests/gpu_preprocess.rs (`cargo test --features cuda --no-run`) and puts a stripped
-#    copy of the test binary in target/device-check/ (~27 MB, needs glibc >= 2.35 on the device).
+#    builds tests/gpu_preprocess.rs (`cargo test --features cuda --no-run`) and puts a stripped,
+#    xz-compressed copy of the test binary in target/device-check/ (~5 MB; needs glibc >= 2.35
+#    on the device).
 #    NVRTC_LIB_DIR (optional) is a directory holding libnvrtc.so.12 + libnvrtc-builtins.so.12.*,
 #    e.g. from `python3 -m pip download --no-deps nvidia-cuda-nvrtc-cu12==12.X.* -d W` unzipped
 #    (nvidia/cuda_nvrtc/lib); it is packed as target/device-check/nvrtc.tar.xz (~31 MB) for devices
@@ -24,7 +25,11 @@ if [ "${1:-}" = --build ]; then
     exe=$(cargo test --features cuda --test gpu_preprocess --no-run --message-format=json |
         sed -n 's/.*"executable":"\([^"]*gpu_preprocess[^"]*\)".*/\1/p' | tail -1)
     [ -x "$exe" ] || { echo "device_check: no test binary built" >&2; exit 1; }
-    objcopy --strip-debug "$exe" "$out/gpu_preprocess" 2>/dev/null || cp "$exe" "$out/gpu_preprocess"
+    # Stripped and xz-compressed (27 MB -> ~5 MB): the device tool carries at most 64 MiB,
+    # working tree included.
+    rm -f "$out/gpu_preprocess" "$out/gpu_preprocess.xz"
+    strip --strip-all -o "$out/gpu_preprocess" "$exe" 2>/dev/null || cp "$exe" "$out/gpu_preprocess"
+    xz -T0 -9 "$out/gpu_preprocess"
     if [ -n "${2:-}" ]; then
         tar -C "$2" -cJf "$out/nvrtc.tar.xz" $(cd "$2" && ls libnvrtc.so.* libnvrtc-builtins.so.*)
     fi
@@ -34,6 +39,11 @@ if [ "${1:-}" = --build ]; then
 fi
 
 bin=$out/gpu_preprocess
+if [ ! -x "$bin" ] && [ -f "$bin.xz" ]; then
+    xz -dc "$bin.xz" >"$bin" 2>/dev/null ||
+        python3 -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.open(sys.argv[1]).read())' "$bin.xz" "$bin"
+    chmod +x "$bin"
+fi
 [ -x "$bin" ] || { echo "device_check: $bin missing: run scripts/device_check.sh --build first" >&2; exit 1; }
 
 # NVRTC: the device's own (matches its driver) first, the carried one last.
