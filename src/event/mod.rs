@@ -74,3 +74,33 @@ pub struct Event {
     /// JSON schema version ([`SCHEMA_VERSION`]).
     pub schema: u32,
 }
+
+/// A plausible speeding record for unit tests (70 km/h against 50 + 3): callers override the
+/// fields they test with struct update syntax.
+#[cfg(test)]
+pub(crate) fn test_event(event_id: String, camera: &str, track_id: u64) -> Event {
+    Event {
+        kind: EventType::Speeding,
+        event_id,
+        device_id: "dev1".into(),
+        camera: camera.into(),
+        track_id,
+        class: "car".into(),
+        speed_kmh: 70.0,
+        speed_ci95_kmh: Some([68.0, 72.0]),
+        limit_kmh: 50.0,
+        tolerance_kmh: 3.0,
+        strict: false,
+        t_enter_s: 1.0,
+        t_exit_s: 2.5,
+        time: "2026-01-01T00:00:00Z".into(),
+        samples: 12,
+        distance_m: 20.0,
+        method: "fit".into(),
+        model: "nanodet".into(),
+        calibration: "abc".into(),
+        measurement_id: None,
+        thumbnail_topic: None,
+        schema: SCHEMA_VERSION,
+    }
+}

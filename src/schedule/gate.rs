@@ -30,6 +30,33 @@ struct GateState {
 }
 
 impl GateState {
+    /// Queues a new request; returns its ticket.
+    fn enqueue(&mut self, urgent: bool) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if urgent {
+            self.urgent.push_back(ticket);
+        } else {
+            self.normal.push_back(ticket);
+        }
+        ticket
+    }
+
+    /// Takes the head ticket out of its queue (the caller then holds the detector).
+    fn grant_head(&mut self) -> Option<u64> {
+        let t = self.head()?;
+        if self.urgent.front() == Some(&t) {
+            self.urgent.pop_front();
+            if !self.normal.is_empty() {
+                self.overtakes += 1;
+            }
+        } else {
+            self.normal.pop_front();
+            self.overtakes = 0;
+        }
+        Some(t)
+    }
+
     /// The ticket to serve next.
     fn head(&self) -> Option<u64> {
         match (self.urgent.front(), self.normal.front()) {
@@ -77,25 +104,11 @@ impl DetectorGate {
     /// Waits for the detector. `urgent` requests are served before normal ones that wait.
     pub fn lock(&self, urgent: bool) -> GateGuard<'_> {
         let mut s = self.state();
-        let ticket = s.next_ticket;
-        s.next_ticket += 1;
-        if urgent {
-            s.urgent.push_back(ticket);
-        } else {
-            s.normal.push_back(ticket);
-        }
+        let ticket = s.enqueue(urgent);
         while s.held || s.head() != Some(ticket) {
             s = self.turn.wait(s).unwrap_or_else(|e| e.into_inner());
         }
-        if urgent {
-            s.urgent.pop_front();
-            if !s.normal.is_empty() {
-                s.overtakes += 1;
-            }
-        } else {
-            s.normal.pop_front();
-            s.overtakes = 0;
-        }
+        s.grant_head();
         s.held = true;
         drop(s);
         GateGuard {
@@ -195,24 +208,14 @@ mod tests {
     /// Grants in order from a state with the given waiting tickets, as `lock` would.
     fn grant_order(s: &mut GateState, mut urgent_arrivals: u64) -> Vec<(bool, u64)> {
         let mut out = Vec::new();
-        while let Some(t) = s.head() {
-            let urgent = s.urgent.front() == Some(&t);
-            if urgent {
-                s.urgent.pop_front();
-                if !s.normal.is_empty() {
-                    s.overtakes += 1;
-                }
-            } else {
-                s.normal.pop_front();
-                s.overtakes = 0;
-            }
+        loop {
+            let urgent = s.head().is_some() && s.head() == s.urgent.front().copied();
+            let Some(t) = s.grant_head() else { break };
             out.push((urgent, t));
             // Busy cameras keep asking: a new urgent ticket after every urgent grant.
             if urgent && urgent_arrivals > 0 {
                 urgent_arrivals -= 1;
-                let t = s.next_ticket;
-                s.next_ticket += 1;
-                s.urgent.push_back(t);
+                s.enqueue(true);
             }
         }
         out
@@ -221,13 +224,8 @@ mod tests {
     #[test]
     fn tickets_are_first_come_first_served_within_a_class() {
         let mut s = GateState::default();
-        for (urgent, t) in [(false, 0), (true, 1), (false, 2), (true, 3)] {
-            s.next_ticket = t + 1;
-            if urgent {
-                s.urgent.push_back(t);
-            } else {
-                s.normal.push_back(t);
-            }
+        for urgent in [false, true, false, true] {
+            s.enqueue(urgent);
         }
         let order: Vec<u64> = grant_order(&mut s, 0).into_iter().map(|g| g.1).collect();
         assert_eq!(order, vec![1, 3, 0, 2]);
@@ -236,9 +234,8 @@ mod tests {
     #[test]
     fn a_normal_request_is_overtaken_at_most_max_overtakes_times() {
         let mut s = GateState::default();
-        s.normal.push_back(0);
-        s.urgent.push_back(1);
-        s.next_ticket = 2;
+        s.enqueue(false);
+        s.enqueue(true);
         // Endless urgent demand: the normal ticket still gets its turn.
         let order = grant_order(&mut s, 100);
         let pos = order

@@ -387,33 +387,18 @@ fn worker(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, SCHEMA_VERSION};
+    use crate::event::Event;
 
     fn verdict(n: u64, kind: EventType) -> Verdict {
         Verdict {
             event: Event {
                 kind,
-                event_id: ulid::Ulid::from_parts(1_750_000_000_000 + n, 0).to_string(),
-                device_id: "dev1".into(),
-                camera: "cam1".into(),
-                track_id: n,
-                class: "car".into(),
-                speed_kmh: 70.0,
                 speed_ci95_kmh: None,
-                limit_kmh: 50.0,
-                tolerance_kmh: 3.0,
-                strict: false,
-                t_enter_s: 1.0,
-                t_exit_s: 2.5,
-                time: "2026-01-01T00:00:00Z".into(),
-                samples: 12,
-                distance_m: 20.0,
-                method: "fit".into(),
-                model: "nanodet".into(),
-                calibration: "abc".into(),
-                measurement_id: None,
-                thumbnail_topic: None,
-                schema: SCHEMA_VERSION,
+                ..crate::event::test_event(
+                    ulid::Ulid::from_parts(1_750_000_000_000 + n, 0).to_string(),
+                    "cam1",
+                    n,
+                )
             },
             thumbnail_jpeg: None,
             origin: None,

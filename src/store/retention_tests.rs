@@ -1,35 +1,16 @@
 use super::*;
-use crate::event::{Event, EventType, SCHEMA_VERSION};
+use crate::event::Event;
 use crate::store::OutboxMessage;
 
 const DAY_MS: u64 = 86_400_000;
 const START_MS: u64 = 1_750_000_000_000;
 
 fn event_at(ms: u64, n: u64) -> Event {
-    Event {
-        kind: EventType::Speeding,
-        event_id: ulid::Ulid::from_parts(ms, u128::from(n)).to_string(),
-        device_id: "dev1".into(),
-        camera: "cam1".into(),
-        track_id: n,
-        class: "car".into(),
-        speed_kmh: 70.0,
-        speed_ci95_kmh: Some([68.0, 72.0]),
-        limit_kmh: 50.0,
-        tolerance_kmh: 3.0,
-        strict: false,
-        t_enter_s: 1.0,
-        t_exit_s: 2.5,
-        time: "2026-01-01T00:00:00Z".into(),
-        samples: 12,
-        distance_m: 20.0,
-        method: "fit".into(),
-        model: "nanodet".into(),
-        calibration: "abc".into(),
-        measurement_id: None,
-        thumbnail_topic: None,
-        schema: SCHEMA_VERSION,
-    }
+    crate::event::test_event(
+        ulid::Ulid::from_parts(ms, u128::from(n)).to_string(),
+        "cam1",
+        n,
+    )
 }
 
 /// Incompressible-looking bytes of `len` (sled stores values as given).

@@ -1,30 +1,15 @@
 use super::*;
-use crate::event::{EventType, SCHEMA_VERSION};
+use crate::event::EventType;
 
 fn event_at(ms: u64, camera: &str, track_id: u64) -> Event {
     Event {
-        kind: EventType::Speeding,
-        event_id: ulid::Ulid::from_parts(ms, u128::from(track_id)).to_string(),
-        device_id: "dev1".into(),
-        camera: camera.into(),
-        track_id,
-        class: "car".into(),
         speed_kmh: 60.0 + track_id as f64,
         speed_ci95_kmh: Some([59.0, 61.0 + track_id as f64]),
-        limit_kmh: 50.0,
-        tolerance_kmh: 3.0,
-        strict: false,
-        t_enter_s: 1.0,
-        t_exit_s: 2.5,
-        time: "2026-01-01T00:00:00Z".into(),
-        samples: 12,
-        distance_m: 20.0,
-        method: "fit".into(),
-        model: "nanodet".into(),
-        calibration: "abc".into(),
-        measurement_id: None,
-        thumbnail_topic: None,
-        schema: SCHEMA_VERSION,
+        ..crate::event::test_event(
+            ulid::Ulid::from_parts(ms, u128::from(track_id)).to_string(),
+            camera,
+            track_id,
+        )
     }
 }
 
