@@ -7,8 +7,8 @@
 
 mod common;
 
+use common::daemon::{http_get, metric};
 use common::{free_port, start_broker, subscribe, write_demo_config};
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,29 +40,6 @@ impl Drop for Tmpfs {
 
 fn free_bytes(dir: &Path) -> u64 {
     speedcam::store::free_bytes(dir).expect("statvfs")
-}
-
-/// A plain HTTP/1.1 GET on loopback; the whole response.
-fn http_get(port: u16, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-/// The value of the Prometheus sample named exactly `name` (no labels).
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>, log: &dyn Fn() -> String) -> T {
