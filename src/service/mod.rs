@@ -225,6 +225,10 @@ pub struct LoopOptions {
     pub stall_timeout: Option<Duration>,
     /// The daemon's companions of the loop (watchdog heartbeat, reloads); empty offline.
     pub hooks: LoopHooks,
+    /// Events of a recording carry origin keys, so the store refuses a vehicle it already holds:
+    /// the daemon restarts a file camera from the start after a crash. Off for `replay` and
+    /// `demo`, which process a file again on purpose (the crash-safety of `run` is theirs only).
+    pub origin_keys: bool,
 }
 
 /// Daemon-only companions of a camera loop; tests and offline commands leave them empty.
@@ -254,12 +258,14 @@ impl LoopOptions {
                 handoff: HandoffMode::LatestWins,
                 stall_timeout: Some(stall),
                 hooks: LoopHooks::default(),
+                origin_keys: false,
             }
         } else {
             LoopOptions {
                 handoff: HandoffMode::EveryFrame,
                 stall_timeout: None,
                 hooks: LoopHooks::default(),
+                origin_keys: false,
             }
         }
     }
@@ -302,7 +308,11 @@ pub fn run_source(
         .and_then(|l| l.camera(&cam.id))
         .unwrap_or_else(|| cam.clone());
     let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id)
-        .with_recording(recording_of(cam));
+        .with_recording(if opts.origin_keys {
+            recording_of(cam)
+        } else {
+            None
+        });
     let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
     let mut sum = RunSummary::default();
     let metrics = opts.hooks.metrics.as_ref();
@@ -778,6 +788,7 @@ pub(crate) mod tests {
             handoff: mode,
             stall_timeout: Some(Duration::from_secs(5)),
             hooks: LoopHooks::default(),
+            origin_keys: false,
         };
         let stop = AtomicBool::new(false);
         let (sum, end) = run_source(

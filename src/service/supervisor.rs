@@ -133,6 +133,8 @@ impl Supervisor<'_> {
         let paced = live || cam.live.replay.realtime;
         let mut opts = LoopOptions::for_source(paced, self.policy.stall_timeout);
         opts.hooks = self.hooks.clone();
+        // The daemon restarts a recording from its start after a crash: no vehicle twice.
+        opts.origin_keys = true;
         let heartbeat = self.hooks.heartbeat.as_ref();
         while !self.stop.load(Ordering::Relaxed) {
             // Opening gives up within the stall timeout (RTSP, V4L2): that long is not a wedge.
