@@ -120,32 +120,11 @@ pub fn check_topic_prefix(what: &str, value: &str) -> Result<(), PublishError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SCHEMA_VERSION;
 
     fn event(kind: EventType) -> Event {
         Event {
             kind,
-            event_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
-            device_id: "dev".into(),
-            camera: "north".into(),
-            track_id: 1,
-            class: "car".into(),
-            speed_kmh: 70.0,
-            speed_ci95_kmh: Some([68.0, 72.0]),
-            limit_kmh: 50.0,
-            tolerance_kmh: 3.0,
-            strict: false,
-            t_enter_s: 0.0,
-            t_exit_s: 1.0,
-            time: "2026-01-01T00:00:00Z".into(),
-            samples: 10,
-            distance_m: 19.4,
-            method: "fit".into(),
-            model: "m".into(),
-            calibration: "c".into(),
-            measurement_id: None,
-            thumbnail_topic: None,
-            schema: SCHEMA_VERSION,
+            ..crate::event::test_event("01ARZ3NDEKTSV4RRFFQ69G5FAV".into(), "north", 1)
         }
     }
 
