@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench accuracy` (release). Optional arguments after `--`:
 //! `--cases N` (cameras per condition, default 300), `--seed S`, `--calibration-noise-px P`
-//! (default 0.5), `--box-noise-px P` (default 1.5), `--out DIR` (also writes every case's MOT
-//! detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
+//! (default 0.5), `--box-noise-px P` (default 1.5), `--fit-margin-share S` (the estimator's
+//! `SpeedConfig::fit_margin_share`; default its default), `--out DIR` (also writes every case's
+//! MOT detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
 
 use speedcam::speed::SpeedConfig;
 use speedcam::synth::accuracy::{
@@ -16,6 +17,7 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = BenchConfig::default();
     let mut out: Option<PathBuf> = None;
+    let mut speed = SpeedConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -34,10 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .ok_or("--box-noise-px needs a number")?
                     .parse()?
             }
+            "--fit-margin-share" => {
+                speed.fit_margin_share = args
+                    .next()
+                    .ok_or("--fit-margin-share needs a number")?
+                    .parse()?
+            }
             _ => {} // cargo bench passes --bench
         }
     }
-    let speed = SpeedConfig::default();
     let start = Instant::now();
     let mut rows = Vec::new();
     for condition in &cfg.conditions {

@@ -73,6 +73,9 @@ impl CameraPipeline {
         ) {
             speed = speed.with_calibration(cal);
         }
+        if let Some((w, h)) = cam.image_size {
+            speed = speed.with_image_size(w, h);
+        }
         CameraPipeline {
             cam,
             device_id: device_id.to_string(),
@@ -148,6 +151,9 @@ impl CameraPipeline {
         times: &mut StageTimes,
     ) -> Vec<Verdict> {
         self.last_time = Some((t_s, wall));
+        if let Some(f) = frame {
+            self.speed.set_image_size(f.width, f.height);
+        }
         let start = Instant::now();
         let out = match detections {
             Some(d) => self.tracker.update(t_s, d),

@@ -2,12 +2,16 @@
 //!
 //! Each matched detection of a confirmed track contributes its ground point (bottom centre of the
 //! box, where the tyres touch the road: the only point of the box that lies on the calibrated
-//! plane) at the frame's capture time, while that point is inside the zone. When the point leaves
-//! the zone, or the track ends inside it, the samples are fitted once and dropped. State is kept
-//! only for tracks currently inside the zone plus a small "already measured" marker until the
-//! track ends; markers and samples of tracks that go quiet without [`SpeedEstimator::end_track`]
-//! are dropped after an idle time, and samples per track are capped
-//! ([`SpeedEstimator::with_state_limits`]), so memory stays bounded however long the stream runs.
+//! plane) at the frame's capture time, while that point is inside the zone or within the fit
+//! margin around it ([`SpeedConfig::fit_margin_share`]). The speed is the mean over the zone, but
+//! the samples just before the entry and just after the exit pin down *when* the vehicle crossed
+//! the zone edges: a fast vehicle gives few samples inside a short zone, and the fit's error
+//! shrinks steeply with the time span it covers. When the point leaves the zone and its margin,
+//! or the track ends, the samples are fitted once and dropped. State is kept only for tracks near
+//! or inside the zone plus a small "already measured" marker until the track ends; markers and
+//! samples of tracks that go quiet without [`SpeedEstimator::end_track`] are dropped after an idle
+//! time, and samples per track are capped ([`SpeedEstimator::with_state_limits`]), so memory stays
+//! bounded however long the stream runs.
 
 use std::collections::HashMap;
 
@@ -15,9 +19,20 @@ use super::uncertainty::{student_t_quantile, CalibrationUncertainty};
 use super::{fit_zone_motion, GroundSample, Homography, MotionFitOptions, SpeedLines, Zone};
 use crate::detect::BBox;
 
-/// One in-zone sample: capture time (s), ground point (m), ground covariance per px² of box noise
-/// (m²/px²), and the image point it came from (px).
-type Sample = (f64, [f64; 2], [[f64; 2]; 2], [f64; 2]);
+/// One sample of a track near or in the zone.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Capture time, s.
+    t_s: f64,
+    /// Ground point, m.
+    ground_m: [f64; 2],
+    /// Ground covariance per px² of box noise, m²/px².
+    cov_m2_per_px2: [[f64; 2]; 2],
+    /// The image point it came from, px.
+    image_px: [f64; 2],
+    /// Inside the zone (not in the margin around it).
+    in_zone: bool,
+}
 
 /// Measurement thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +60,12 @@ pub struct SpeedConfig {
     pub box_bottom_sd_px: f64,
     /// How the speed is obtained from the in-zone samples.
     pub method: SpeedMethod,
+    /// Samples of the track up to this share of the zone's length outside the zone (before the
+    /// entry and after the exit, on the ground) join the `fit`; the speed is still the mean over
+    /// the zone. 0 uses in-zone samples only. Boxes touching the image's left, right or bottom
+    /// border are not used there (their bottom centre is not the vehicle's), when the image size
+    /// is known ([`SpeedEstimator::with_image_size`]).
+    pub fit_margin_share: f64,
 }
 
 /// How a track's in-zone samples become a speed.
@@ -72,6 +93,14 @@ pub const DEFAULT_ACCEL_PRIOR_SD_M_S2: f64 = 1.5;
 pub const DEFAULT_OUTLIER_Z: f64 = 4.0;
 /// Default largest box-edge noise estimated from a track's fit, px.
 pub const DEFAULT_MAX_NOISE_PX: f64 = 6.0;
+/// Default fit margin around the zone, share of the zone's length.
+pub const DEFAULT_FIT_MARGIN_SHARE: f64 = 0.5;
+/// Margin samples are left out of a track's fit when they raise its estimated box noise above
+/// this multiple of the zone-only fit's (plus 0.25 px): they are not as good as the zone's.
+const MARGIN_NOISE_RATIO: f64 = 1.5;
+/// Most margin samples kept for a track that has not entered the zone (a vehicle waiting beside
+/// it); the oldest go first.
+const MAX_APPROACH_SAMPLES: usize = 256;
 
 impl Default for SpeedConfig {
     fn default() -> Self {
@@ -83,6 +112,7 @@ impl Default for SpeedConfig {
             max_noise_px: DEFAULT_MAX_NOISE_PX,
             box_bottom_sd_px: 0.0,
             method: SpeedMethod::Fit,
+            fit_margin_share: DEFAULT_FIT_MARGIN_SHARE,
         }
     }
 }
@@ -101,7 +131,7 @@ pub struct SpeedMeasurement {
     /// ([`SpeedEstimator::with_calibration`]) and the detector's systematic box offset
     /// ([`SpeedConfig::box_bottom_sd_px`]).
     pub speed_ci95_kmh: [f64; 2],
-    /// In-zone samples used by the fit.
+    /// Samples used by the fit (in the zone and its margin, outliers removed).
     pub samples: u32,
     /// Capture time of the first in-zone sample, s.
     pub t_enter_s: f64,
@@ -120,22 +150,30 @@ pub struct SpeedMeasurement {
 /// Where a track stands with respect to the zone.
 #[derive(Debug)]
 enum TrackZone {
-    /// Ground point inside the zone; collecting samples.
+    /// Ground point in the margin before the zone: its samples, kept in case it enters.
+    Approaching {
+        samples: std::collections::VecDeque<Sample>,
+        last_seen_t_s: f64,
+    },
+    /// Entered the zone; collecting samples until it leaves the zone and its margin (`left`: it
+    /// has left the zone and is in the margin after it).
     Inside {
         class: String,
         samples: Vec<Sample>,
+        in_zone: usize,
+        left: bool,
         last_seen_t_s: f64,
     },
-    /// Left the zone (measured, or the fit was rejected): nothing more until the track ends.
+    /// Measured, or the fit was rejected: nothing more until the track ends.
     Done { last_seen_t_s: f64 },
 }
 
 impl TrackZone {
     fn last_seen_t_s(&self) -> f64 {
         match self {
-            TrackZone::Inside { last_seen_t_s, .. } | TrackZone::Done { last_seen_t_s } => {
-                *last_seen_t_s
-            }
+            TrackZone::Approaching { last_seen_t_s, .. }
+            | TrackZone::Inside { last_seen_t_s, .. }
+            | TrackZone::Done { last_seen_t_s } => *last_seen_t_s,
         }
     }
 }
@@ -147,6 +185,10 @@ pub struct SpeedEstimator {
     zone: Zone,
     /// The zone polygon on the ground, m (None when a vertex maps to no ground point).
     zone_ground_m: Option<Vec<[f64; 2]>>,
+    /// Fit margin around the zone on the ground, m (0: none).
+    margin_m: f64,
+    /// Frame size, px, when known: margin boxes touching its border are not used.
+    image_size_px: Option<(f64, f64)>,
     calibration: Option<CalibrationUncertainty>,
     cfg: SpeedConfig,
     max_samples: usize,
@@ -164,10 +206,13 @@ impl SpeedEstimator {
             .iter()
             .map(|p| h.image_to_world(*p))
             .collect::<Option<Vec<_>>>();
+        let margin_m = margin_m(&h, &zone, &cfg);
         Self {
             h,
             zone,
             zone_ground_m,
+            margin_m,
+            image_size_px: None,
             calibration: None,
             cfg,
             max_samples: DEFAULT_MAX_SAMPLES,
@@ -188,6 +233,18 @@ impl SpeedEstimator {
         self
     }
 
+    /// Sets the frame size, px: boxes in the fit margin that touch the left, right or bottom
+    /// border are cut by it, so their bottom centre is not the vehicle's and they are not used.
+    pub fn with_image_size(mut self, width_px: u32, height_px: u32) -> Self {
+        self.set_image_size(width_px, height_px);
+        self
+    }
+
+    /// See [`SpeedEstimator::with_image_size`] (a source's frame size may change on reconnect).
+    pub fn set_image_size(&mut self, width_px: u32, height_px: u32) {
+        self.image_size_px = Some((f64::from(width_px), f64::from(height_px)));
+    }
+
     /// Adds the calibration's uncertainty, so that intervals include the calibration error
     /// (without it they carry only the fit's statistical error).
     pub fn with_calibration(mut self, calibration: CalibrationUncertainty) -> Self {
@@ -205,6 +262,7 @@ impl SpeedEstimator {
             .iter()
             .map(|p| self.h.image_to_world(*p))
             .collect::<Option<Vec<_>>>();
+        self.margin_m = margin_m(&self.h, &zone, &cfg);
         self.zone = zone;
         self.cfg = cfg;
     }
@@ -241,60 +299,166 @@ impl SpeedEstimator {
         self.latest_t_s = self.latest_t_s.max(t_s);
         self.sweep();
         let (gx, gy) = bbox.bottom_center();
-        let ground_px = [gx as f64, gy as f64];
-        let inside = self.zone.contains(ground_px);
-        match self.tracks.get_mut(&track_id) {
-            Some(TrackZone::Done { last_seen_t_s }) => {
-                *last_seen_t_s = last_seen_t_s.max(t_s);
-                None
+        let image_px = [gx as f64, gy as f64];
+        let in_zone = self.zone.contains(image_px);
+        let sample = ground_sample(&self.h, image_px).map(|(g, cov)| Sample {
+            t_s,
+            ground_m: g,
+            cov_m2_per_px2: cov,
+            image_px,
+            in_zone,
+        });
+        // Outside the zone, a sample counts only within the margin and from a whole box.
+        let cut = self.cut_by_frame(bbox);
+        let near = !in_zone && !cut && sample.is_some_and(|s| self.in_margin(s.ground_m));
+        let min_samples = self.cfg.min_samples as usize;
+        let state = self.tracks.remove(&track_id);
+        let next = match state {
+            Some(TrackZone::Done { last_seen_t_s }) => TrackZone::Done {
+                last_seen_t_s: last_seen_t_s.max(t_s),
+            },
+            None | Some(TrackZone::Approaching { .. }) if in_zone => {
+                let mut samples: Vec<Sample> = match state {
+                    Some(TrackZone::Approaching { samples, .. }) => samples.into(),
+                    _ => Vec::new(),
+                };
+                samples.extend(sample);
+                TrackZone::Inside {
+                    class: class.to_owned(),
+                    samples,
+                    in_zone: 1,
+                    left: false,
+                    last_seen_t_s: t_s,
+                }
+            }
+            None | Some(TrackZone::Approaching { .. }) => {
+                let mut samples = match state {
+                    Some(TrackZone::Approaching { samples, .. }) => samples,
+                    _ => Default::default(),
+                };
+                let sample = match (sample, near) {
+                    (Some(sample), true) => sample,
+                    // A cut box says nothing about where the vehicle is: keep what came before.
+                    _ if cut && !samples.is_empty() => {
+                        self.tracks.insert(
+                            track_id,
+                            TrackZone::Approaching {
+                                samples,
+                                last_seen_t_s: t_s,
+                            },
+                        );
+                        return None;
+                    }
+                    // Away from the zone: nothing to keep.
+                    _ => return None,
+                };
+                if samples.len() >= MAX_APPROACH_SAMPLES {
+                    samples.pop_front();
+                }
+                samples.push_back(sample);
+                TrackZone::Approaching {
+                    samples,
+                    last_seen_t_s: t_s,
+                }
             }
             Some(TrackZone::Inside {
                 class: held_class,
-                samples,
+                mut samples,
+                in_zone: mut count,
+                left,
                 last_seen_t_s,
             }) => {
-                *last_seen_t_s = last_seen_t_s.max(t_s);
-                if inside {
-                    if held_class != class {
-                        class.clone_into(held_class);
+                let last_seen_t_s = last_seen_t_s.max(t_s);
+                // After the exit, the margin is collected for as long as the vehicle took
+                // through the zone times the margin share (the margin's length at constant speed),
+                // so a vehicle that stops beyond the zone is measured without waiting for it.
+                let margin_over = left
+                    && zone_span_s(&samples)
+                        .is_some_and(|(t0, t1)| t_s - t1 > self.cfg.fit_margin_share * (t1 - t0));
+                if (in_zone || near) && !margin_over {
+                    let class = if in_zone && held_class != class {
+                        class.to_owned()
+                    } else {
+                        held_class
+                    };
+                    samples.extend(sample);
+                    count += usize::from(in_zone && sample.is_some());
+                    if samples.len() > self.max_samples {
+                        thin(&mut samples);
+                        count = samples.iter().filter(|s| s.in_zone).count();
                     }
-                    if let Some((g, cov)) = ground_sample(&self.h, ground_px) {
-                        samples.push((t_s, g, cov, ground_px));
-                        if samples.len() > self.max_samples {
-                            thin(samples);
-                        }
+                    // Left the zone into the margin: collect on until it leaves that too.
+                    let left = left || !in_zone;
+                    if !left || count >= min_samples {
+                        self.tracks.insert(
+                            track_id,
+                            TrackZone::Inside {
+                                class,
+                                samples,
+                                in_zone: count,
+                                left,
+                                last_seen_t_s,
+                            },
+                        );
+                        return None;
                     }
+                    // Too few in-zone samples: a box-noise flicker across the zone edge on entry
+                    // (or a brief graze of the zone). Its samples become margin samples, so
+                    // that the real passage can still be measured.
+                    let samples = samples
+                        .into_iter()
+                        .map(|s| Sample {
+                            in_zone: false,
+                            ..s
+                        })
+                        .rev()
+                        .take(MAX_APPROACH_SAMPLES)
+                        .rev()
+                        .collect();
+                    TrackZone::Approaching {
+                        samples,
+                        last_seen_t_s,
+                    }
+                } else if count < min_samples {
+                    // The same flicker, and now away from the zone: forget it.
                     return None;
-                }
-                if samples.len() < self.cfg.min_samples as usize {
-                    // A box-noise flicker across the zone edge on entry (or a brief graze of the
-                    // zone): forget it, so that the real passage can still be measured.
-                    self.tracks.remove(&track_id);
-                    return None;
-                }
-                let done = TrackZone::Done {
-                    last_seen_t_s: *last_seen_t_s,
-                };
-                let state = self.tracks.insert(track_id, done)?;
-                self.measure(track_id, state)
-            }
-            None => {
-                if inside {
-                    let samples = ground_sample(&self.h, ground_px)
-                        .map(|(g, cov)| vec![(t_s, g, cov, ground_px)])
-                        .unwrap_or_default();
-                    self.tracks.insert(
+                } else {
+                    self.tracks
+                        .insert(track_id, TrackZone::Done { last_seen_t_s });
+                    return self.measure(
                         track_id,
                         TrackZone::Inside {
-                            class: class.to_owned(),
+                            class: held_class,
                             samples,
-                            last_seen_t_s: t_s,
+                            in_zone: count,
+                            left,
+                            last_seen_t_s,
                         },
                     );
                 }
-                None
             }
-        }
+        };
+        self.tracks.insert(track_id, next);
+        None
+    }
+
+    /// Whether a ground point outside the zone lies within the fit margin.
+    fn in_margin(&self, ground_m: [f64; 2]) -> bool {
+        self.margin_m > 0.0
+            && self
+                .zone_ground_m
+                .as_deref()
+                .is_some_and(|poly| distance_to_polygon_edges_m(ground_m, poly) <= self.margin_m)
+    }
+
+    /// Whether the box touches the frame's left, right or bottom border (so its bottom centre is
+    /// not the vehicle's); false when the frame size is unknown.
+    fn cut_by_frame(&self, bbox: &BBox) -> bool {
+        self.image_size_px.is_some_and(|(w, h)| {
+            f64::from(bbox.x1) <= 1.0
+                || f64::from(bbox.x2) >= w - 1.0
+                || f64::from(bbox.y2) >= h - 1.0
+        })
     }
 
     /// The track ended: measures it if it was in the zone and not measured yet, and frees its state.
@@ -305,13 +469,19 @@ impl SpeedEstimator {
 
     /// Fits the samples of a track that was inside the zone.
     fn measure(&self, track_id: u64, state: TrackZone) -> Option<SpeedMeasurement> {
-        let TrackZone::Inside { class, samples, .. } = state else {
+        let TrackZone::Inside {
+            class,
+            samples,
+            in_zone,
+            ..
+        } = state
+        else {
             return None;
         };
-        if samples.len() < self.cfg.min_samples as usize {
+        if in_zone < self.cfg.min_samples as usize {
             tracing::debug!(
                 track_id,
-                samples = samples.len(),
+                samples = in_zone,
                 min_samples = self.cfg.min_samples,
                 "no speed: too few samples in the zone"
             );
@@ -319,25 +489,60 @@ impl SpeedEstimator {
         }
         if let SpeedMethod::Lines(lines) = &self.cfg.method {
             // The image points themselves: the lines method needs no calibration.
-            let px: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.0, s.3)).collect();
+            let px: Vec<(f64, [f64; 2])> = samples
+                .iter()
+                .filter(|s| s.in_zone)
+                .map(|s| (s.t_s, s.image_px))
+                .collect();
             let max_kmh = self.cfg.max_speed_kmh;
             return super::lines::measure_lines(lines, track_id, class, &px, max_kmh);
         }
-        let ground: Vec<GroundSample> = samples
-            .iter()
-            .map(|s| GroundSample {
-                t_s: s.0,
-                ground_m: s.1,
-                cov_m2_per_px2: s.2,
-            })
-            .collect();
+        // Margin samples only from as long before the entry and after the exit as the margin
+        // takes at the vehicle's pace through the zone: a vehicle that waited beside the zone
+        // (a queue, a red light) did not move at that pace then.
+        let (t0, t1) = zone_span_s(&samples)?;
+        let pad_s = self.cfg.fit_margin_share.max(0.0) * (t1 - t0);
         let opts = MotionFitOptions {
             accel_prior_sd_m_s2: self.cfg.accel_prior_sd_m_s2,
             outlier_z: self.cfg.outlier_z,
         };
-        let Some(fit) = fit_zone_motion(&ground, self.zone_ground_m.as_deref(), &opts) else {
-            tracing::debug!(track_id, "no speed: samples span no time");
-            return None;
+        let fit_of = |use_margin: bool| {
+            let ground: Vec<GroundSample> = samples
+                .iter()
+                .filter(|s| s.in_zone || (use_margin && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s)))
+                .map(|s| GroundSample {
+                    t_s: s.t_s,
+                    ground_m: s.ground_m,
+                    cov_m2_per_px2: s.cov_m2_per_px2,
+                })
+                .collect();
+            fit_zone_motion(&ground, self.zone_ground_m.as_deref(), &opts)
+        };
+        let noise_of = |f: &super::MotionFit| f.noise_px.max(f.lateral_noise_px);
+        let with_margin = samples
+            .iter()
+            .any(|s| !s.in_zone && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s));
+        let zone_only = fit_of(false);
+        // The margin's boxes must agree with the zone's: outside the zone a real detector's
+        // boxes can be worse (a vehicle partly hidden by another or by the frame's edge, the far
+        // end where boxes are a few pixels tall). When they scatter clearly more than the zone's
+        // own, the zone's samples alone are used.
+        let fit = match (with_margin.then(|| fit_of(true)).flatten(), zone_only) {
+            (Some(m), Some(z)) if noise_of(&m) > MARGIN_NOISE_RATIO * noise_of(&z) + 0.25 => {
+                tracing::debug!(
+                    track_id,
+                    margin_noise_px = noise_of(&m),
+                    zone_noise_px = noise_of(&z),
+                    "margin samples left out: they scatter more than the zone's"
+                );
+                z
+            }
+            (Some(m), _) => m,
+            (None, Some(z)) => z,
+            (None, None) => {
+                tracing::debug!(track_id, "no speed: samples span no time");
+                return None;
+            }
         };
         let speed_kmh = fit.speed_m_s * 3.6;
         let noise_px = fit.noise_px.max(fit.lateral_noise_px);
@@ -352,8 +557,11 @@ impl SpeedEstimator {
         }
         // A passage moves through the zone; a box that stays put (a false detection on a sign or
         // a shadow, a parked vehicle) is no passage however many samples it has.
-        let span_m = match (samples.first(), samples.last()) {
-            (Some(a), Some(b)) => (b.1[0] - a.1[0]).hypot(b.1[1] - a.1[1]),
+        let zone_samples = || samples.iter().filter(|s| s.in_zone);
+        let span_m = match (zone_samples().next(), zone_samples().last()) {
+            (Some(a), Some(b)) => {
+                (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
+            }
             _ => 0.0,
         };
         let min_span_m = MIN_PASSAGE_SHARE * self.zone.length_m(&self.h).unwrap_or(0.0);
@@ -375,11 +583,7 @@ impl SpeedEstimator {
             );
             return None;
         }
-        let (t_enter_s, t_exit_s) = samples
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
-                (lo.min(s.0), hi.max(s.0))
-            });
+        let (t_enter_s, t_exit_s) = (t0, t1);
         let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
         let cal_half_kmh = self.calibration_rel_sd(&fit).map_or(0.0, |(rel_sd, dof)| {
             student_t_quantile(0.975, dof) * rel_sd * speed_kmh
@@ -485,8 +689,42 @@ fn thin(samples: &mut Vec<Sample>) {
         i % 2 == 1
     });
     if let (Some(last), Some(kept)) = (last, samples.last()) {
-        if kept.0 != last.0 {
+        if kept.t_s != last.t_s {
             samples.push(last);
         }
     }
+}
+
+/// Capture times of the first and last in-zone samples, s.
+fn zone_span_s(samples: &[Sample]) -> Option<(f64, f64)> {
+    let mut zone = samples.iter().filter(|s| s.in_zone).map(|s| s.t_s);
+    let first = zone.next()?;
+    Some(zone.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
+}
+
+/// The fit margin of `cfg` for this zone, m (0 when off or the zone has no ground length).
+fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
+    let share = cfg.fit_margin_share;
+    if !(share.is_finite() && share > 0.0) || !matches!(cfg.method, SpeedMethod::Fit) {
+        return 0.0;
+    }
+    zone.length_m(h).map_or(0.0, |len| share * len)
+}
+
+/// Distance from `p` to the nearest edge of the closed polygon `poly`, m.
+fn distance_to_polygon_edges_m(p: [f64; 2], poly: &[[f64; 2]]) -> f64 {
+    let mut best = f64::INFINITY;
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
+        let e = [b[0] - a[0], b[1] - a[1]];
+        let len2 = e[0] * e[0] + e[1] * e[1];
+        let u = if len2 > 0.0 {
+            (((p[0] - a[0]) * e[0] + (p[1] - a[1]) * e[1]) / len2).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let q = [a[0] + u * e[0], a[1] + u * e[1]];
+        best = best.min((p[0] - q[0]).hypot(p[1] - q[1]));
+    }
+    best
 }

@@ -40,7 +40,8 @@ mod zone;
 
 pub use estimator::{
     SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, DEFAULT_ACCEL_PRIOR_SD_M_S2,
-    DEFAULT_MAX_IDLE_S, DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
+    DEFAULT_FIT_MARGIN_SHARE, DEFAULT_MAX_IDLE_S, DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES,
+    DEFAULT_OUTLIER_Z,
 };
 pub use fit::{
     fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,

@@ -1020,6 +1020,9 @@ fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<(f64, f64
     {
         est = est.with_calibration(cal);
     }
+    if let Some((w, h)) = cam.image_size {
+        est = est.with_image_size(w, h);
+    }
     let mut out = Vec::new();
     for v in case.vehicles.iter().filter(|v| v.crossed_zone) {
         let id = u64::from(v.id);
