@@ -558,7 +558,7 @@ impl SpeedEstimator {
         // A passage moves through the zone; a box that stays put (a false detection on a sign or
         // a shadow, a parked vehicle) is no passage however many samples it has.
         let zone_samples = || samples.iter().filter(|s| s.in_zone);
-        let span_m = match (zone_samples().next(), zone_samples().last()) {
+        let span_m = match (zone_samples().next(), zone_samples().next_back()) {
             (Some(a), Some(b)) => {
                 (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
             }
@@ -705,7 +705,7 @@ fn zone_span_s(samples: &[Sample]) -> Option<(f64, f64)> {
 /// The fit margin of `cfg` for this zone, m (0 when off or the zone has no ground length).
 fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
     let share = cfg.fit_margin_share;
-    if !(share.is_finite() && share > 0.0) || !matches!(cfg.method, SpeedMethod::Fit) {
+    if !(share.is_finite() && share > 0.0 && matches!(cfg.method, SpeedMethod::Fit)) {
         return 0.0;
     }
     zone.length_m(h).map_or(0.0, |len| share * len)
