@@ -628,3 +628,39 @@ fn zero_size_frames_are_errors() {
     assert!(nv12_to_i420(&[0; 16], 4, 0, 0).is_err());
     assert!(mjpeg_to_i420(&[], 640, 480).is_err());
 }
+
+/// Found by the `mp4` fuzz target (it hung `replay` for good): an MP4 whose `dinf/dref` has an
+/// entry of size 0 under an entry count of 4 billion. The file source refuses it at once.
+#[test]
+fn mp4_with_a_size0_dref_entry_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = repo().join("tests/data/bad/mp4-dref-size0-entry.mp4");
+    let cfg = write_config(dir.path(), "dref.toml", &video, &model(), |t| t);
+    let jpg = dir.path().join("dref.jpg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+        .args(["snapshot", "--config", &cfg, "--out", jpg.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run speedcamd");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("snapshot still running after 60 s: the file source hangs on it");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    for needle in ["mp4-dref-size0-entry.mp4", "dref", "size 0"] {
+        assert!(
+            stderr.contains(needle),
+            "message lacks {needle:?}:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

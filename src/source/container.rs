@@ -196,6 +196,10 @@ fn check_tree(buf: &[u8], depth: usize) -> Result<(), String> {
         let skip = match &kind {
             b"meta" if body.starts_with(&[0, 0, 0, 0]) => 4,
             b"meta" => 0,
+            // Version, flags and an entry count, then the entries, which the `mp4` crate walks
+            // for as many as the count says while it has not reached the end.
+            b"dref" if body.len() >= 8 => 8,
+            b"dref" => continue,
             k if is_container(k) => 0,
             _ => continue,
         };
@@ -383,6 +387,21 @@ pub(crate) mod tests {
         let meta = mp4_box(b"meta", &[0, 0, 0, 0, 0, 0, 0, 0, b'h', b'd', b'l', b'r']);
         let err = file_with(&mp4_box(b"udta", &meta), &[]).unwrap_err();
         assert!(err.contains("in `meta`") && err.contains("size 0"), "{err}");
+        // Found next: a size-0 entry in dinf/dref under an entry count of 4 billion (the
+        // crate seeked back onto it once per entry).
+        let dref = mp4_box(
+            b"dref",
+            &[
+                0, 0, 0, 0, 0xff, 0xa, 0, 0, 0, 0, 0, 0, b'u', b'r', b'l', b' ', 0, 0, 0, 1,
+            ],
+        );
+        let minf = mp4_box(b"minf", &mp4_box(b"dinf", &dref));
+        let err = file_with(&mp4_box(b"trak", &mp4_box(b"mdia", &minf)), &[]).unwrap_err();
+        assert!(err.contains("in `dref`") && err.contains("size 0"), "{err}");
+        let url = mp4_box(b"url ", &[0, 0, 0, 1]);
+        let dref = mp4_box(b"dref", &[&[0, 0, 0, 0, 0, 0, 0, 1], &url[..]].concat());
+        let udta = mp4_box(b"udta", &mp4_box(b"dinf", &dref));
+        assert_eq!(file_with(&udta, &[]).unwrap(), vec![]);
         // Nesting without end is cut off.
         let mut deep = mp4_box(b"free", &[]);
         for _ in 0..40 {
