@@ -105,7 +105,7 @@ pub fn lines_margin_warnings(cam: &CameraConfig, rate: &DetectionRate) -> Vec<St
             continue;
         };
         let margin_m = (0..zone_m.len())
-            .map(|i| segment_distance(zone_m[i], zone_m[(i + 1) % zone_m.len()], g))
+            .map(|i| crate::speed::segment_distance(zone_m[i], zone_m[(i + 1) % zone_m.len()], g))
             .fold(f64::INFINITY, f64::min);
         if margin_m < 2.0 * step_m {
             out.push(format!(
@@ -265,19 +265,8 @@ fn distance_outside(hull: &[[f64; 2]], q: [f64; 2]) -> f64 {
         return 0.0;
     }
     (0..n)
-        .map(|i| segment_distance(hull[i], hull[(i + 1) % n], q))
+        .map(|i| crate::speed::segment_distance(hull[i], hull[(i + 1) % n], q))
         .fold(f64::INFINITY, f64::min)
-}
-
-fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
-    let d = [b[0] - a[0], b[1] - a[1]];
-    let len2 = d[0] * d[0] + d[1] * d[1];
-    let t = if len2 > 0.0 {
-        (((q[0] - a[0]) * d[0] + (q[1] - a[1]) * d[1]) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    (q[0] - a[0] - t * d[0]).hypot(q[1] - a[1] - t * d[1])
 }
 
 #[cfg(test)]

@@ -713,18 +713,7 @@ fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
 
 /// Distance from `p` to the nearest edge of the closed polygon `poly`, m.
 fn distance_to_polygon_edges_m(p: [f64; 2], poly: &[[f64; 2]]) -> f64 {
-    let mut best = f64::INFINITY;
-    for i in 0..poly.len() {
-        let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
-        let e = [b[0] - a[0], b[1] - a[1]];
-        let len2 = e[0] * e[0] + e[1] * e[1];
-        let u = if len2 > 0.0 {
-            (((p[0] - a[0]) * e[0] + (p[1] - a[1]) * e[1]) / len2).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let q = [a[0] + u * e[0], a[1] + u * e[1]];
-        best = best.min((p[0] - q[0]).hypot(p[1] - q[1]));
-    }
-    best
+    (0..poly.len())
+        .map(|i| super::segment_distance(poly[i], poly[(i + 1) % poly.len()], p))
+        .fold(f64::INFINITY, f64::min)
 }

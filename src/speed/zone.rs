@@ -248,3 +248,15 @@ mod tests {
         }
     }
 }
+
+/// Distance from `q` to the segment `a`-`b` (any unit, the same for all three).
+pub(crate) fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
+    let d = [b[0] - a[0], b[1] - a[1]];
+    let len2 = d[0] * d[0] + d[1] * d[1];
+    let t = if len2 > 0.0 {
+        (((q[0] - a[0]) * d[0] + (q[1] - a[1]) * d[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (q[0] - a[0] - t * d[0]).hypot(q[1] - a[1] - t * d[1])
+}
