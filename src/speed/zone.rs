@@ -173,6 +173,18 @@ fn segments_cross(p1: [f64; 2], p2: [f64; 2], q1: [f64; 2], q2: [f64; 2]) -> boo
         || (d4 == 0 && on_segment(p1, p2, q2))
 }
 
+/// Distance from `q` to the segment `a`-`b` (any unit, the same for all three).
+pub(crate) fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
+    let d = [b[0] - a[0], b[1] - a[1]];
+    let len2 = d[0] * d[0] + d[1] * d[1];
+    let t = if len2 > 0.0 {
+        (((q[0] - a[0]) * d[0] + (q[1] - a[1]) * d[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (q[0] - a[0] - t * d[0]).hypot(q[1] - a[1] - t * d[1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,16 +259,4 @@ mod tests {
             if strictly_out { prop_assert!(!z.contains([px, py])); }
         }
     }
-}
-
-/// Distance from `q` to the segment `a`-`b` (any unit, the same for all three).
-pub(crate) fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
-    let d = [b[0] - a[0], b[1] - a[1]];
-    let len2 = d[0] * d[0] + d[1] * d[1];
-    let t = if len2 > 0.0 {
-        (((q[0] - a[0]) * d[0] + (q[1] - a[1]) * d[1]) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    (q[0] - a[0] - t * d[0]).hypot(q[1] - a[1] - t * d[1])
 }
