@@ -104,9 +104,7 @@ pub fn lines_margin_warnings(cam: &CameraConfig, rate: &DetectionRate) -> Vec<St
         let Some(g) = h.image_to_world(mid) else {
             continue;
         };
-        let margin_m = (0..zone_m.len())
-            .map(|i| crate::speed::segment_distance(zone_m[i], zone_m[(i + 1) % zone_m.len()], g))
-            .fold(f64::INFINITY, f64::min);
+        let margin_m = crate::speed::polygon_edge_distance(&zone_m, g);
         if margin_m < 2.0 * step_m {
             out.push(format!(
                 "camera {}: lines.{name} is {margin_m:.1} m inside the zone edge, but a vehicle at max_speed_kmh = {:.0} moves {step_m:.1} m between detections at {:.1} Hz ({}): it may cross the line before its first detection in the zone and get no measurement. Leave at least {:.1} m between the zone edge and each line (enlarge the zone), or lower max_speed_kmh",
@@ -264,9 +262,7 @@ fn distance_outside(hull: &[[f64; 2]], q: [f64; 2]) -> f64 {
     if inside {
         return 0.0;
     }
-    (0..n)
-        .map(|i| crate::speed::segment_distance(hull[i], hull[(i + 1) % n], q))
-        .fold(f64::INFINITY, f64::min)
+    crate::speed::polygon_edge_distance(hull, q)
 }
 
 #[cfg(test)]

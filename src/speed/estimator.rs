@@ -448,7 +448,7 @@ impl SpeedEstimator {
             && self
                 .zone_ground_m
                 .as_deref()
-                .is_some_and(|poly| distance_to_polygon_edges_m(ground_m, poly) <= self.margin_m)
+                .is_some_and(|poly| super::polygon_edge_distance(poly, ground_m) <= self.margin_m)
     }
 
     /// Whether the box touches the frame's left, right or bottom border (so its bottom centre is
@@ -709,11 +709,4 @@ fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
         return 0.0;
     }
     zone.length_m(h).map_or(0.0, |len| share * len)
-}
-
-/// Distance from `p` to the nearest edge of the closed polygon `poly`, m.
-fn distance_to_polygon_edges_m(p: [f64; 2], poly: &[[f64; 2]]) -> f64 {
-    (0..poly.len())
-        .map(|i| super::segment_distance(poly[i], poly[(i + 1) % poly.len()], p))
-        .fold(f64::INFINITY, f64::min)
 }

@@ -173,8 +173,16 @@ fn segments_cross(p1: [f64; 2], p2: [f64; 2], q1: [f64; 2], q2: [f64; 2]) -> boo
         || (d4 == 0 && on_segment(p1, p2, q2))
 }
 
+/// Distance from `q` to the nearest edge of the closed polygon `poly` (any unit, the same for
+/// both); infinite for an empty polygon.
+pub(crate) fn polygon_edge_distance(poly: &[[f64; 2]], q: [f64; 2]) -> f64 {
+    (0..poly.len())
+        .map(|i| segment_distance(poly[i], poly[(i + 1) % poly.len()], q))
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Distance from `q` to the segment `a`-`b` (any unit, the same for all three).
-pub(crate) fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
+fn segment_distance(a: [f64; 2], b: [f64; 2], q: [f64; 2]) -> f64 {
     let d = [b[0] - a[0], b[1] - a[1]];
     let len2 = d[0] * d[0] + d[1] * d[1];
     let t = if len2 > 0.0 {
