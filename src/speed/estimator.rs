@@ -506,10 +506,11 @@ impl SpeedEstimator {
             accel_prior_sd_m_s2: self.cfg.accel_prior_sd_m_s2,
             outlier_z: self.cfg.outlier_z,
         };
+        let margin_sample = |s: &Sample| !s.in_zone && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s);
         let fit_of = |use_margin: bool| {
             let ground: Vec<GroundSample> = samples
                 .iter()
-                .filter(|s| s.in_zone || (use_margin && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s)))
+                .filter(|s| s.in_zone || (use_margin && margin_sample(s)))
                 .map(|s| GroundSample {
                     t_s: s.t_s,
                     ground_m: s.ground_m,
@@ -519,9 +520,7 @@ impl SpeedEstimator {
             fit_zone_motion(&ground, self.zone_ground_m.as_deref(), &opts)
         };
         let noise_of = |f: &super::MotionFit| f.noise_px.max(f.lateral_noise_px);
-        let with_margin = samples
-            .iter()
-            .any(|s| !s.in_zone && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s));
+        let with_margin = samples.iter().any(margin_sample);
         let zone_only = fit_of(false);
         // The margin's boxes must agree with the zone's: outside the zone a real detector's
         // boxes can be worse (a vehicle partly hidden by another or by the frame's edge, the far
@@ -545,7 +544,7 @@ impl SpeedEstimator {
             }
         };
         let speed_kmh = fit.speed_m_s * 3.6;
-        let noise_px = fit.noise_px.max(fit.lateral_noise_px);
+        let noise_px = noise_of(&fit);
         if noise_px > self.cfg.max_noise_px {
             tracing::debug!(
                 track_id,
