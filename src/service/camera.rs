@@ -60,22 +60,27 @@ pub struct CameraPipeline {
     recording: Option<Recording>,
 }
 
+/// The speed estimator for `cam`: its calibration, zone and speed settings, the calibration's
+/// uncertainty from the survey points, and the configured image size (until frames give it).
+pub fn speed_estimator(cam: &CameraConfig) -> SpeedEstimator {
+    let mut speed =
+        SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
+    if let Some(cal) =
+        CalibrationUncertainty::from_points(&cam.homography, &cam.image_points, &cam.world_points)
+    {
+        speed = speed.with_calibration(cal);
+    }
+    if let Some((w, h)) = cam.image_size {
+        speed = speed.with_image_size(w, h);
+    }
+    speed
+}
+
 impl CameraPipeline {
     /// A fresh pipeline for `cam`; `model_id` is stored with every event.
     pub fn new(cam: CameraConfig, tracker: TrackerConfig, device_id: &str, model_id: &str) -> Self {
         let calibration_id = cam.homography.fingerprint();
-        let mut speed =
-            SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
-        if let Some(cal) = CalibrationUncertainty::from_points(
-            &cam.homography,
-            &cam.image_points,
-            &cam.world_points,
-        ) {
-            speed = speed.with_calibration(cal);
-        }
-        if let Some((w, h)) = cam.image_size {
-            speed = speed.with_image_size(w, h);
-        }
+        let speed = speed_estimator(&cam);
         CameraPipeline {
             cam,
             device_id: device_id.to_string(),

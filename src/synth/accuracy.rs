@@ -41,10 +41,7 @@ use crate::config::CameraConfig;
 use crate::detect::{BBox, Detection};
 use crate::event::EventType;
 use crate::service::CameraPipeline;
-use crate::speed::{
-    CalibrationError, CalibrationUncertainty, Homography, SpeedConfig, SpeedEstimator, Zone,
-    ZoneError,
-};
+use crate::speed::{CalibrationError, Homography, SpeedConfig, Zone, ZoneError};
 use crate::stats::StageTimes;
 use crate::track::{Tracker, TrackerConfig};
 use serde::Serialize;
@@ -1014,15 +1011,7 @@ fn detection(r: &MotBox) -> Detection {
 
 /// See [`CaseEval::oracle`].
 fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<(f64, f64, [f64; 2])> {
-    let mut est = SpeedEstimator::new(cam.homography.clone(), cam.zone.clone(), cam.speed.clone());
-    if let Some(cal) =
-        CalibrationUncertainty::from_points(&cam.homography, &cam.image_points, &cam.world_points)
-    {
-        est = est.with_calibration(cal);
-    }
-    if let Some((w, h)) = cam.image_size {
-        est = est.with_image_size(w, h);
-    }
+    let mut est = crate::service::camera::speed_estimator(cam);
     let mut out = Vec::new();
     for v in case.vehicles.iter().filter(|v| v.crossed_zone) {
         let id = u64::from(v.id);
