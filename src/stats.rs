@@ -103,12 +103,17 @@ impl Default for StageTimes {
 }
 
 impl StageTimes {
-    /// Keeps up to `capacity` samples per stage, overwriting the oldest.
+    /// Keeps up to `capacity` samples per stage, overwriting the oldest. The buffers are
+    /// reserved at once (pages are touched only as they fill), so they are never reallocated by
+    /// doubling on a long run.
     pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         StageTimes {
-            samples: vec![Vec::new(); Stage::ALL.len()],
+            samples: (0..Stage::ALL.len())
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
             next: vec![0; Stage::ALL.len()],
-            capacity: capacity.max(1),
+            capacity,
             observer: None,
         }
     }
@@ -233,6 +238,19 @@ mod tests {
         }
         let s = t.summary(Stage::Store).unwrap();
         assert_eq!((s.count, s.min_ms), (3, 7.0));
+    }
+
+    #[test]
+    fn buffers_are_reserved_once_and_never_grow() {
+        let mut t = StageTimes::with_capacity(100);
+        let before: Vec<usize> = t.samples.iter().map(Vec::capacity).collect();
+        assert!(before.iter().all(|&c| c >= 100), "{before:?}");
+        for i in 0..1000 {
+            t.record(Stage::Decode, i as f64);
+        }
+        let after: Vec<usize> = t.samples.iter().map(Vec::capacity).collect();
+        assert_eq!(before, after);
+        assert_eq!(t.summary(Stage::Decode).unwrap().count, 100);
     }
 
     #[derive(Debug, Default)]

@@ -271,6 +271,12 @@ impl LoopOptions {
     }
 }
 
+/// Samples per stage a daemon camera loop keeps for its own summary. With live metrics every
+/// sample also goes to the metrics window, so the loop needs few: the default 20,000 per stage
+/// (for `replay` and `bench`, which report percentiles at the end) took a daemon camera about
+/// two hours to fill, and RSS grew with it for that long (1.6 MB per camera, per connection).
+pub const LIVE_STAGE_SAMPLES: usize = 1024;
+
 /// Why [`run_source`] returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoopEnd {
@@ -317,6 +323,7 @@ pub fn run_source(
     let mut sum = RunSummary::default();
     let metrics = opts.hooks.metrics.as_ref();
     if let Some(m) = metrics {
+        sum.times = StageTimes::with_capacity(LIVE_STAGE_SAMPLES);
         sum.times.set_observer(Some(m.observer()));
     }
     let mut dropped_seen = 0;

@@ -125,6 +125,10 @@ impl Supervisor<'_> {
         let shown = redact_uri(&cam.source);
         let mut backoff = Backoff::new(self.policy.initial, self.policy.max);
         let mut totals = CameraTotals::default();
+        if self.hooks.metrics.is_some() {
+            // Bounded like each connection's own samples (they are merged in here).
+            totals.sum.times = crate::stats::StageTimes::with_capacity(super::LIVE_STAGE_SAMPLES);
+        }
         let mut attempt = 0u32;
         (self.report)(&CameraState::Connecting {
             source: shown.clone(),
