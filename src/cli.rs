@@ -491,6 +491,21 @@ fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCo
     }
     let mut warnings = 0;
     let mut errors = 0;
+    let st = &cfg.storage;
+    println!(
+        "  storage: keeps {} and at most {} in {}",
+        st.max_age
+            .map_or("events of any age".to_string(), |a| format!(
+                "events for {:.0} days",
+                a.as_secs_f64() / 86_400.0
+            )),
+        config::show_size(st.max_bytes),
+        cfg.data_dir.display()
+    );
+    if let Some(w) = config::mem_total_bytes().and_then(|m| st.memory_warning(m)) {
+        warnings += 1;
+        println!("  WARNING: {w}");
+    }
     for cam in &cfg.cameras {
         println!(
             "  camera {}: source {}",

@@ -21,7 +21,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-pub use storage::{parse_byte_size, StorageConfig};
+pub use storage::{
+    mem_total_bytes, parse_byte_size, show_size, StorageConfig, STORE_RAM_SHARE, STORE_RSS_PER_BYTE,
+};
 
 /// The vehicle classes detected unless `detector.classes` says otherwise.
 pub const DEFAULT_CLASSES: [&str; 4] = ["car", "motorcycle", "bus", "truck"];

@@ -35,6 +35,62 @@ impl Default for StorageConfig {
     }
 }
 
+/// Memory sled holds per byte of its data directory: it keeps what it wrote in its page cache
+/// and `cache_capacity` did not bound that (sled 0.34). `examples/store_memory.rs` measured RSS
+/// growth of 0.85-1.0 bytes per byte of `data_dir` at 20,000-50,000 records (1.5-1.8 per byte of
+/// records), so `max_bytes` bounds the daemon's memory too. Used to warn, not to enforce.
+pub const STORE_RSS_PER_BYTE: f64 = 1.0;
+
+/// Share of the machine's RAM a full store may take before [`StorageConfig::memory_warning`]
+/// warns: the detector, decoders and frames need the rest (a Jetson shares it with the GPU).
+pub const STORE_RAM_SHARE: f64 = 0.25;
+
+impl StorageConfig {
+    /// A warning when a store grown to `max_bytes` would hold more than [`STORE_RAM_SHARE`] of
+    /// `mem_total_bytes` in memory, naming the cap that fits; None when it fits.
+    pub fn memory_warning(&self, mem_total_bytes: u64) -> Option<String> {
+        let need = self.max_bytes as f64 * STORE_RSS_PER_BYTE;
+        let budget = mem_total_bytes as f64 * STORE_RAM_SHARE;
+        (need > budget).then(|| {
+            format!(
+                "[storage] max_bytes = {} lets the store grow until sled holds about {} in memory \
+                 (sled keeps about as much in memory as data_dir holds on disk), more than {:.0}% \
+                 of this machine's {} of RAM: set max_bytes to {} or less, or lower max_age_days so \
+                 that the store stays that small",
+                show_size(self.max_bytes),
+                show_size(need as u64),
+                STORE_RAM_SHARE * 100.0,
+                show_size(mem_total_bytes),
+                show_size((budget / STORE_RSS_PER_BYTE) as u64),
+            )
+        })
+    }
+}
+
+/// A size for messages: "8.0 GB", "512 MB", "900 kB" (powers of 1000, as `max_bytes` takes them).
+pub fn show_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+/// The machine's RAM from `/proc/meminfo` (`MemTotal`), bytes; None where it cannot be read.
+pub fn mem_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_total(&text)
+}
+
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Parses "8GB", "512 MiB", "1.5G", "4096" (bytes). Decimal units (kB, MB, GB, TB: powers of
 /// 1000) and binary ones (KiB, MiB, GiB, TiB; also K, M, G, T: powers of 1024); case-insensitive.
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
@@ -81,5 +137,35 @@ mod tests {
         assert!(parse_byte_size("8 parsecs").unwrap_err().contains("8GB"));
         assert!(parse_byte_size("").is_err());
         assert!(parse_byte_size("GB").is_err());
+    }
+
+    #[test]
+    fn memory_warning_names_a_cap_that_fits() {
+        let ram = 8_000_000_000;
+        let big = StorageConfig::default();
+        let msg = big
+            .memory_warning(ram)
+            .expect("8 GB of store on 8 GB of RAM warns");
+        let fits = (ram as f64 * STORE_RAM_SHARE / STORE_RSS_PER_BYTE) as u64;
+        assert!(msg.contains("max_bytes = 8.0 GB"), "{msg}");
+        assert!(msg.contains(&show_size(fits)), "{msg}");
+        let small = StorageConfig {
+            max_bytes: fits,
+            ..StorageConfig::default()
+        };
+        assert_eq!(small.memory_warning(ram), None);
+        let over = StorageConfig {
+            max_bytes: fits + 1_000_000,
+            ..StorageConfig::default()
+        };
+        assert!(over.memory_warning(ram).is_some());
+    }
+
+    #[test]
+    fn mem_total_is_read_from_meminfo() {
+        let text = "MemTotal:        7989120 kB\nMemFree:          123456 kB\n";
+        assert_eq!(parse_mem_total(text), Some(7_989_120 * 1024));
+        assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
+        assert_eq!(parse_mem_total("MemTotal: lots\n"), None);
     }
 }

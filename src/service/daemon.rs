@@ -96,6 +96,9 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
     if let Some(w) = cfg.metrics.exposure_warning() {
         tracing::warn!("{w}");
     }
+    if let Some(w) = crate::config::mem_total_bytes().and_then(|m| cfg.storage.memory_warning(m)) {
+        tracing::warn!("{w}");
+    }
     let _endpoint = match cfg.metrics.listen {
         Some(addr) => {
             let server = crate::metrics::serve(addr, metrics.clone())
