@@ -72,12 +72,14 @@ impl Store {
         };
         std::fs::create_dir_all(data_dir).map_err(|e| open_err(Box::new(e)))?;
         // A store dropped a moment ago in this process (a reload, a test) may still hold the
-        // directory's lock from sled's background flusher: wait for it briefly.
+        // directory's lock from sled's background flusher: wait for it. 3 s was not always
+        // enough for the aarch64 tests under qemu on a busy 2-core machine; 10 s only delays
+        // the error when another speedcamd really holds the directory.
         let mut waited_ms = 0;
         let db = loop {
             match sled::Config::new().path(data_dir).open() {
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < 3000 =>
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited_ms < 10_000 =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     waited_ms += 50;
