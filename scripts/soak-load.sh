@@ -142,8 +142,7 @@ def rss_now():
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 def proc():
-    with open(f"/proc/{pid}/status") as f:
-        rss = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    rss = rss_now()
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu_s = (int(fields[11]) + int(fields[12])) / tick

@@ -29,11 +29,12 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Keeps glibc's mmap threshold at its 128 KiB default (glibc now serves only C and C++ code:
-/// the openh264 decoder, FFmpeg, ONNX Runtime). Before jemalloc served Rust, frames (1.4 MB at 1280x720) are allocated
-/// on decode threads and freed on camera threads; after the first such free glibc raises the
-/// threshold to the frame size and serves frames from its per-thread heaps, which then fragment:
-/// the 4-camera soak (scripts/soak-load.sh) grew RSS by 22 MiB/min that way, against ~1 MiB/min
-/// with the threshold pinned (every frame its own mapping, returned to the OS when freed).
+/// the openh264 decoder, FFmpeg, ONNX Runtime). Why, from before jemalloc served Rust: frames
+/// (1.4 MB at 1280x720) were allocated on decode threads and freed on camera threads; after the
+/// first such free glibc raised the threshold to the frame size and served frames from its
+/// per-thread heaps, which then fragmented: the 4-camera soak (scripts/soak-load.sh) grew RSS by
+/// 22 MiB/min that way, against ~1 MiB/min with the threshold pinned (every frame its own
+/// mapping, returned to the OS when freed).
 /// `MALLOC_MMAP_THRESHOLD_` in the environment still wins.
 fn pin_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
