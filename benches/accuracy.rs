@@ -8,7 +8,7 @@
 //! MOT detections, timestamps, truth and camera.toml under DIR/case-NNN/<condition>/).
 
 use speedcam::speed::SpeedConfig;
-use speedcam::synth::accuracy::{
+use speedcam_synth::accuracy::{
     evaluate_case, format_table, generate_case, summarize, write_case, BenchConfig,
 };
 use std::path::PathBuf;

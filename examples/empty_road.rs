@@ -6,7 +6,7 @@
 //! `speedcamd bench --config config/demo.toml --video OUT_DIR/scene.mp4` (same camera, so the
 //! demo calibration applies). The car's truth is in OUT_DIR/truth.json.
 
-use speedcam::synth::{demo_scene, render};
+use speedcam_synth::{demo_scene, render};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args().nth(1).ok_or("usage: empty_road OUT_DIR")?;

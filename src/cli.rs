@@ -167,12 +167,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Render a synthetic scene with known vehicle speeds (MP4 + truth.json + camera.toml).
-    Synth {
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-    },
 }
 
 /// Parses the command line and runs it.
@@ -325,19 +319,6 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             frames,
             json,
         } => bench(&config, camera, video, frames, json),
-        Command::Synth { out } => {
-            let start = std::time::Instant::now();
-            let truth = speedcam::synth::render_demo(&out)
-                .with_context(|| format!("rendering the demo scene into {}", out.display()))?;
-            eprintln!(
-                "rendered {} vehicles, {} frames into {} in {:.1} s",
-                truth.vehicles.len(),
-                truth.frames,
-                out.display(),
-                start.elapsed().as_secs_f64()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
     }
 }
 
@@ -453,8 +434,8 @@ fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     if !json {
         let _ = write!(out, "\n{}", summary_text(&sum));
         let truth = video.with_file_name("truth.json");
-        if let Ok(t) = speedcam::synth::load_truth(&truth) {
-            let _ = write!(out, "\n{}", speedcam::synth::compare_table(&t, &measured));
+        if let Ok(t) = speedcam::truth::load_truth(&truth) {
+            let _ = write!(out, "\n{}", speedcam::truth::compare_table(&t, &measured));
         }
     }
     Ok(exit_for(&sum))
@@ -479,13 +460,14 @@ fn check_config(path: &Path, detection_hz: Option<f64>) -> anyhow::Result<ExitCo
         "  detector: {} ({} backend, family {}), classes {:?}, score >= {} (tracker low pass >= {})",
         model_id, cfg.detector.backend, cfg.detector.family, cfg.detector.classes, cfg.tracker.high_score, cfg.tracker.low_score
     );
+    let tls = config::mqtt_tls(&cfg)?;
     match &cfg.mqtt {
         Some(m) => println!(
             "  mqtt: {} under {}/{}{}",
             speedcam::source::redact_uri(&m.url),
             m.base_topic,
             m.device_id,
-            speedcam::publish::tls::describe_security(m)
+            speedcam::publish::tls::describe_security(m, tls.as_ref())
         ),
         None => println!("  mqtt: not configured (nothing is published)"),
     }

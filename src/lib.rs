@@ -1,29 +1,24 @@
 //! speedcam: measure vehicle speed from a calibrated camera and publish speeding alerts.
 //!
-//! The module tree reads like the pipeline:
-//! `source` (frames with capture timestamps) -> `detect` (vehicle boxes) -> `track` (ByteTrack)
-//! -> `speed` (homography + fit over the measurement zone) -> `event` (one verdict per vehicle)
-//! -> `store` (sled: events, thumbnails, outbox) -> `publish` (MQTT, QoS 1, replay on reconnect).
-//! `service` wires them together per camera; `config` loads and validates the TOML file;
-//! `metrics` keeps the live figures (Prometheus endpoint, `stats` topic, systemd status);
-//! `synth` renders synthetic scenes with known ground truth for tests and the demo.
+//! This crate is the daemon: what needs native code, I/O threads or a network. The pipeline's
+//! logic is [`speedcam_core`] (re-exported here under the same module names, so a path such as
+//! `speedcam::speed::Homography` works from either side):
+//! `source` (frames with capture timestamps: the RTSP, V4L2 and file openers here, the parsers
+//! in core) -> `detect` (vehicle boxes: the tract and ONNX Runtime backends here, the types in
+//! core) -> `track` -> `speed` -> `event` (core) -> `store` (sled: events, thumbnails, outbox)
+//! -> `publish` (MQTT, QoS 1, replay on reconnect). `service` wires them together per camera;
+//! `config` is core's loader plus the TLS check that needs rustls; `metrics` keeps the live
+//! figures (Prometheus endpoint, `stats` topic, systemd status).
 
-pub mod backoff;
-pub mod clock;
+pub use speedcam_core::{
+    backoff, clock, event, frame, pipeline, schedule, speed, stats, track, truth,
+};
+
 pub mod config;
 pub mod detect;
-pub mod event;
-pub mod frame;
 pub mod logging;
 pub mod metrics;
 pub mod publish;
-pub mod schedule;
 pub mod service;
 pub mod source;
-pub mod speed;
-pub mod stats;
 pub mod store;
-pub mod synth;
-#[cfg(test)]
-mod test_rng;
-pub mod track;

@@ -4,7 +4,7 @@
 //! and that strict mode raises speeding only when the interval's low end is over the threshold.
 
 use speedcam::event::{Event, EventType};
-use speedcam::synth::{load_truth, match_measurements, SceneTruth};
+use speedcam::truth::{load_truth, match_measurements, SceneTruth};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::{start_broker, subscribe, write_demo_config};
 use speedcam::event::{Event, EventType};
-use speedcam::synth::{load_truth, match_measurements};
+use speedcam::truth::{load_truth, match_measurements};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -11,7 +11,7 @@ use speedcam::event::{Event, EventType};
 use speedcam::frame::Frame;
 use speedcam::source::ffmpeg::{FfmpegOptions, FfmpegSource};
 use speedcam::source::{open_file, probe_file, Mp4Source, Source};
-use speedcam::synth::load_truth;
+use speedcam::truth::load_truth;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -275,7 +275,7 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
             .iter()
             .filter(|v| v.crossed_zone)
             .min_by(|a, b| {
-                let d = |v: &speedcam::synth::VehicleTruth| {
+                let d = |v: &speedcam::truth::VehicleTruth| {
                     (v.zone_entry_s.unwrap_or(f64::MAX) - first_frame_s - m.t_enter_s).abs()
                 };
                 d(a).total_cmp(&d(b))

@@ -15,7 +15,7 @@ mod common;
 use common::rtsp::{skip, Server};
 use common::{free_port, start_broker, subscribe, write_demo_config, Received, Subscriber};
 use speedcam::event::{Event, EventType};
-use speedcam::synth::{load_truth, match_measurements};
+use speedcam::truth::{load_truth, match_measurements};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -30,7 +30,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Source states a camera reports (the `state` of its retained `<camera>/state` topic). Each
 /// camera exports all of them in `speedcam_source_state{state=...}`, 1 for the current one.
@@ -60,46 +60,7 @@ pub const FRAME_AGE_BUCKETS_S: [f64; 24] = [
 /// newest win when a window holds more: 30 fps for 10 s is 300).
 pub const STATS_WINDOW_SAMPLES: usize = 4096;
 
-/// Default `[metrics] stats_interval_s`: how often the `stats` topic is published, s.
-pub const DEFAULT_STATS_INTERVAL_S: f64 = 10.0;
-
-/// `[metrics]` of the config: the optional Prometheus endpoint and the `stats` topic period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricsConfig {
-    /// Where `GET /metrics` is served (`listen`); None (the default): no endpoint.
-    pub listen: Option<SocketAddr>,
-    /// Period of the MQTT `stats` topic (`stats_interval_s`, default 10 s).
-    pub stats_interval: Duration,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            listen: None,
-            stats_interval: Duration::from_secs_f64(DEFAULT_STATS_INTERVAL_S),
-        }
-    }
-}
-
-impl MetricsConfig {
-    /// True unless the endpoint listens on a non-loopback address (reachable from the network:
-    /// the figures are not secret, but the operator should know). No endpoint counts as loopback.
-    pub fn is_loopback(&self) -> bool {
-        self.listen.is_none_or(|a| a.ip().is_loopback())
-    }
-
-    /// The warning to log at startup when the endpoint is reachable from other hosts.
-    pub fn exposure_warning(&self) -> Option<String> {
-        match self.listen {
-            Some(a) if !a.ip().is_loopback() => Some(format!(
-                "the metrics endpoint listens on {a}, reachable from other hosts: the figures need no \
-                 authentication (set [metrics] listen = \"127.0.0.1:{}\" to keep it local)",
-                a.port()
-            )),
-            _ => None,
-        }
-    }
-}
+pub use speedcam_core::config::metrics::{MetricsConfig, DEFAULT_STATS_INTERVAL_S};
 
 /// Why the metrics endpoint could not start.
 #[derive(Debug, thiserror::Error)]

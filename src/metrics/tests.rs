@@ -1,6 +1,7 @@
 use super::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 /// The value of the series `name{labels}` in Prometheus text (labels as written, in order).
 fn series(text: &str, name_and_labels: &str) -> Option<f64> {

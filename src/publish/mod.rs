@@ -25,8 +25,13 @@ mod topics;
 mod window;
 
 pub use crate::backoff::{Backoff, LogLimiter};
-pub use tls::{MqttTls, Secret};
-pub use topics::{check_topic_level, check_topic_prefix, Topics};
+pub use speedcam_core::config::mqtt::Secret;
+pub use speedcam_core::config::mqtt::{
+    check_topic_level, check_topic_prefix, MqttConfig, MqttConfigError, TlsFiles, DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+};
+pub use tls::MqttTls;
+pub use topics::Topics;
 
 use crate::event::Event;
 use crate::store::{CameraTally, Store};
@@ -36,153 +41,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Default MQTT port for `mqtt://host` URLs.
-pub const DEFAULT_PORT: u16 = 1883;
-
-/// Default MQTT port for `mqtts://host` URLs (MQTT over TLS).
-pub const DEFAULT_TLS_PORT: u16 = 8883;
-
 /// Publishes allowed in flight (sent, not yet acknowledged) at once.
 pub const WINDOW: usize = 32;
 
 /// Largest MQTT packet this client sends (thumbnails are the big ones), bytes.
 pub const MAX_PACKET_BYTES: usize = 8 * 1024 * 1024;
 
-/// Connection settings (`[mqtt]` in the config file). `Debug` never shows the password or keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttConfig {
-    /// Broker URL, `mqtt://host:port` (port defaults to 1883) or `mqtts://host:port` (TLS,
-    /// port defaults to 8883); never carries credentials.
-    pub url: String,
-    /// First topic level(s), default `speedcam`.
-    pub base_topic: String,
-    /// This device's id, the second topic level.
-    pub device_id: String,
-    /// MQTT client id; defaults to `speedcamd-<device_id>`.
-    pub client_id: Option<String>,
-    /// Keep-alive interval, s (>= 1; 0 disables pings).
-    pub keepalive_s: u64,
-    /// Whether measurement records go to `<camera>/measurements` (else only speeding events).
-    pub publish_measurements: bool,
-    /// Publish Home Assistant discovery configs (each camera's last speed and speeding count as
-    /// sensors) and the retained `<camera>/summary` they read.
-    pub home_assistant_discovery: bool,
-    /// Home Assistant's discovery prefix, default [`home_assistant::DEFAULT_PREFIX`].
-    pub home_assistant_prefix: String,
-    /// TLS settings; `Some` exactly when the URL is `mqtts://` or `ssl://` (then every
-    /// connection attempt is TLS, never plain TCP).
-    pub tls: Option<MqttTls>,
-    /// Username for the broker's login, if any.
-    pub username: Option<String>,
-    /// Password for the broker's login (needs `username`), read from `password_file`.
-    pub password: Option<Secret>,
-}
-
-impl MqttConfig {
-    /// Whether [`MqttConfig::url`] asks for TLS (`mqtts://` or `ssl://`).
-    pub fn url_wants_tls(&self) -> bool {
-        self.url.starts_with("mqtts://") || self.url.starts_with("ssl://")
-    }
-
-    /// Host and port from [`MqttConfig::url`]: `mqtt://`/`tcp://` (default port 1883) or
-    /// `mqtts://`/`ssl://` (TLS, default port 8883). User info in the URL is refused (it would
-    /// put the password in the config and the logs): use `username` and `password_file`.
-    pub fn host_port(&self) -> Result<(String, u16), PublishError> {
-        let bad = |why: &str| PublishError::BadUrl {
-            url: crate::source::redact_uri(&self.url),
-            why: why.to_string(),
-        };
-        let (rest, default_port) = if let Some(rest) = self.url.strip_prefix("mqtt://") {
-            (rest, DEFAULT_PORT)
-        } else if let Some(rest) = self.url.strip_prefix("tcp://") {
-            (rest, DEFAULT_PORT)
-        } else if let Some(rest) = self.url.strip_prefix("mqtts://") {
-            (rest, DEFAULT_TLS_PORT)
-        } else if let Some(rest) = self.url.strip_prefix("ssl://") {
-            (rest, DEFAULT_TLS_PORT)
-        } else {
-            return Err(bad(
-                "expected mqtt://host:port (plain TCP) or mqtts://host:port (TLS)",
-            ));
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('@') {
-            return Err(bad("credentials in the URL are not allowed (they would end up in logs): remove `user:password@` and set mqtt.username and mqtt.password_file"));
-        }
-        let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
-            let (h, after) = bracketed
-                .split_once(']')
-                .ok_or_else(|| bad("unclosed '[' around an IPv6 host"))?;
-            match after {
-                "" => (h, None),
-                _ => (
-                    h,
-                    Some(
-                        after
-                            .strip_prefix(':')
-                            .ok_or_else(|| bad("expected ':' after ']'"))?,
-                    ),
-                ),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
-        };
-        let port = match port {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| bad("port is not a number 1-65535"))?,
-            None => default_port,
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(bad("missing or malformed host"));
-        }
-        Ok((host.to_string(), port))
-    }
-
-    /// The client id used on the broker.
-    pub fn effective_client_id(&self) -> String {
-        self.client_id
-            .clone()
-            .unwrap_or_else(|| format!("speedcamd-{}", self.device_id))
-    }
-}
-
 /// Failure to start publishing or to build a message.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The broker URL cannot be used.
-    #[error("invalid mqtt.url {url:?}: {why}")]
-    BadUrl {
-        /// The configured URL.
-        url: String,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// An id that becomes a topic level contains a separator or wildcard.
-    #[error(
-        "{what} {value:?} cannot be used in MQTT topics; use a non-empty name without '/', '+', \
-         '#' or NUL"
-    )]
-    BadTopicLevel {
-        /// Config key.
-        what: String,
-        /// Offending value.
-        value: String,
-    },
-    /// A configured topic prefix has an empty level, a wildcard or a leading/trailing `/`.
-    #[error(
-        "{what} {value:?} cannot be used as an MQTT topic prefix; use one or more non-empty \
-         levels separated by '/', without '+', '#', NUL or a leading/trailing '/'"
-    )]
-    BadTopicPrefix {
-        /// Config key.
-        what: String,
-        /// Offending value.
-        value: String,
-    },
+    /// A setting of `[mqtt]` cannot be used (URL, topic levels).
+    #[error(transparent)]
+    Config(#[from] MqttConfigError),
+    /// The TLS material named by the config cannot be loaded.
+    #[error("{0}")]
+    Tls(#[from] tls::SecurityFileError),
     /// An event could not be encoded.
     #[error("cannot encode the event as JSON: {0}; this is a bug, please report it")]
     Encode(#[source] serde_json::Error),
@@ -350,15 +223,21 @@ impl Publisher {
             ));
         // TLS whenever the URL asks for it: rumqttc then never opens a plain TCP session.
         match (&cfg.tls, cfg.url_wants_tls()) {
-            (Some(tls), true) => {
-                opts.set_transport(tls.transport());
+            (Some(files), true) => {
+                let ca = files.ca_file.as_deref();
+                let client = files
+                    .client_cert
+                    .as_ref()
+                    .map(|(c, k)| (c.as_path(), k.as_path()));
+                opts.set_transport(MqttTls::load(ca, client)?.transport());
             }
             (None, false) => {}
             _ => {
-                return Err(PublishError::BadUrl {
+                return Err(MqttConfigError::BadUrl {
                     url: crate::source::redact_uri(&cfg.url),
                     why: "the TLS settings do not match the URL scheme (mqtts:// needs them, mqtt:// must not have them); load the config through config::load".into(),
-                })
+                }
+                .into())
             }
         }
         if cfg.username.is_some() && cfg.tls.is_none() {

@@ -10,77 +10,15 @@
 
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use speedcam_core::config::mqtt::read_file as read;
+use speedcam_core::config::mqtt::TlsFiles;
+pub use speedcam_core::config::mqtt::{
+    read_password_file, resolve_credential_path, Secret, SecurityFileError,
+};
+use speedcam_core::config::Problem;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// A password (or other secret string) whose `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself; only for handing it to the protocol, never for formatting.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Why a TLS or credentials file cannot be used; the message names the file and the fix,
-/// never the contents.
-#[derive(Debug, thiserror::Error)]
-pub enum SecurityFileError {
-    /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The resolved path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is read but its contents cannot be used.
-    #[error("{}: {why}", path.display())]
-    Content {
-        /// The resolved path.
-        path: PathBuf,
-        /// What is wrong and what is expected.
-        why: String,
-    },
-    /// No CA file given and the system CA store holds no usable certificate.
-    #[error(
-        "no CA file given and the system CA store has no usable certificate ({why}): set \
-         mqtt.ca_file to the PEM file of the CA that signed the broker's certificate, or install \
-         ca-certificates"
-    )]
-    NoSystemRoots {
-        /// What loading the store reported.
-        why: String,
-    },
-    /// rustls refused the material (e.g. the client key does not match the certificate).
-    #[error("{what}: {source}")]
-    Rejected {
-        /// What was being set up, with the files involved.
-        what: String,
-        /// rustls's error.
-        source: rustls::Error,
-    },
-}
 
 /// TLS settings of the broker connection (`mqtts://`), loaded and checked.
 #[derive(Clone)]
@@ -159,7 +97,7 @@ impl MqttTls {
             .with_safe_default_protocol_versions()
             .map_err(|source| SecurityFileError::Rejected {
                 what: "TLS protocol versions".into(),
-                source,
+                source: Box::new(source),
             })?
             .with_root_certificates(store);
         let client = match client_cert {
@@ -187,7 +125,7 @@ impl MqttTls {
                             cert_path.display(),
                             key_path.display()
                         ),
-                        source,
+                        source: Box::new(source),
                     })?
             }
         };
@@ -200,17 +138,57 @@ impl MqttTls {
         })
     }
 
+    /// Loads the files `[mqtt]` names ([`MqttTls::load`]); a failure is a config problem on
+    /// the key of the file concerned, at its line.
+    pub fn load_files(files: &TlsFiles) -> Result<MqttTls, Problem> {
+        let ca = files.ca_file.as_deref();
+        let client = files
+            .client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        MqttTls::load(ca, client).map_err(|e| {
+            let path = match &e {
+                SecurityFileError::Read { path, .. } | SecurityFileError::Content { path, .. } => {
+                    Some(path.as_path())
+                }
+                _ => None,
+            };
+            let lines = &files.lines;
+            let (key, line) = if path.is_some() && path == ca {
+                ("mqtt.ca_file", lines.ca_file)
+            } else if path.is_some() && path == client.map(|(_, k)| k) {
+                ("mqtt.client_key_file", lines.client_key_file)
+            } else if path.is_some() && path == client.map(|(c, _)| c) {
+                ("mqtt.client_cert_file", lines.client_cert_file)
+            } else if matches!(e, SecurityFileError::NoSystemRoots { .. }) {
+                ("mqtt.ca_file", lines.url)
+            } else if client.is_some() {
+                ("mqtt.client_cert_file", lines.client_cert_file)
+            } else {
+                ("mqtt.client_cert_file", lines.url)
+            };
+            Problem {
+                key: key.into(),
+                line,
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// A hash of the loaded files' contents (see [`TlsFiles::material_hash`]).
+    pub fn material_hash(&self) -> u64 {
+        self.material
+            .iter()
+            .flatten()
+            .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+    }
+
     /// The rumqttc transport for this configuration.
     pub fn transport(&self) -> rumqttc::Transport {
         rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(self.client.clone()))
     }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, SecurityFileError> {
-    std::fs::read(path).map_err(|source| SecurityFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Every PEM `CERTIFICATE` block of a file; none, or one that does not parse, is an error.
@@ -250,66 +228,11 @@ fn pem_error(e: &pem::Error) -> &'static str {
     }
 }
 
-/// Where a credential file named in the config lives (`mqtt.password_file`):
-/// - an absolute path is used as is;
-/// - a leading `$CREDENTIALS_DIRECTORY` (or `${CREDENTIALS_DIRECTORY}`) is replaced by that
-///   directory, an error when it is unset;
-/// - any other relative path is looked up in `credentials_dir` (systemd's
-///   `$CREDENTIALS_DIRECTORY`, set for units with `LoadCredential=`) when that is set, else
-///   next to the config file (`base`).
-pub fn resolve_credential_path(
-    value: &str,
-    base: &Path,
-    credentials_dir: Option<&Path>,
-) -> Result<PathBuf, String> {
-    for var in ["${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"] {
-        if let Some(rest) = value.strip_prefix(var) {
-            let dir = credentials_dir.ok_or_else(|| {
-                format!("{value:?} names $CREDENTIALS_DIRECTORY, which is not set: systemd sets it for units with LoadCredential=; outside systemd give a path to the file")
-            })?;
-            return Ok(dir.join(rest.trim_start_matches('/')));
-        }
-    }
-    let p = Path::new(value);
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else if let Some(dir) = credentials_dir {
-        dir.join(p)
-    } else {
-        base.join(p)
-    })
-}
-
-/// Reads a password file: UTF-8, one trailing `\n` or `\r\n` stripped (everything else is kept,
-/// inner spaces included). Empty is an error; messages never quote the contents.
-pub fn read_password_file(path: &Path) -> Result<Secret, SecurityFileError> {
-    let bytes = read(path)?;
-    let content = |why: &str| SecurityFileError::Content {
-        path: path.to_path_buf(),
-        why: why.to_string(),
-    };
-    let text = String::from_utf8(bytes)
-        .map_err(|_| content("not UTF-8 text: the file must hold the password alone"))?;
-    let password = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(&text);
-    if password.is_empty() {
-        return Err(content("empty: the file must hold the password (one line)"));
-    }
-    if password.contains('\n') {
-        return Err(content(
-            "has more than one line: the file must hold the password alone (the username is mqtt.username)",
-        ));
-    }
-    Ok(Secret::new(password))
-}
-
 /// How `cfg` secures the connection, for `check-config` (never the password): e.g.
 /// `, TLS (CA /etc/speedcam/ca.pem, client certificate), user "cam"`.
-pub fn describe_security(cfg: &super::MqttConfig) -> String {
+pub fn describe_security(cfg: &super::MqttConfig, tls: Option<&MqttTls>) -> String {
     let mut s = String::new();
-    match &cfg.tls {
+    match tls {
         Some(t) => {
             let ca = match &t.ca_file {
                 Some(p) => format!("CA {}", p.display()),

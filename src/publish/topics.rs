@@ -1,6 +1,6 @@
 //! MQTT topic names (design.md, "MQTT") and the outbox messages that announce an event.
 
-use super::PublishError;
+use super::{check_topic_level, check_topic_prefix, PublishError};
 use crate::event::{Event, EventType};
 use crate::store::OutboxMessage;
 
@@ -88,33 +88,6 @@ impl Topics {
         }
         Ok(out)
     }
-}
-
-/// Checks that `value` can be one MQTT topic level (non-empty, no `/`, `+`, `#` or NUL), so a
-/// camera or device id cannot spill into other topics; `what` names the config key in the error.
-pub fn check_topic_level(what: &str, value: &str) -> Result<(), PublishError> {
-    if value.is_empty() || value.contains(['/', '+', '#', '\0']) {
-        return Err(PublishError::BadTopicLevel {
-            what: what.to_string(),
-            value: value.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Checks that `value` can prefix MQTT topics: one or more `/`-separated levels, each valid for
-/// [`check_topic_level`] (so no wildcard, NUL, empty level or leading/trailing `/`).
-pub fn check_topic_prefix(what: &str, value: &str) -> Result<(), PublishError> {
-    if value
-        .split('/')
-        .any(|level| check_topic_level(what, level).is_err())
-    {
-        return Err(PublishError::BadTopicPrefix {
-            what: what.to_string(),
-            value: value.to_string(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

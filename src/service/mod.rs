@@ -4,9 +4,7 @@
 //! (capacity 2), so decode overlaps inference; the detector is shared by all cameras behind a
 //! mutex. `replay` runs one file as fast as possible; `run` is the daemon.
 
-pub mod analyze;
 pub mod bench;
-pub mod camera;
 pub mod daemon;
 pub mod handoff;
 pub mod liveness;
@@ -27,9 +25,9 @@ use crate::source::{DefaultOpener, Opener, Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use crate::store::Store;
 use anyhow::{bail, Context};
-pub use camera::{CameraPipeline, Verdict};
 use handoff::{Handoff, HandoffMode, Received};
 pub use sink::{Accepted, EventSink};
+pub use speedcam_core::pipeline::{analyze, camera, pick_camera, CameraPipeline, Verdict};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -200,20 +198,6 @@ pub fn start_publisher(
     })?;
     let topics = p.topics().clone();
     Ok(Some((p, topics)))
-}
-
-/// Finds a camera by id, or the first one.
-pub fn pick_camera<'a>(cfg: &'a Config, id: Option<&str>) -> anyhow::Result<&'a CameraConfig> {
-    match id {
-        None => cfg.cameras.first().context("the config has no [[cameras]]"),
-        Some(id) => cfg.cameras.iter().find(|c| c.id == id).with_context(|| {
-            let ids: Vec<&str> = cfg.cameras.iter().map(|c| c.id.as_str()).collect();
-            format!(
-                "no camera {id:?} in {}: configured are {ids:?}",
-                cfg.path.display()
-            )
-        }),
-    }
 }
 
 /// How [`run_source`] hands frames from the decoder to detection, and when it gives up waiting.
@@ -659,21 +643,8 @@ pub(crate) mod tests {
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
     pub fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let demo =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml"))
-                .expect("config/demo.toml");
-        let text = demo
-            .replace("\"../media/demo/scene.mp4\"", &format!("{source:?}"))
-            .replace(
-                "\"../data/demo\"",
-                &format!("{:?}", dir.path().join("data")),
-            )
-            .replace("\"../models/", "\"models/");
-        let cfg = crate::config::parse(
-            &text,
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"),
-        )
-        .expect("fixture config parses");
+        let cfg =
+            speedcam_core::pipeline::camera::testkit::demo_config(source, &dir.path().join("data"));
         (cfg, dir)
     }
 
@@ -1186,5 +1157,68 @@ pub(crate) mod tests {
             "no ping once the loop was wedged for the limit"
         );
         assert!(withheld > 10, "{withheld}");
+    }
+}
+
+/// The store's side of a restarted replay: the pipeline gives each recorded vehicle the same
+/// origin key in every run, and the sink stores it once.
+#[cfg(test)]
+mod restart_tests {
+    use super::tests::fixture_config;
+    use crate::event::origin::Recording;
+    use crate::event::EventType;
+    use crate::stats::StageTimes;
+    use speedcam_core::pipeline::camera::testkit::drive_verdicts;
+
+    #[test]
+    fn a_restarted_replay_stores_each_vehicle_once_and_keeps_the_speeding_link() {
+        let (cfg, _dir) = fixture_config("video.mp4");
+        let sink = super::tests::memory_sink(&cfg);
+        let rec = Recording::of_bytes(1234, b"recording");
+        let mut sum = super::RunSummary::default();
+        let mut seen = 0;
+        // First run: killed after its measurement was stored, before its speeding event.
+        let first = drive_verdicts(60.0, None, Some(rec.clone()));
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(first.iter().all(|v| v.origin.is_some()));
+        let mut m = first[0].clone();
+        assert_eq!(
+            sink.accept(&mut m, &mut StageTimes::default()).unwrap(),
+            super::Accepted::Stored
+        );
+        // The restarted replay: the same vehicle, new random ids.
+        let second = drive_verdicts(60.0, None, Some(rec.clone()));
+        assert_ne!(second[0].event.event_id, first[0].event.event_id);
+        super::deliver(second.clone(), &sink, &mut sum, None, &mut |_| seen += 1);
+        assert_eq!(sink.already_recorded(), 1);
+        assert_eq!(seen, 1, "only the new speeding event counts as a verdict");
+        let stored = sink.store().events(None, None).unwrap();
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        let speeding = stored
+            .iter()
+            .find(|e| e.kind == EventType::Speeding)
+            .expect("speeding stored");
+        assert_eq!(speeding.event_id, second[1].event.event_id);
+        assert_eq!(
+            speeding.measurement_id.as_deref(),
+            Some(first[0].event.event_id.as_str()),
+            "the speeding event points at the measurement stored before the restart"
+        );
+        // A third run changes nothing.
+        super::deliver(
+            drive_verdicts(60.0, None, Some(rec)),
+            &sink,
+            &mut sum,
+            None,
+            &mut |_| seen += 1,
+        );
+        assert_eq!(sink.already_recorded(), 3);
+        assert_eq!(sink.store().events(None, None).unwrap().len(), 2);
+        // Live frames (no recording) never recur: nothing is deduplicated.
+        let live = drive_verdicts(60.0, None, None);
+        assert!(live.iter().all(|v| v.origin.is_none()));
+        super::deliver(live, &sink, &mut sum, None, &mut |_| seen += 1);
+        assert_eq!(sink.store().events(None, None).unwrap().len(), 4);
+        assert_eq!(seen, 3);
     }
 }

@@ -58,8 +58,6 @@
 //! Each source owns a current-thread tokio runtime and blocks on it in `next_frame`, so call it
 //! from a plain thread (or `spawn_blocking`), not from async code.
 
-use super::decode::H264Decoder;
-use super::sps::parse_sps;
 use super::{redact_uri, Source, SourceCounters, SourceError};
 use crate::frame::{Frame, PixelFormat};
 use bytes::Bytes;
@@ -70,6 +68,8 @@ use retina::client::{
     UnknownRtcpSsrcPolicy,
 };
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
+use speedcam_core::source::decode::H264Decoder;
+use speedcam_core::source::sps::parse_sps;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -85,15 +85,7 @@ const MAX_BACKWARDS_IN_A_ROW: u32 = 30;
 /// How long dropping a source waits for its `TEARDOWN` to be sent before giving up.
 const TEARDOWN_WAIT: Duration = Duration::from_millis(500);
 
-/// How RTP packets travel from the camera.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RtspTransport {
-    /// Interleaved in the RTSP TCP connection (default): lossless, one connection, NAT-friendly.
-    #[default]
-    Tcp,
-    /// Separate UDP ports: for a clean LAN only (no reorder buffer; a lost packet loses a frame).
-    Udp,
-}
+pub use speedcam_core::source::RtspTransport;
 
 /// A username and password for RTSP (basic or digest) authentication.
 #[derive(Clone, PartialEq, Eq)]
