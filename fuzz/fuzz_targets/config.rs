@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use speedcam::config::geometry::{self, DetectionRate};
+use speedcam_core::config::geometry::{self, DetectionRate};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = Path::new("/nonexistent/speedcam-fuzz/speedcam.toml");
-    let Ok(cfg) = speedcam::config::parse(text, path) else {
+    let Ok(cfg) = speedcam_core::config::parse(text, path) else {
         return;
     };
     let rate = DetectionRate {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = geometry::geometry_warnings(cam, &rate);
         let _ = geometry::zone_extrapolation_warning(cam);
         let _ = geometry::calibration_warnings(cam);
-        let _ = speedcam::config::check_image_size(cam, 1920, 1080);
-        let _ = speedcam::config::check_image_size(cam, 1, 1);
+        let _ = speedcam_core::config::check_image_size(cam, 1920, 1080);
+        let _ = speedcam_core::config::check_image_size(cam, 1, 1);
     }
 });

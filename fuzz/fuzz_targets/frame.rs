@@ -1,7 +1,7 @@
 //! The V4L2 capture converters (YUYV, NV12, MJPEG) on arbitrary buffers and sizes, zero
-//! included (see `speedcam::source::fuzz::frame` for the layout).
+//! included (see `speedcam_core::source::fuzz::frame` for the layout).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| speedcam::source::fuzz::frame(data));
+fuzz_target!(|data: &[u8]| speedcam_core::source::fuzz::frame(data));

@@ -4,16 +4,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use speedcam::service::analyze::{analyze, AnalyzeOptions};
-use speedcam::source::mot::FrameTimes;
+use speedcam_core::pipeline::analyze::{analyze, AnalyzeOptions};
+use speedcam_core::source::mot::FrameTimes;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn config() -> &'static speedcam::config::Config {
-    static CFG: OnceLock<speedcam::config::Config> = OnceLock::new();
+fn config() -> &'static speedcam_core::config::Config {
+    static CFG: OnceLock<speedcam_core::config::Config> = OnceLock::new();
     CFG.get_or_init(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/demo.toml");
-        speedcam::config::load(&path).expect("config/demo.toml loads")
+        speedcam_core::config::load(&path).expect("config/demo.toml loads")
     })
 }
 

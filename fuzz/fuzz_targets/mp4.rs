@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use speedcam::source::{probe, Mp4Source, Source};
+use speedcam_core::source::{probe, Mp4Source, Source};
 use std::sync::{Arc, Once};
 
 /// Frames decoded per input: enough to reach the sample loop, few enough to stay fast.

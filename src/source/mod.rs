@@ -109,10 +109,7 @@ impl Opener for DefaultOpener {
             };
             return Ok(Box::new(rtsp::RtspSource::open(opts, camera)?));
         }
-        let device = uri
-            .strip_prefix("v4l2://")
-            .or_else(|| uri.starts_with("/dev/video").then_some(uri));
-        if let Some(device) = device {
+        if let Some(device) = v4l2_device(uri) {
             let opts = v4l2::V4l2Options {
                 device: PathBuf::from(device),
                 width: self.live.capture_width,

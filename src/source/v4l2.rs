@@ -28,11 +28,6 @@ pub fn open(opts: V4l2Options, _camera: Arc<str>) -> Result<Box<dyn Source>, Sou
     })
 }
 
-/// Why a V4L2 source cannot open in a build without the `v4l2` feature, and the fix.
-pub const NOT_BUILT: &str = "this speedcamd was built without V4L2 support: rebuild with \
-`cargo build --release --features v4l2` (needs libclang: `apt-get install libclang-dev`), or \
-install the .deb, which has it";
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ KVER=$(ls kernel/lib/modules | head -1)
 [ -f "kernel/lib/modules/$KVER/modules.dep" ] || depmod -b kernel "$KVER"
 
 # 2. The capture binary.
-(cd "$REPO" && cargo build --example v4l2_capture)
+(cd "$REPO" && cargo build --example v4l2_capture --features "${SPEEDCAM_VIVID_FEATURES:-speedcam/v4l2}")
 BIN="$TARGET_DIR/debug/examples/v4l2_capture"
 
 # 3. Initramfs: busybox, the binary with its shared libraries, vivid and its dependencies.

@@ -952,6 +952,16 @@ impl Validator<'_> {
                 "empty: give file:///path/video.mp4 or a path to an MP4 file",
             );
         }
+        if !cfg!(feature = "v4l2") && crate::source::v4l2_device(&source).is_some() {
+            self.problem(
+                k("source"),
+                c.source.span(),
+                format!(
+                    "{source:?} is a V4L2 camera, but {}",
+                    crate::source::capture::NOT_BUILT
+                ),
+            );
+        }
         let limit = *c.speed_limit_kmh.get_ref();
         if !(1.0..=400.0).contains(&limit) {
             self.problem(

@@ -813,3 +813,26 @@ fn storage_table_is_optional_and_checked() {
     let p = problems(&format!("{GOOD}\n[storage]\nmax_bytes = 1000\n"));
     assert!(p[0].message.contains("too small"), "{p:#?}");
 }
+
+#[test]
+fn a_v4l2_source_needs_a_build_with_the_v4l2_feature() {
+    for device in ["/dev/video0", "v4l2:///dev/video2"] {
+        let text = GOOD.replacen(
+            "source = \"file:///tmp/video.mp4\"",
+            &format!("source = {device:?}"),
+            1,
+        );
+        assert_ne!(text, GOOD, "the fixture's source line moved");
+        let result = parse(&text, &repo_path());
+        if cfg!(feature = "v4l2") {
+            assert!(result.is_ok(), "{result:?}");
+        } else {
+            let p = problems(&text);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].key, "cameras[0].source");
+            assert!(p[0].line > 0, "{}", p[0]);
+            assert!(p[0].message.contains("--features v4l2"), "{}", p[0].message);
+            assert!(p[0].message.contains(device), "{}", p[0].message);
+        }
+    }
+}

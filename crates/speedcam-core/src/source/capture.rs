@@ -78,6 +78,11 @@ use time::OffsetDateTime;
 pub const DEFAULT_FPS: u32 = 30;
 /// Largest picture preferred when the size is not configured (1920x1080), pixels.
 pub const PREFERRED_MAX_AREA_PX: u64 = 1920 * 1080;
+/// Why a V4L2 source cannot open in a build without the `v4l2` feature, and the fix.
+pub const NOT_BUILT: &str = "this speedcamd was built without V4L2 support: rebuild with \
+`cargo build --release --features v4l2` (needs libclang: `apt-get install libclang-dev`), or \
+install the .deb, which has it";
+
 /// Largest believable age of a frame at dequeue; beyond it the driver clock is not trusted, ns.
 pub const MAX_FRAME_AGE_NS: i64 = 5_000_000_000;
 

@@ -266,6 +266,12 @@ pub fn is_live_uri(uri: &str) -> bool {
         .any(|p| lower.starts_with(p))
 }
 
+/// The device path of a V4L2 source (`v4l2:///dev/videoN` or `/dev/videoN`); None for others.
+pub fn v4l2_device(uri: &str) -> Option<&str> {
+    uri.strip_prefix("v4l2://")
+        .or_else(|| uri.starts_with("/dev/video").then_some(uri))
+}
+
 /// `uri` with any `user:password@` part replaced by `***@`, safe to log.
 pub fn redact_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
