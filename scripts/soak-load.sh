@@ -31,7 +31,7 @@
 #      - bounded latency: each camera's p99 frame age over the run (after a 30 s warm-up) at
 #        most LATENCY_P99_MAX_MS, by default 2 x ((N + OVERTAKES) x t_detect + 1 frame
 #        interval) + 100 ms, where t_detect is the mean detection time measured during the run
-#        and OVERTAKES (default 4) is the detector gate's MAX_OVERTAKES (src/schedule/gate.rs).
+#        and OVERTAKES (default 4) is the detector gate's MAX_OVERTAKES (crates/speedcam-core/src/schedule/gate.rs).
 #        Why: with latest-wins hand-off a frame is at most one interval old when its camera loop
 #        takes it; then it waits for at most the other N-1 cameras' detections plus OVERTAKES
 #        urgent ones (cameras with a vehicle in their zone go first, a bounded number of times),

@@ -172,7 +172,7 @@ pub fn camera_toml(
     zone_px: &[[f64; 2]],
 ) -> String {
     format!(
-        "# Written by speedcam's scene generator (src/synth). Ground truth: truth.json.\n\
+        "# Written by speedcam's scene generator (crates/speedcam-synth). Ground truth: truth.json.\n\
          # Calibration points are lane-marking corners projected exactly through the scene camera:\n\
          # {cam:?}\n\
          [[cameras]]\n\

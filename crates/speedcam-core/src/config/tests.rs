@@ -1,8 +1,13 @@
 use super::*;
 
 /// A config path inside the repository so `models/...` resolves to the bundled model.
+/// The repository's root (this crate is `crates/speedcam-core`).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn repo_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/test.toml")
+    repo().join("config/test.toml")
 }
 
 const GOOD: &str = r#"
@@ -164,9 +169,7 @@ fn duplicate_camera_ids_are_rejected() {
 #[test]
 fn bundled_configs_are_valid() {
     for name in ["speedcam.toml", "demo.toml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config")
-            .join(name);
+        let path = repo().join("config").join(name);
         if let Err(e) = load(&path) {
             panic!("{name}: {e}");
         }
