@@ -902,7 +902,7 @@ mod tests {
         }
 
         /// Reusable state of the reference letterboxer.
-        pub struct Reference {
+        pub(crate) struct Reference {
             size: u32,
             norm: Norm,
             plan: Option<Plan>,
@@ -910,7 +910,7 @@ mod tests {
         }
 
         impl Reference {
-            pub fn new(size: u32, spec: PreprocessSpec) -> Reference {
+            pub(crate) fn new(size: u32, spec: PreprocessSpec) -> Reference {
                 Reference {
                     size,
                     norm: Norm::new(&spec),
@@ -920,7 +920,12 @@ mod tests {
             }
 
             /// Letterboxes `frame` (of a valid size) into `out`.
-            pub fn run(&mut self, frame: &Frame, out: &mut [f32], centred: bool) -> LetterboxMap {
+            pub(crate) fn run(
+                &mut self,
+                frame: &Frame,
+                out: &mut [f32],
+                centred: bool,
+            ) -> LetterboxMap {
                 let size = self.size;
                 let stale = !matches!(&self.plan, Some(p)
                     if p.format == frame.format && p.width == frame.width

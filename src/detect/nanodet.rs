@@ -271,7 +271,12 @@ mod tests {
         use super::super::{REG_BINS, STRIDES_PX};
         use crate::detect::{BBox, Detection, COCO_CLASSES};
 
-        pub fn decode(output: &[f32], input_size: u32, wanted: &[u16], thr: f32) -> Vec<Detection> {
+        pub(crate) fn decode(
+            output: &[f32],
+            input_size: u32,
+            wanted: &[u16],
+            thr: f32,
+        ) -> Vec<Detection> {
             assert_eq!(output.len(), output_rows(input_size) * OUTPUT_COLS);
             let wanted: Vec<usize> = wanted
                 .iter()
@@ -316,7 +321,7 @@ mod tests {
             dets
         }
 
-        pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+        pub(crate) fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
             dets.sort_by(|a, b| b.score.total_cmp(&a.score));
             let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
             for d in dets {

@@ -641,7 +641,7 @@ pub(crate) mod tests {
     use std::sync::Mutex;
 
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
-    pub fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
+    pub(crate) fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg =
             speedcam_core::pipeline::camera::testkit::demo_config(source, &dir.path().join("data"));
@@ -649,7 +649,7 @@ pub(crate) mod tests {
     }
 
     /// A detector that finds nothing, instantly or after `delay`.
-    pub struct NullDetector {
+    pub(crate) struct NullDetector {
         /// Time each call takes.
         pub delay: Duration,
     }
@@ -665,20 +665,20 @@ pub(crate) mod tests {
     }
 
     /// A shared [`NullDetector`] without delay.
-    pub fn null_detector() -> SharedDetector {
+    pub(crate) fn null_detector() -> SharedDetector {
         Arc::new(DetectorGate::new(Box::new(NullDetector {
             delay: Duration::ZERO,
         })))
     }
 
     /// A sink storing into the config's data dir, without MQTT.
-    pub fn memory_sink(cfg: &Config) -> EventSink {
+    pub(crate) fn memory_sink(cfg: &Config) -> EventSink {
         EventSink::new(open_store(cfg).expect("store"), None, None, false)
     }
 
     /// A live camera at `fps`: frame k is "captured" at `origin + k / fps` (the source sleeps
     /// until then, or hands it out late when the consumer held it up).
-    pub struct RealTimeSource {
+    pub(crate) struct RealTimeSource {
         pub origin: Instant,
         pub fps: f64,
         pub frames: u64,
@@ -705,7 +705,7 @@ pub(crate) mod tests {
     }
 
     /// A 32x32 black frame at `t_s`.
-    pub fn tiny_frame(seq: u64, t_s: f64) -> Frame {
+    pub(crate) fn tiny_frame(seq: u64, t_s: f64) -> Frame {
         Frame {
             camera: "cam".into(),
             seq,

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 /// Share of `max_bytes` the live records may use at first (sled's files run about 1.85x the
 /// live bytes; the rest is headroom).
-pub const LIVE_FRACTION: f64 = 0.45;
+pub(crate) const LIVE_FRACTION: f64 = 0.45;
 /// Pruning brings the live bytes down to this share of the budget (so not every new event
 /// triggers a pass).
-pub const LOW_WATER: f64 = 0.9;
+pub(crate) const LOW_WATER: f64 = 0.9;
 /// A real directory size above this share of `max_bytes` that is still growing lowers the budget.
-pub const HIGH_WATER: f64 = 0.95;
+pub(crate) const HIGH_WATER: f64 = 0.95;
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy, PartialEq)]

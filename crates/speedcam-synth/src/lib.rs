@@ -27,6 +27,8 @@
 //! Output of [`render`]: `scene.mp4` (H.264 Baseline, no B-frames), `truth.json`
 //! ([`SceneTruth`]) and `camera.toml` (a `[[cameras]]` table with calibration and zone).
 
+#![warn(unreachable_pub)]
+
 pub mod accuracy;
 pub mod mp4out;
 pub mod scene;
