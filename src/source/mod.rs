@@ -168,7 +168,7 @@ pub(crate) mod test_util {
 
     /// Every frame of `src`, panicking on a source error.
     #[cfg(feature = "ffmpeg")]
-    pub fn decode_all(src: &mut dyn super::Source) -> Vec<crate::frame::Frame> {
+    pub(crate) fn decode_all(src: &mut dyn super::Source) -> Vec<crate::frame::Frame> {
         let mut frames = Vec::new();
         while let Some(f) = src.next_frame().unwrap() {
             frames.push(f);
