@@ -6,7 +6,7 @@
 
 pub mod bench;
 pub mod daemon;
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod liveness;
 pub mod notify;
 pub mod reload;
@@ -25,7 +25,8 @@ use crate::source::{DefaultOpener, Opener, Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use crate::store::Store;
 use anyhow::{bail, Context};
-use handoff::{Handoff, HandoffMode, Received};
+pub use handoff::HandoffMode;
+use handoff::{Handoff, Received};
 pub use sink::{Accepted, EventSink};
 pub use speedcam_core::pipeline::{analyze, camera, pick_camera, CameraPipeline, Verdict};
 use std::path::Path;
