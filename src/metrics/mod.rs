@@ -616,11 +616,6 @@ impl CameraMetrics {
         self.inner.speeding.inc();
     }
 
-    /// Frames now waiting between decode and detection.
-    pub fn set_queue_depth(&self, n: u64) {
-        self.inner.queue_depth.set(saturating_i64(n));
-    }
-
     /// One frame's time in `stage`, milliseconds (non-finite values are ignored, negative ones
     /// count as 0). Exported in seconds in the histogram, in ms in the `stats` JSON.
     pub fn stage_ms(&self, stage: Stage, ms: f64) {
