@@ -229,7 +229,8 @@ pub struct KernelParams {
 
 impl KernelParams {
     /// Size of the struct as the kernel sees it, bytes.
-    pub const SIZE_BYTES: usize = 100;
+    #[cfg(test)]
+    const SIZE_BYTES: usize = 100;
 
     /// Validates `src` and builds the parameters for an `size_px` square input for `spec`, with
     /// the mapping boxes go back through.

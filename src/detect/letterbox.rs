@@ -62,6 +62,7 @@ impl LetterboxMap {
     }
 
     /// A box in frame px -> the same box in model input px.
+    #[cfg(test)]
     pub fn to_input(&self, b: &BBox) -> BBox {
         BBox {
             x1: b.x1 * self.scale + self.pad_x_px,

@@ -64,7 +64,8 @@ impl Discovery {
     }
 
     /// The `<node_id>` topic level: the device id reduced to `[a-zA-Z0-9_-]`.
-    pub fn node_id(&self) -> &str {
+    #[cfg(test)]
+    fn node_id(&self) -> &str {
         &self.node_id
     }
 

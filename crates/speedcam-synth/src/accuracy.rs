@@ -1169,7 +1169,8 @@ pub fn summarize(condition: &str, cases: &[CaseEval]) -> ConditionSummary {
 
 /// Generates and evaluates every case of every condition of `cfg` with estimator settings
 /// `speed`; one summary per condition, in order.
-pub fn run_benchmark(
+#[cfg(test)]
+fn run_benchmark(
     cfg: &BenchConfig,
     speed: &SpeedConfig,
 ) -> Result<Vec<ConditionSummary>, BenchError> {

@@ -17,9 +17,11 @@
 use std::path::{Path, PathBuf};
 
 /// Execution provider names accepted in `providers`, in the order they are usually listed.
-pub const PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
+#[cfg(test)]
+const PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
 /// TensorRT precisions accepted in `precision`.
-pub const PRECISIONS: [&str; 3] = ["fp16", "int8", "fp32"];
+#[cfg(test)]
+const PRECISIONS: [&str; 3] = ["fp16", "int8", "fp32"];
 /// Cache root when neither `cache_dir` nor `$CACHE_DIRECTORY` is set.
 pub const DEFAULT_CACHE_ROOT: &str = "/var/cache/speedcam";
 /// Default number of zero-input runs at load.

@@ -99,7 +99,8 @@ pub enum CaptureFormat {
 
 impl CaptureFormat {
     /// All formats, in preference order (cheapest conversion first).
-    pub const PREFERENCE: [CaptureFormat; 3] = [
+    #[cfg(test)]
+    const PREFERENCE: [CaptureFormat; 3] = [
         CaptureFormat::Nv12,
         CaptureFormat::Yuyv,
         CaptureFormat::Mjpeg,
@@ -124,7 +125,7 @@ impl CaptureFormat {
         }
     }
 
-    /// Rank in [`CaptureFormat::PREFERENCE`], lower is preferred.
+    /// Rank in the preference order (cheapest conversion first), lower is preferred.
     fn rank(self) -> usize {
         match self {
             CaptureFormat::Nv12 => 0,
