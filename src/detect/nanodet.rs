@@ -8,16 +8,16 @@
 use super::{BBox, DetectError, Detection, COCO_CLASSES};
 
 /// Number of class score columns (COCO-80).
-pub const NUM_CLASSES: usize = 80;
+pub(crate) const NUM_CLASSES: usize = 80;
 /// Bins per box side in the distance distribution (`reg_max + 1`).
-pub const REG_BINS: usize = 11;
+pub(crate) const REG_BINS: usize = 11;
 /// Columns per output row.
-pub const OUTPUT_COLS: usize = NUM_CLASSES + 4 * REG_BINS;
+pub(crate) const OUTPUT_COLS: usize = NUM_CLASSES + 4 * REG_BINS;
 /// Head strides, px of input per grid cell, in output row order.
 pub const STRIDES_PX: [u32; 3] = [8, 16, 32];
 
 /// Grid side (cells) of each head for a square `input_size` px input, `ceil(size / stride)`.
-pub fn grid_sizes(input_size: u32) -> [u32; 3] {
+pub(crate) fn grid_sizes(input_size: u32) -> [u32; 3] {
     STRIDES_PX.map(|s| input_size.div_ceil(s))
 }
 

@@ -173,7 +173,7 @@ impl ModelDetector {
     /// one-time costs (allocation, kernel selection, GPU engine build) are paid before the first
     /// real frame. Returns the mean inference time of those runs in ms (0 for `runs == 0`).
     /// [`Detector::warm_up`] calls this and logs the time.
-    pub fn warm_up_timed(&mut self, runs: usize) -> Result<f64, DetectError> {
+    pub(crate) fn warm_up_timed(&mut self, runs: usize) -> Result<f64, DetectError> {
         let size = self.letterbox.input_size();
         self.letterbox.fill_blank(&mut self.input);
         let mut total_ms = 0.0;

@@ -454,7 +454,7 @@ fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
 }
 
 /// Runs a file (every frame) through one camera's pipeline; a source error is an error.
-pub fn camera_loop(
+pub(crate) fn camera_loop(
     cam: &CameraConfig,
     cfg: &Config,
     source: Box<dyn Source>,

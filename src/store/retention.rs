@@ -259,7 +259,7 @@ impl Store {
 
     /// Keys of the events the outbox still announces (event JSON payloads carry `event_id`,
     /// thumbnail topics end with it): these must not be pruned.
-    pub fn outbox_event_keys(&self) -> Result<HashSet<[u8; 16]>, StoreError> {
+    pub(crate) fn outbox_event_keys(&self) -> Result<HashSet<[u8; 16]>, StoreError> {
         #[derive(serde::Deserialize)]
         struct Head {
             event_id: String,

@@ -23,9 +23,9 @@ const PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
 #[cfg(test)]
 const PRECISIONS: [&str; 3] = ["fp16", "int8", "fp32"];
 /// Cache root when neither `cache_dir` nor `$CACHE_DIRECTORY` is set.
-pub const DEFAULT_CACHE_ROOT: &str = "/var/cache/speedcam";
+pub(crate) const DEFAULT_CACHE_ROOT: &str = "/var/cache/speedcam";
 /// Default number of zero-input runs at load.
-pub const DEFAULT_WARMUP_RUNS: u32 = 3;
+pub(crate) const DEFAULT_WARMUP_RUNS: u32 = 3;
 
 /// One ONNX Runtime execution provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -169,7 +169,7 @@ pub fn trt_cache_dir(root: &Path, model_hash: u64, trt_version: &str, gpu: &str)
 
 /// `s` as one path component: ASCII letters, digits, `.` and `_` kept, runs of anything else
 /// become one `-`, trimmed, at most 64 bytes; `unknown` when nothing is left.
-pub fn path_safe(s: &str) -> String {
+pub(crate) fn path_safe(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() || c == '.' || c == '_' {

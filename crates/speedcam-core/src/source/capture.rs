@@ -75,16 +75,16 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Rate aimed at when none is configured, frames per second.
-pub const DEFAULT_FPS: u32 = 30;
+pub(crate) const DEFAULT_FPS: u32 = 30;
 /// Largest picture preferred when the size is not configured (1920x1080), pixels.
-pub const PREFERRED_MAX_AREA_PX: u64 = 1920 * 1080;
+pub(crate) const PREFERRED_MAX_AREA_PX: u64 = 1920 * 1080;
 /// Why a V4L2 source cannot open in a build without the `v4l2` feature, and the fix.
 pub const NOT_BUILT: &str = "this speedcamd was built without V4L2 support: rebuild with \
 `cargo build --release --features v4l2` (needs libclang: `apt-get install libclang-dev`), or \
 install the .deb, which has it";
 
 /// Largest believable age of a frame at dequeue; beyond it the driver clock is not trusted, ns.
-pub const MAX_FRAME_AGE_NS: i64 = 5_000_000_000;
+pub(crate) const MAX_FRAME_AGE_NS: i64 = 5_000_000_000;
 
 /// The capture formats this source can convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,7 +116,7 @@ impl CaptureFormat {
     }
 
     /// The format for a V4L2 FourCC code, if supported (`JPEG` is taken as MJPEG).
-    pub fn from_fourcc(code: [u8; 4]) -> Option<CaptureFormat> {
+    pub(crate) fn from_fourcc(code: [u8; 4]) -> Option<CaptureFormat> {
         match &code {
             b"MJPG" | b"JPEG" => Some(CaptureFormat::Mjpeg),
             b"YUYV" => Some(CaptureFormat::Yuyv),
@@ -241,7 +241,7 @@ impl Interval {
     }
 
     /// Frames per second rounded to a whole number (29.97 -> 30), for comparisons.
-    pub fn fps_rounded(self) -> u32 {
+    pub(crate) fn fps_rounded(self) -> u32 {
         self.fps().round() as u32
     }
 }
@@ -296,7 +296,7 @@ impl fmt::Display for Chosen {
 /// What the device offers, compactly: `MJPG 1280x720@30,15 640x480@30; YUYV 640x480@30`.
 /// Formats this source cannot convert are only named, at the end (`other formats, not
 /// supported: H264, UYVY`): test drivers and ISPs list dozens.
-pub fn describe_offered(modes: &[Mode]) -> String {
+pub(crate) fn describe_offered(modes: &[Mode]) -> String {
     if modes.is_empty() {
         return "no video capture formats".into();
     }

@@ -23,11 +23,11 @@ use super::{CalibrationError, Homography};
 use serde::Serialize;
 
 /// A leave-one-out error above this multiple of the other points' RMS can flag an outlier.
-pub const OUTLIER_RMS_FACTOR: f64 = 3.0;
+pub(crate) const OUTLIER_RMS_FACTOR: f64 = 3.0;
 /// ... and it must also exceed this many pixels, px.
-pub const OUTLIER_MIN_PX: f64 = 1.0;
+pub(crate) const OUTLIER_MIN_PX: f64 = 1.0;
 /// Fewest calibration points for which outliers are looked for.
-pub const MIN_POINTS_FOR_OUTLIERS: usize = 6;
+pub(crate) const MIN_POINTS_FOR_OUTLIERS: usize = 6;
 
 /// One calibration point's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,7 +143,7 @@ impl CalibrationCheck {
 }
 
 /// A one-line statement of the outlier rule, for reports.
-pub fn outlier_rule() -> String {
+pub(crate) fn outlier_rule() -> String {
     format!(
         "a point is an OUTLIER when a fit made without it misplaces it by more than \
          {OUTLIER_RMS_FACTOR} x the RMS of the other points and more than {OUTLIER_MIN_PX} px \
