@@ -7,7 +7,7 @@
 //!
 //! [`super::Detection::class`] is `&'static str` so detections stay cheap to copy through the
 //! tracker and event pipeline. Names that come from a model file are not known at compile time, so
-//! [`intern`] leaks each distinct name once into a process-wide set: a daemon loads a handful of
+//! `intern` leaks each distinct name once into a process-wide set: a daemon loads a handful of
 //! models with at most a few hundred labels, so the leak is bounded by the distinct names ever
 //! seen, not by frames or reloads.
 

@@ -31,7 +31,7 @@ pub fn output_rows(input_size: u32) -> usize {
 
 /// Checks the model's declared outputs for a square `input_size` px input: output 0 must be
 /// `[1, output_rows(input_size), OUTPUT_COLS]` (symbolic dimensions pass). Returns the class
-/// count (always [`NUM_CLASSES`]) or why the layout does not match.
+/// count (always `NUM_CLASSES`) or why the layout does not match.
 pub fn check_outputs(
     outputs: &[(String, Vec<Option<usize>>)],
     input_size: u32,

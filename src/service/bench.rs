@@ -11,7 +11,7 @@
 //!   device id `<device_id>-bench` and client id `<client id>-bench`: the benchmark neither takes
 //!   over the daemon's MQTT session nor publishes into its topics.
 //!
-//! `--frames N` wraps the source in [`FrameLimit`], which ends the stream after N frames.
+//! `--frames N` wraps the source in `FrameLimit`, which ends the stream after N frames.
 
 use super::{
     open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopOptions,
@@ -166,7 +166,7 @@ impl BenchReport {
     }
 
     /// Per-frame cost of the pipeline outside inference and decode, ms/frame: for each of
-    /// [`BenchReport::non_inference_stages`] its total time over the run (the sum of
+    /// `BenchReport::non_inference_stages` its total time over the run (the sum of
     /// its samples), added up and divided by the frames in. None
     /// without frames.
     pub fn non_inference_ms_per_frame(&self) -> Option<f64> {

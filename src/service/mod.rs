@@ -279,7 +279,7 @@ pub enum LoopEnd {
 }
 
 /// Runs one camera's frames through detection, tracking, speed and the sink until the source
-/// ends or `stop` is set, and says why it stopped ([`camera_loop`] wraps it for files).
+/// ends or `stop` is set, and says why it stopped (`camera_loop` wraps it for files).
 #[allow(clippy::too_many_arguments)]
 pub fn run_source(
     cam: &CameraConfig,

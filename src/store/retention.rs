@@ -112,7 +112,7 @@ impl Retention {
 
     /// One pass: prunes records older than `max_age` (relative to `now_unix_ms`), then the
     /// oldest events (with their thumbnails) and track summaries until the live bytes are under
-    /// [`LOW_WATER`] of the budget. Events still referenced by the outbox are never removed.
+    /// `LOW_WATER` of the budget. Events still referenced by the outbox are never removed.
     pub fn prune(&self, store: &Store, now_unix_ms: u64) -> Result<PruneReport, StoreError> {
         let dir_bytes = dir_size_bytes(&self.dir);
         let mut report = PruneReport {

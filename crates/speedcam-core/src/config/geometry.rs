@@ -5,10 +5,10 @@
 //! outside a known image size, a zone above the horizon) are reported by config validation and
 //! [`super::check_image_size`]; the checks here are:
 //! - the zone is too short to collect `min_samples_in_zone` detections of a vehicle at
-//!   `max_speed_kmh` ([`zone_transit`]);
+//!   `max_speed_kmh` (`zone_transit`);
 //! - the zone reaches outside the ground area enclosed by the calibration points, where the
 //!   calibration is extrapolated;
-//! - the calibration's RMS reprojection error is large ([`MAX_RMS_M`], [`MAX_RMS_PX`]) or a point
+//! - the calibration's RMS reprojection error is large (`MAX_RMS_M`, `MAX_RMS_PX`) or a point
 //!   looks like a survey mistake (the leave-one-out rule of [`crate::speed::calibrate`]).
 
 use super::CameraConfig;

@@ -107,7 +107,7 @@ pub struct OrtSettings {
     /// models/make_int8.py, or a native TensorRT cache starting with `TRT-`); needs `Int8`.
     pub int8_calibration_table: Option<PathBuf>,
     /// Root of the engine cache; None: `$CACHE_DIRECTORY` (systemd `CacheDirectory=`), else
-    /// [`DEFAULT_CACHE_ROOT`]. Engines go to `<root>/tensorrt/<key>/`, see [`trt_cache_dir`].
+    /// `DEFAULT_CACHE_ROOT`. Engines go to `<root>/tensorrt/<key>/`, see [`trt_cache_dir`].
     pub cache_dir: Option<PathBuf>,
     /// Path of libonnxruntime.so; None: `$ORT_DYLIB_PATH`, else the system library search path.
     pub library: Option<PathBuf>,
@@ -145,7 +145,7 @@ pub fn provider_label(provider: OrtProvider, precision: TrtPrecision) -> String 
 }
 
 /// The cache root: `configured`, else the first entry of `$CACHE_DIRECTORY` (`cache_directory_env`,
-/// colon-separated when systemd grants several), else [`DEFAULT_CACHE_ROOT`].
+/// colon-separated when systemd grants several), else `DEFAULT_CACHE_ROOT`.
 pub fn cache_root(configured: Option<&Path>, cache_directory_env: Option<&str>) -> PathBuf {
     if let Some(p) = configured {
         return p.to_path_buf();

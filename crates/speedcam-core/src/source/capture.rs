@@ -12,7 +12,7 @@
 //! - A configured `fps` is a ceiling: the highest offered rate not above it is chosen (rates are
 //!   compared rounded to whole frames per second, so 29.97 counts as 30). When format, width,
 //!   height and fps are *all* configured the rate must match, i.e. the mode is an exact match.
-//!   Without a configured rate the target is [`DEFAULT_FPS`]: more frames than that cost CPU
+//!   Without a configured rate the target is `DEFAULT_FPS`: more frames than that cost CPU
 //!   without helping the speed fit much; a device offering only faster rates gets its slowest.
 //! - Rate ranks before size when the size is not configured (a speed camera needs samples more
 //!   than pixels): among the rates reached, the largest picture up to 1920x1080 wins (above that
@@ -37,7 +37,7 @@
 //! timestamps (or stamp 0) get CLOCK_MONOTONIC read at dequeue instead, with a warning: later
 //! and jittered by scheduling, but on the same clock. `wall` is the wall clock read at dequeue
 //! minus the frame's age on CLOCK_MONOTONIC (`now_mono - buffer_time`), i.e. the UTC time the
-//! driver stamped the buffer; an age that is negative or over [`MAX_FRAME_AGE_NS`] (a driver
+//! driver stamped the buffer; an age that is negative or over `MAX_FRAME_AGE_NS` (a driver
 //! clock that is not CLOCK_MONOTONIC after all) is ignored and the dequeue time used.
 //!
 //! # Unplug, stalls and errors
@@ -544,7 +544,7 @@ impl Timeline {
 ///
 /// `driver_ns` is the buffer timestamp when the driver flags it monotonic (else `None`);
 /// `mono_now_ns`/`wall_now` are read together at dequeue. The wall time is `wall_now` minus the
-/// frame's age, unless the age is negative or over [`MAX_FRAME_AGE_NS`].
+/// frame's age, unless the age is negative or over `MAX_FRAME_AGE_NS`.
 pub fn capture_times(
     driver_ns: Option<i64>,
     mono_now_ns: i64,

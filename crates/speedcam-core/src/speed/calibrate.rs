@@ -12,7 +12,7 @@
 //! `loo_error_px > OUTLIER_MIN_PX`.
 //!
 //! The pixel floor keeps an exact survey (RMS ~ 0) from flagging sub-pixel clicking noise. The
-//! check needs at least [`MIN_POINTS_FOR_OUTLIERS`] points: with 5, every refit has 4 points and
+//! check needs at least `MIN_POINTS_FOR_OUTLIERS` points: with 5, every refit has 4 points and
 //! fits them exactly, so one bad point makes every other point's prediction bad too and nothing can
 //! be singled out. Two bad points close together can still hide each other; fix the flagged one
 //! and run the check again.
@@ -64,7 +64,7 @@ pub struct CalibrationCheck {
     pub rms_m: f64,
     /// Per-point figures, in config order.
     pub points: Vec<PointCheck>,
-    /// Whether outliers were looked for (at least [`MIN_POINTS_FOR_OUTLIERS`] points).
+    /// Whether outliers were looked for (at least `MIN_POINTS_FOR_OUTLIERS` points).
     pub outliers_checked: bool,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! What is drawn (colours are the `*_RGB` constants):
 //! - grid lines of constant ground x and constant ground y every 1 m (thin grey), every 5 m
-//!   (yellow, 2 px) and the axes x = 0 and y = 0 (orange, 2 px), over [`ground_extent_m`]: the
+//!   (yellow, 2 px) and the axes x = 0 and y = 0 (orange, 2 px), over `ground_extent_m`: the
 //!   calibration points and the zone plus a margin. Each ground segment is clipped to the part in
 //!   front of the camera before it is projected, so nothing is drawn at or above the horizon.
 //! - the zone polygon (cyan, 2 px);
