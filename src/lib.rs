@@ -10,6 +10,8 @@
 //! `config` is core's loader plus the TLS check that needs rustls; `metrics` keeps the live
 //! figures (Prometheus endpoint, `stats` topic, systemd status).
 
+#![warn(unreachable_pub)]
+
 pub use speedcam_core::{
     backoff, clock, event, frame, pipeline, schedule, speed, stats, track, truth,
 };

@@ -8,7 +8,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
 /// The filter when neither `RUST_LOG` nor the config sets one.
-pub const DEFAULT_FILTER: &str = "info";
+pub(crate) const DEFAULT_FILTER: &str = "info";
 
 /// Where log lines went at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl LogHandle {
 }
 
 /// The filter string in force: `RUST_LOG`, else the config's `log_level`, else [`DEFAULT_FILTER`].
-pub fn effective_filter(env: Option<&str>, config: Option<&str>) -> String {
+pub(crate) fn effective_filter(env: Option<&str>, config: Option<&str>) -> String {
     env.filter(|s| !s.trim().is_empty())
         .or(config)
         .unwrap_or(DEFAULT_FILTER)
@@ -58,7 +58,7 @@ pub fn effective_filter(env: Option<&str>, config: Option<&str>) -> String {
 /// Whether stderr is the journal stream systemd connected (`JOURNAL_STREAM=<dev>:<inode>` names
 /// it). Comparing the inode, not just the variable's presence, keeps a child process whose
 /// stderr was redirected (e.g. `speedcamd replay ... 2>log` from a unit's shell) on plain text.
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let Ok(var) = std::env::var("JOURNAL_STREAM") else {

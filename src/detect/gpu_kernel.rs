@@ -19,9 +19,9 @@ pub const KERNEL_F32: &str = "letterbox_f32";
 /// Entry point writing f16 output (as IEEE half bit patterns).
 pub const KERNEL_F16: &str = "letterbox_f16";
 /// Threads per block along x (output columns); 32 keeps a warp on one output row (coalesced stores).
-pub const BLOCK_X: u32 = 32;
+pub(crate) const BLOCK_X: u32 = 32;
 /// Threads per block along y (output rows).
-pub const BLOCK_Y: u32 = 8;
+pub(crate) const BLOCK_Y: u32 = 8;
 
 /// CUDA C++ source of both kernels. Needs no headers (NVRTC without a CUDA include directory):
 /// the f32 -> f16 conversion is the one instruction `__float2half_rn` compiles to.
@@ -229,7 +229,8 @@ pub struct KernelParams {
 
 impl KernelParams {
     /// Size of the struct as the kernel sees it, bytes.
-    pub const SIZE_BYTES: usize = 100;
+    #[cfg(test)]
+    const SIZE_BYTES: usize = 100;
 
     /// Validates `src` and builds the parameters for an `size_px` square input for `spec`, with
     /// the mapping boxes go back through.

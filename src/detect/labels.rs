@@ -7,7 +7,7 @@
 //!
 //! [`super::Detection::class`] is `&'static str` so detections stay cheap to copy through the
 //! tracker and event pipeline. Names that come from a model file are not known at compile time, so
-//! [`intern`] leaks each distinct name once into a process-wide set: a daemon loads a handful of
+//! `intern` leaks each distinct name once into a process-wide set: a daemon loads a handful of
 //! models with at most a few hundred labels, so the leak is bounded by the distinct names ever
 //! seen, not by frames or reloads.
 
@@ -17,11 +17,11 @@ use std::sync::{Mutex, OnceLock};
 use super::{DetectError, COCO_CLASSES};
 
 /// Longest label list accepted from a model file or config (guards against absurd metadata).
-pub const MAX_CLASSES: usize = 10_000;
+pub(crate) const MAX_CLASSES: usize = 10_000;
 
 /// Returns a `&'static str` equal to `name`, leaking a copy only the first time a name is seen
 /// (COCO names are returned from [`COCO_CLASSES`] without allocating).
-pub fn intern(name: &str) -> &'static str {
+pub(crate) fn intern(name: &str) -> &'static str {
     if let Some(c) = COCO_CLASSES.iter().find(|c| **c == name) {
         return c;
     }
@@ -146,7 +146,7 @@ impl Cursor<'_> {
 /// Parses a label list as Ultralytics stores it in the `names` metadata property: a Python dict
 /// literal `{0: 'person', 1: 'bicycle'}` whose keys are exactly `0..n`, in any order. A list
 /// literal `['person', 'bicycle']` is accepted too. Never panics; the error says what is wrong.
-pub fn parse_names(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_names(text: &str) -> Result<Vec<String>, String> {
     let mut c = Cursor {
         chars: text.chars().peekable(),
     };

@@ -62,6 +62,7 @@ impl LetterboxMap {
     }
 
     /// A box in frame px -> the same box in model input px.
+    #[cfg(test)]
     pub fn to_input(&self, b: &BBox) -> BBox {
         BBox {
             x1: b.x1 * self.scale + self.pad_x_px,
@@ -902,7 +903,7 @@ mod tests {
         }
 
         /// Reusable state of the reference letterboxer.
-        pub struct Reference {
+        pub(crate) struct Reference {
             size: u32,
             norm: Norm,
             plan: Option<Plan>,
@@ -910,7 +911,7 @@ mod tests {
         }
 
         impl Reference {
-            pub fn new(size: u32, spec: PreprocessSpec) -> Reference {
+            pub(crate) fn new(size: u32, spec: PreprocessSpec) -> Reference {
                 Reference {
                     size,
                     norm: Norm::new(&spec),
@@ -920,7 +921,12 @@ mod tests {
             }
 
             /// Letterboxes `frame` (of a valid size) into `out`.
-            pub fn run(&mut self, frame: &Frame, out: &mut [f32], centred: bool) -> LetterboxMap {
+            pub(crate) fn run(
+                &mut self,
+                frame: &Frame,
+                out: &mut [f32],
+                centred: bool,
+            ) -> LetterboxMap {
                 let size = self.size;
                 let stale = !matches!(&self.plan, Some(p)
                     if p.format == frame.format && p.width == frame.width

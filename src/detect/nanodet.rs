@@ -8,16 +8,16 @@
 use super::{BBox, DetectError, Detection, COCO_CLASSES};
 
 /// Number of class score columns (COCO-80).
-pub const NUM_CLASSES: usize = 80;
+pub(crate) const NUM_CLASSES: usize = 80;
 /// Bins per box side in the distance distribution (`reg_max + 1`).
-pub const REG_BINS: usize = 11;
+pub(crate) const REG_BINS: usize = 11;
 /// Columns per output row.
-pub const OUTPUT_COLS: usize = NUM_CLASSES + 4 * REG_BINS;
+pub(crate) const OUTPUT_COLS: usize = NUM_CLASSES + 4 * REG_BINS;
 /// Head strides, px of input per grid cell, in output row order.
 pub const STRIDES_PX: [u32; 3] = [8, 16, 32];
 
 /// Grid side (cells) of each head for a square `input_size` px input, `ceil(size / stride)`.
-pub fn grid_sizes(input_size: u32) -> [u32; 3] {
+pub(crate) fn grid_sizes(input_size: u32) -> [u32; 3] {
     STRIDES_PX.map(|s| input_size.div_ceil(s))
 }
 
@@ -31,7 +31,7 @@ pub fn output_rows(input_size: u32) -> usize {
 
 /// Checks the model's declared outputs for a square `input_size` px input: output 0 must be
 /// `[1, output_rows(input_size), OUTPUT_COLS]` (symbolic dimensions pass). Returns the class
-/// count (always [`NUM_CLASSES`]) or why the layout does not match.
+/// count (always `NUM_CLASSES`) or why the layout does not match.
 pub fn check_outputs(
     outputs: &[(String, Vec<Option<usize>>)],
     input_size: u32,
@@ -271,7 +271,12 @@ mod tests {
         use super::super::{REG_BINS, STRIDES_PX};
         use crate::detect::{BBox, Detection, COCO_CLASSES};
 
-        pub fn decode(output: &[f32], input_size: u32, wanted: &[u16], thr: f32) -> Vec<Detection> {
+        pub(crate) fn decode(
+            output: &[f32],
+            input_size: u32,
+            wanted: &[u16],
+            thr: f32,
+        ) -> Vec<Detection> {
             assert_eq!(output.len(), output_rows(input_size) * OUTPUT_COLS);
             let wanted: Vec<usize> = wanted
                 .iter()
@@ -316,7 +321,7 @@ mod tests {
             dets
         }
 
-        pub fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+        pub(crate) fn nms(mut dets: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
             dets.sort_by(|a, b| b.score.total_cmp(&a.score));
             let mut kept: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
             for d in dets {

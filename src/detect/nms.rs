@@ -6,7 +6,8 @@
 use super::{BBox, Detection};
 
 /// Default IoU above which a lower-scoring box of the same class is dropped.
-pub const DEFAULT_NMS_IOU: f32 = 0.6;
+#[cfg(test)]
+const DEFAULT_NMS_IOU: f32 = 0.6;
 
 /// Keeps, per class, the highest-scoring boxes and drops every box whose IoU with a kept box of
 /// the same class exceeds `iou_threshold`. Returns the survivors sorted by descending score.

@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use super::engine::{Engine, ModelInfo, OutputTensor};
 use super::family::Family;
-use super::labels::{self, LabelSource};
+use super::labels;
+#[cfg(test)]
+use super::labels::LabelSource;
 use super::letterbox::{LetterboxMap, Letterboxer};
 use super::nms::nms_per_class;
 use super::{BBox, DetectError, DetectTimings, Detection, Detector, DetectorConfig};
@@ -25,6 +27,7 @@ pub struct ModelDetector {
     /// Input tensor buffer, reused between frames.
     input: Vec<f32>,
     labels: Vec<&'static str>,
+    #[cfg(test)]
     label_source: LabelSource,
     wanted: Vec<u16>,
     score_threshold: f32,
@@ -155,6 +158,7 @@ impl ModelDetector {
             family,
             letterbox,
             labels,
+            #[cfg(test)]
             label_source,
             wanted,
             score_threshold: cfg.score_threshold,
@@ -169,7 +173,7 @@ impl ModelDetector {
     /// one-time costs (allocation, kernel selection, GPU engine build) are paid before the first
     /// real frame. Returns the mean inference time of those runs in ms (0 for `runs == 0`).
     /// [`Detector::warm_up`] calls this and logs the time.
-    pub fn warm_up_timed(&mut self, runs: usize) -> Result<f64, DetectError> {
+    pub(crate) fn warm_up_timed(&mut self, runs: usize) -> Result<f64, DetectError> {
         let size = self.letterbox.input_size();
         self.letterbox.fill_blank(&mut self.input);
         let mut total_ms = 0.0;
@@ -208,7 +212,8 @@ impl ModelDetector {
     }
 
     /// Where [`ModelDetector::labels`] came from.
-    pub fn label_source(&self) -> LabelSource {
+    #[cfg(test)]
+    fn label_source(&self) -> LabelSource {
         self.label_source
     }
 

@@ -44,21 +44,21 @@ pub const SOURCE_STATES: [&str; 5] = [
 
 /// Upper bounds of the stage latency histogram buckets, seconds: 0.1 ms to 2.5 s in 1-2.5-5
 /// steps (a decode of a few ms, an inference of tens to hundreds, a stalled store of seconds).
-pub const STAGE_BUCKETS_S: [f64; 15] = [
+pub(crate) const STAGE_BUCKETS_S: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
 /// Upper bounds of the frame age histogram buckets (`speedcam_frame_age_seconds`), seconds:
 /// finer than the stage buckets between 10 ms and 1 s, where a healthy pipeline's p50 and p99
 /// fall (one inference of tens to hundreds of ms, shared by the cameras).
-pub const FRAME_AGE_BUCKETS_S: [f64; 24] = [
+pub(crate) const FRAME_AGE_BUCKETS_S: [f64; 24] = [
     0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75,
     1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Samples kept per camera and stage for the `stats` percentiles between two payloads (the
 /// newest win when a window holds more: 30 fps for 10 s is 300).
-pub const STATS_WINDOW_SAMPLES: usize = 4096;
+pub(crate) const STATS_WINDOW_SAMPLES: usize = 4096;
 
 pub use speedcam_core::config::metrics::{MetricsConfig, DEFAULT_STATS_INTERVAL_S};
 
@@ -614,11 +614,6 @@ impl CameraMetrics {
     /// A measurement was speeding.
     pub fn speeding(&self) {
         self.inner.speeding.inc();
-    }
-
-    /// Frames now waiting between decode and detection.
-    pub fn set_queue_depth(&self, n: u64) {
-        self.inner.queue_depth.set(saturating_i64(n));
     }
 
     /// One frame's time in `stage`, milliseconds (non-finite values are ignored, negative ones

@@ -17,7 +17,7 @@ use serde_json::json;
 pub const DEFAULT_PREFIX: &str = "homeassistant";
 
 /// Version of the summary JSON shape; bumped on incompatible changes.
-pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+pub(crate) const SUMMARY_SCHEMA_VERSION: u32 = 1;
 
 /// The sensors every camera gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +64,13 @@ impl Discovery {
     }
 
     /// The `<node_id>` topic level: the device id reduced to `[a-zA-Z0-9_-]`.
-    pub fn node_id(&self) -> &str {
+    #[cfg(test)]
+    fn node_id(&self) -> &str {
         &self.node_id
     }
 
     /// `<camera>_<sensor>`, reduced to `[a-zA-Z0-9_-]`.
-    pub fn object_id(&self, camera: &str, sensor: Sensor) -> String {
+    pub(crate) fn object_id(&self, camera: &str, sensor: Sensor) -> String {
         format!("{}_{}", sanitize_id(camera), sensor.key())
     }
 
@@ -186,7 +187,7 @@ pub fn summary_payload(camera: &str, tally: &CameraTally) -> Result<Vec<u8>, Pub
 /// Reduces `id` to Home Assistant's id characters `[a-zA-Z0-9_-]`. A valid id is kept as is;
 /// otherwise every other character becomes `_` and a hash of the original is appended, so two
 /// ids that differ only in such characters still get different results (stable across runs).
-pub fn sanitize_id(id: &str) -> String {
+pub(crate) fn sanitize_id(id: &str) -> String {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !id.is_empty() && id.chars().all(ok) {
         return id.to_string();

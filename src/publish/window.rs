@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 
 /// What a publish request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tag {
+pub(crate) enum Tag {
     /// An outbox entry, acked in sled on PUBACK (immediately once sent for QoS 0).
     Outbox(OutboxKey, u8),
     /// The `offline` status sent on shutdown.
@@ -22,7 +22,7 @@ pub enum Tag {
 
 /// Publish requests handed to rumqttc and not yet acknowledged.
 #[derive(Debug, Default)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     queued: VecDeque<Tag>,
     collided: Option<Tag>,
     by_pkid: HashMap<u16, Tag>,
@@ -30,23 +30,23 @@ pub struct InFlight {
 
 impl InFlight {
     /// Requests handed over and not yet acknowledged (or sent, for QoS 0).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queued.len() + usize::from(self.collided.is_some()) + self.by_pkid.len()
     }
 
     /// Whether nothing is outstanding.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// A request was handed to rumqttc.
-    pub fn queued(&mut self, tag: Tag) {
+    pub(crate) fn queued(&mut self, tag: Tag) {
         self.queued.push_back(tag);
     }
 
     /// rumqttc sent a publish with `pkid` (0 for QoS 0, which is done once sent): returns the
     /// request it was (`None` when nothing was queued); QoS 1 ones now wait for their PUBACK.
-    pub fn sent(&mut self, pkid: u16) -> Option<Tag> {
+    pub(crate) fn sent(&mut self, pkid: u16) -> Option<Tag> {
         let tag = self.collided.take().or_else(|| self.queued.pop_front())?;
         if pkid != 0 {
             self.by_pkid.insert(pkid, tag);
@@ -55,19 +55,19 @@ impl InFlight {
     }
 
     /// rumqttc held the head request back because its packet id is still in flight.
-    pub fn collided(&mut self) {
+    pub(crate) fn collided(&mut self) {
         if self.collided.is_none() {
             self.collided = self.queued.pop_front();
         }
     }
 
     /// PUBACK for `pkid`: the request it belonged to.
-    pub fn acked(&mut self, pkid: u16) -> Option<Tag> {
+    pub(crate) fn acked(&mut self, pkid: u16) -> Option<Tag> {
         self.by_pkid.remove(&pkid)
     }
 
     /// Connection lost or replaced: rumqttc dropped everything (clean session).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         *self = InFlight::default();
     }
 }

@@ -11,7 +11,7 @@
 //!   device id `<device_id>-bench` and client id `<client id>-bench`: the benchmark neither takes
 //!   over the daemon's MQTT session nor publishes into its topics.
 //!
-//! `--frames N` wraps the source in [`FrameLimit`], which ends the stream after N frames.
+//! `--frames N` wraps the source in `FrameLimit`, which ends the stream after N frames.
 
 use super::{
     open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopOptions,
@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 
 /// How long the benchmark waits at the end for the MQTT outbox to drain (only with `[mqtt]`).
 /// Whatever is still queued then is discarded with the temporary store.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Suffix appended to the MQTT device id and client id while benchmarking.
-pub const MQTT_ID_SUFFIX: &str = "-bench";
+pub(crate) const MQTT_ID_SUFFIX: &str = "-bench";
 
 /// The per-frame cost excluding inference and decode that the pipeline aims for at 1280x720,
 /// ms/frame (issue 5): the rest of the frame budget belongs to the detector.
-pub const NON_INFERENCE_TARGET_MS_PER_FRAME: f64 = 2.0;
+pub(crate) const NON_INFERENCE_TARGET_MS_PER_FRAME: f64 = 2.0;
 
 /// What `speedcamd bench` runs.
 #[derive(Debug, Clone, Default)]
@@ -64,14 +64,14 @@ impl BenchOptions {
 
 /// A [`Source`] that ends the stream after `max_frames` frames (for `bench --frames`), so the
 /// pipeline loop needs no frame limit of its own.
-pub struct FrameLimit {
+pub(crate) struct FrameLimit {
     inner: Box<dyn Source>,
     remaining: u64,
 }
 
 impl FrameLimit {
     /// Hands out at most `max_frames` frames of `inner`, then end of stream.
-    pub fn new(inner: Box<dyn Source>, max_frames: u64) -> Self {
+    pub(crate) fn new(inner: Box<dyn Source>, max_frames: u64) -> Self {
         FrameLimit {
             inner,
             remaining: max_frames,
@@ -134,7 +134,7 @@ impl BenchReport {
 
     /// Seconds of video the frames cover: the span of their timestamps plus one mean frame
     /// interval (N frames at 30 fps cover N/30 s); 0 with fewer than two frames.
-    pub fn video_covered_s(&self) -> f64 {
+    pub(crate) fn video_covered_s(&self) -> f64 {
         let n = self.summary.frames;
         if n < 2 {
             return 0.0;
@@ -158,7 +158,7 @@ impl BenchReport {
 
     /// The stages counted in [`BenchReport::non_inference_ms_per_frame`]: every pipeline stage
     /// but decode (its own thread) and inference (the model), and not the latency figure.
-    pub fn non_inference_stages() -> Vec<Stage> {
+    pub(crate) fn non_inference_stages() -> Vec<Stage> {
         Stage::ALL
             .into_iter()
             .filter(|s| !matches!(s, Stage::Decode | Stage::Inference | Stage::Latency))
@@ -166,7 +166,7 @@ impl BenchReport {
     }
 
     /// Per-frame cost of the pipeline outside inference and decode, ms/frame: for each of
-    /// [`BenchReport::non_inference_stages`] its total time over the run (the sum of
+    /// `BenchReport::non_inference_stages` its total time over the run (the sum of
     /// its samples), added up and divided by the frames in. None
     /// without frames.
     pub fn non_inference_ms_per_frame(&self) -> Option<f64> {

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the outbox may drain at shutdown; stays below the unit's `TimeoutStopSec=30s`.
-pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long camera threads get to finish their current frame at shutdown.
 const SHUTDOWN_JOIN: Duration = Duration::from_secs(5);
 /// How often STATUS= is refreshed.

@@ -23,7 +23,7 @@ pub enum HandoffMode {
 
 /// What [`Handoff::recv_timeout`] got.
 #[derive(Debug)]
-pub enum Received<T> {
+pub(crate) enum Received<T> {
     /// An item and the time it was handed over.
     Item(T, Instant),
     /// Nothing arrived within the timeout.
@@ -33,7 +33,7 @@ pub enum Received<T> {
 }
 
 /// A bounded single-producer, single-consumer hand-off.
-pub struct Handoff<T> {
+pub(crate) struct Handoff<T> {
     mode: HandoffMode,
     state: Mutex<State<T>>,
     changed: Condvar,
@@ -48,7 +48,7 @@ struct State<T> {
 
 impl<T> Handoff<T> {
     /// An empty hand-off with the given policy.
-    pub fn new(mode: HandoffMode) -> Self {
+    pub(crate) fn new(mode: HandoffMode) -> Self {
         Handoff {
             mode,
             state: Mutex::new(State {
@@ -66,7 +66,7 @@ impl<T> Handoff<T> {
     }
 
     /// Hands `item` over; false once the consumer has gone (the producer should stop).
-    pub fn send(&self, item: T) -> bool {
+    pub(crate) fn send(&self, item: T) -> bool {
         let mut s = self.lock();
         match self.mode {
             HandoffMode::EveryFrame => {
@@ -89,7 +89,7 @@ impl<T> Handoff<T> {
     }
 
     /// Takes the oldest waiting item, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Received<T> {
+    pub(crate) fn recv_timeout(&self, timeout: Duration) -> Received<T> {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock();
         loop {
@@ -113,13 +113,13 @@ impl<T> Handoff<T> {
     }
 
     /// The producer calls this when it stops; the consumer sees `Closed` after the queue drains.
-    pub fn close_producer(&self) {
+    pub(crate) fn close_producer(&self) {
         self.lock().producer_gone = true;
         self.changed.notify_all();
     }
 
     /// The consumer calls this when it stops; a blocked or later `send` returns false.
-    pub fn close_consumer(&self) {
+    pub(crate) fn close_consumer(&self) {
         let mut s = self.lock();
         s.consumer_gone = true;
         s.queue.clear();
@@ -128,13 +128,13 @@ impl<T> Handoff<T> {
 
     /// Items replaced before the consumer took them (latest-wins mode only), plus those the
     /// producer reported with [`Handoff::count_dropped`].
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }
 
     /// The producer skipped `n` items before handing any over (a real-time replay whose
     /// decoder fell behind the clock): counted with the replaced ones.
-    pub fn count_dropped(&self, n: u64) {
+    pub(crate) fn count_dropped(&self, n: u64) {
         if n > 0 {
             self.lock().dropped += n;
         }

@@ -6,7 +6,7 @@
 
 pub mod bench;
 pub mod daemon;
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod liveness;
 pub mod notify;
 pub mod reload;
@@ -25,7 +25,8 @@ use crate::source::{DefaultOpener, Opener, Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use crate::store::Store;
 use anyhow::{bail, Context};
-use handoff::{Handoff, HandoffMode, Received};
+pub use handoff::HandoffMode;
+use handoff::{Handoff, Received};
 pub use sink::{Accepted, EventSink};
 pub use speedcam_core::pipeline::{analyze, camera, pick_camera, CameraPipeline, Verdict};
 use std::path::Path;
@@ -278,7 +279,7 @@ pub enum LoopEnd {
 }
 
 /// Runs one camera's frames through detection, tracking, speed and the sink until the source
-/// ends or `stop` is set, and says why it stopped ([`camera_loop`] wraps it for files).
+/// ends or `stop` is set, and says why it stopped (`camera_loop` wraps it for files).
 #[allow(clippy::too_many_arguments)]
 pub fn run_source(
     cam: &CameraConfig,
@@ -453,7 +454,7 @@ fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
 }
 
 /// Runs a file (every frame) through one camera's pipeline; a source error is an error.
-pub fn camera_loop(
+pub(crate) fn camera_loop(
     cam: &CameraConfig,
     cfg: &Config,
     source: Box<dyn Source>,
@@ -641,7 +642,7 @@ pub(crate) mod tests {
     use std::sync::Mutex;
 
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
-    pub fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
+    pub(crate) fn fixture_config(source: &str) -> (Config, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg =
             speedcam_core::pipeline::camera::testkit::demo_config(source, &dir.path().join("data"));
@@ -649,7 +650,7 @@ pub(crate) mod tests {
     }
 
     /// A detector that finds nothing, instantly or after `delay`.
-    pub struct NullDetector {
+    pub(crate) struct NullDetector {
         /// Time each call takes.
         pub delay: Duration,
     }
@@ -665,20 +666,20 @@ pub(crate) mod tests {
     }
 
     /// A shared [`NullDetector`] without delay.
-    pub fn null_detector() -> SharedDetector {
+    pub(crate) fn null_detector() -> SharedDetector {
         Arc::new(DetectorGate::new(Box::new(NullDetector {
             delay: Duration::ZERO,
         })))
     }
 
     /// A sink storing into the config's data dir, without MQTT.
-    pub fn memory_sink(cfg: &Config) -> EventSink {
+    pub(crate) fn memory_sink(cfg: &Config) -> EventSink {
         EventSink::new(open_store(cfg).expect("store"), None, None, false)
     }
 
     /// A live camera at `fps`: frame k is "captured" at `origin + k / fps` (the source sleeps
     /// until then, or hands it out late when the consumer held it up).
-    pub struct RealTimeSource {
+    pub(crate) struct RealTimeSource {
         pub origin: Instant,
         pub fps: f64,
         pub frames: u64,
@@ -705,7 +706,7 @@ pub(crate) mod tests {
     }
 
     /// A 32x32 black frame at `t_s`.
-    pub fn tiny_frame(seq: u64, t_s: f64) -> Frame {
+    pub(crate) fn tiny_frame(seq: u64, t_s: f64) -> Frame {
         Frame {
             camera: "cam".into(),
             seq,

@@ -1,11 +1,10 @@
 //! Talking to systemd (`Type=notify`): READY, RELOADING, STOPPING, STATUS and watchdog pings.
 //!
 //! The daemon says what it does through the [`Notify`] trait, so the order of messages is
-//! testable in-process ([`RecordingNotify`]); [`SystemdNotify`] sends them to `NOTIFY_SOCKET`
+//! testable in-process (the tests record them); [`SystemdNotify`] sends them to `NOTIFY_SOCKET`
 //! with the `sd-notify` crate and does nothing when the variable is unset (a terminal run).
 
 use sd_notify::NotifyState;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Receives the daemon's state changes.
@@ -34,42 +33,6 @@ impl Notify for SystemdNotify {
     }
 }
 
-/// Records messages (one string per datagram, lines joined by `\n`) for tests.
-#[derive(Debug, Default)]
-pub struct RecordingNotify {
-    messages: Mutex<Vec<String>>,
-    /// What [`Notify::watchdog`] answers.
-    pub watchdog: Option<Duration>,
-}
-
-impl RecordingNotify {
-    /// Everything sent so far.
-    pub fn messages(&self) -> Vec<String> {
-        self.messages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl Notify for RecordingNotify {
-    fn send(&self, states: &[NotifyState<'_>]) {
-        let msg = states
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join("\n");
-        self.messages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
-    }
-
-    fn watchdog(&self) -> Option<Duration> {
-        self.watchdog
-    }
-}
-
 /// `RELOADING=1` with the `MONOTONIC_USEC=` systemd ≥ 253 wants beside it (`Type=notify-reload`);
 /// older systemd ignores the extra field.
 pub fn reloading(n: &dyn Notify, status: &str) {
@@ -82,6 +45,43 @@ pub fn reloading(n: &dyn Notify, status: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Records messages (one string per datagram, lines joined by `\n`) for tests.
+    #[derive(Debug, Default)]
+    struct RecordingNotify {
+        messages: Mutex<Vec<String>>,
+        /// What [`Notify::watchdog`] answers.
+        watchdog: Option<Duration>,
+    }
+
+    impl RecordingNotify {
+        /// Everything sent so far.
+        fn messages(&self) -> Vec<String> {
+            self.messages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        }
+    }
+
+    impl Notify for RecordingNotify {
+        fn send(&self, states: &[NotifyState<'_>]) {
+            let msg = states
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            self.messages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(msg);
+        }
+
+        fn watchdog(&self) -> Option<Duration> {
+            self.watchdog
+        }
+    }
 
     #[test]
     fn recording_keeps_order_and_wire_format() {

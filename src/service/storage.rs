@@ -271,7 +271,7 @@ impl StorageGuard {
     }
 
     /// At shutdown: verdicts still held are lost; counts and logs them.
-    pub fn abandon(&self) -> usize {
+    pub(crate) fn abandon(&self) -> usize {
         let mut n = 0;
         while let Some(v) = self.pop() {
             self.lost(&v);
@@ -289,7 +289,7 @@ pub struct StorageWorker {
 }
 
 /// How often held verdicts are retried (and free space re-checked).
-pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 impl StorageWorker {
     /// Starts the worker for `sink`'s store (the sink must carry `guard`).

@@ -77,7 +77,7 @@ impl CameraState {
 }
 
 /// Reconnect and stall settings of one camera (`[cameras.reconnect]` in the config).
-pub type ReconnectPolicy = crate::config::ReconnectConfig;
+pub(crate) type ReconnectPolicy = crate::config::ReconnectConfig;
 
 /// Totals over a camera's whole life (all connections).
 #[derive(Debug, Clone, Default)]

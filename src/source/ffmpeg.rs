@@ -222,7 +222,8 @@ impl FfmpegSource {
     }
 
     /// Name of the libavcodec decoder in use (e.g. `h264`, `hevc`, `h264_v4l2m2m`).
-    pub fn decoder_name(&self) -> &str {
+    #[cfg(test)]
+    fn decoder_name(&self) -> &str {
         &self.decoder_name
     }
 

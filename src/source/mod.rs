@@ -160,7 +160,7 @@ pub(crate) mod test_util {
     use std::path::{Path, PathBuf};
 
     /// A file in `tests/data/video`.
-    pub fn video(name: &str) -> PathBuf {
+    pub(crate) fn video(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/video")
             .join(name)
@@ -168,7 +168,7 @@ pub(crate) mod test_util {
 
     /// Every frame of `src`, panicking on a source error.
     #[cfg(feature = "ffmpeg")]
-    pub fn decode_all(src: &mut dyn super::Source) -> Vec<crate::frame::Frame> {
+    pub(crate) fn decode_all(src: &mut dyn super::Source) -> Vec<crate::frame::Frame> {
         let mut frames = Vec::new();
         while let Some(f) = src.next_frame().unwrap() {
             frames.push(f);
@@ -177,7 +177,7 @@ pub(crate) mod test_util {
     }
 
     /// A temporary file holding `bytes`.
-    pub fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    pub(crate) fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         f.flush().unwrap();

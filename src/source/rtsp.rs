@@ -224,7 +224,7 @@ pub(crate) struct RtpClock {
 
 impl RtpClock {
     /// A clock for an RTP stream ticking at `clock_rate_hz` (90 kHz for video); 0 is taken as 1.
-    pub fn new(clock_rate_hz: u32) -> Self {
+    pub(crate) fn new(clock_rate_hz: u32) -> Self {
         Self {
             clock_rate_hz: clock_rate_hz.max(1),
             last_ticks: None,
@@ -235,7 +235,7 @@ impl RtpClock {
 
     /// Extends `rtp_ts` against the previous frame's timestamp and remembers it as the next
     /// reference. The first timestamp is taken as is.
-    pub fn extend(&mut self, rtp_ts: u32) -> i64 {
+    pub(crate) fn extend(&mut self, rtp_ts: u32) -> i64 {
         let ticks = match self.last_ticks {
             Some(last) => extend_rtp_timestamp(last, rtp_ts),
             None => i64::from(rtp_ts),
@@ -246,7 +246,7 @@ impl RtpClock {
 
     /// Extends a timestamp from elsewhere (an RTCP sender report) against the latest frame,
     /// without moving the reference.
-    pub fn extend_other(&self, rtp_ts: u32) -> i64 {
+    pub(crate) fn extend_other(&self, rtp_ts: u32) -> i64 {
         match self.last_ticks {
             Some(last) => extend_rtp_timestamp(last, rtp_ts),
             None => i64::from(rtp_ts),
@@ -254,19 +254,19 @@ impl RtpClock {
     }
 
     /// `ticks` converted to nanoseconds.
-    pub fn ticks_to_ns(&self, ticks: i64) -> i64 {
+    pub(crate) fn ticks_to_ns(&self, ticks: i64) -> i64 {
         let ns = i128::from(ticks) * 1_000_000_000 / i128::from(self.clock_rate_hz);
         ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
     /// Nanoseconds of the extended timestamp `ticks` from the first one passed here.
-    pub fn pts_ns(&mut self, ticks: i64) -> i64 {
+    pub(crate) fn pts_ns(&mut self, ticks: i64) -> i64 {
         let first = *self.first_ticks.get_or_insert(ticks);
         self.ticks_to_ns(ticks.saturating_sub(first))
     }
 
     /// Whether a frame at `pts_ns` moves time forward; if so it becomes the last one handed out.
-    pub fn advance(&mut self, pts_ns: i64) -> bool {
+    pub(crate) fn advance(&mut self, pts_ns: i64) -> bool {
         if self.last_pts_ns.is_some_and(|last| pts_ns <= last) {
             return false;
         }
@@ -275,7 +275,7 @@ impl RtpClock {
     }
 
     /// pts of the last frame handed out.
-    pub fn last_pts_ns(&self) -> Option<i64> {
+    pub(crate) fn last_pts_ns(&self) -> Option<i64> {
         self.last_pts_ns
     }
 }
@@ -305,7 +305,7 @@ pub(crate) struct SenderReport {
 
 impl SenderReport {
     /// Wall time of the extended RTP timestamp `ticks` on `clock`.
-    pub fn wall_at(&self, clock: &RtpClock, ticks: i64) -> OffsetDateTime {
+    pub(crate) fn wall_at(&self, clock: &RtpClock, ticks: i64) -> OffsetDateTime {
         let ns = clock.ticks_to_ns(ticks.saturating_sub(self.ticks));
         self.wall
             .checked_add(time::Duration::nanoseconds(ns))

@@ -173,6 +173,7 @@ impl Store {
     }
 
     /// Stores a finished track's summary (not flushed: losing the last few on a power cut is fine).
+    /// Not called yet: kept for the finished-track statistics that will fill the `tracks` tree.
     pub fn record_track(&self, track: &TrackSummary) -> Result<(), StoreError> {
         let json = serde_json::to_vec(track).map_err(StoreError::Encode)?;
         let id = self.db.generate_id()?;

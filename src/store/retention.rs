@@ -20,12 +20,12 @@ use std::time::Duration;
 
 /// Share of `max_bytes` the live records may use at first (sled's files run about 1.85x the
 /// live bytes; the rest is headroom).
-pub const LIVE_FRACTION: f64 = 0.45;
+pub(crate) const LIVE_FRACTION: f64 = 0.45;
 /// Pruning brings the live bytes down to this share of the budget (so not every new event
 /// triggers a pass).
-pub const LOW_WATER: f64 = 0.9;
+pub(crate) const LOW_WATER: f64 = 0.9;
 /// A real directory size above this share of `max_bytes` that is still growing lowers the budget.
-pub const HIGH_WATER: f64 = 0.95;
+pub(crate) const HIGH_WATER: f64 = 0.95;
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,7 +112,7 @@ impl Retention {
 
     /// One pass: prunes records older than `max_age` (relative to `now_unix_ms`), then the
     /// oldest events (with their thumbnails) and track summaries until the live bytes are under
-    /// [`LOW_WATER`] of the budget. Events still referenced by the outbox are never removed.
+    /// `LOW_WATER` of the budget. Events still referenced by the outbox are never removed.
     pub fn prune(&self, store: &Store, now_unix_ms: u64) -> Result<PruneReport, StoreError> {
         let dir_bytes = dir_size_bytes(&self.dir);
         let mut report = PruneReport {
@@ -259,7 +259,7 @@ impl Store {
 
     /// Keys of the events the outbox still announces (event JSON payloads carry `event_id`,
     /// thumbnail topics end with it): these must not be pruned.
-    pub fn outbox_event_keys(&self) -> Result<HashSet<[u8; 16]>, StoreError> {
+    pub(crate) fn outbox_event_keys(&self) -> Result<HashSet<[u8; 16]>, StoreError> {
         #[derive(serde::Deserialize)]
         struct Head {
             event_id: String,

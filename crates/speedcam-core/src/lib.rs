@@ -12,6 +12,8 @@
 //! The daemon (`speedcam`) adds what needs native code or I/O: inference backends, RTSP/V4L2
 //! sources, sled storage, the MQTT client, metrics and systemd.
 
+#![warn(unreachable_pub)]
+
 pub mod backoff;
 pub mod clock;
 pub mod config;

@@ -117,7 +117,7 @@ impl Condition {
 /// 5 ms jitter; every frame with 3 frames lost out of every 40 and 2 ms jitter; adaptive skipping
 /// capped at 10 Hz (a device that detects every 3rd frame while busy, 2 Hz when idle) with 5 ms
 /// jitter. All at 30 fps.
-pub fn standard_conditions() -> Vec<Condition> {
+pub(crate) fn standard_conditions() -> Vec<Condition> {
     vec![
         Condition::new("every-frame", 1, 0.0),
         Condition::new("every-2nd", 2, 0.0),
@@ -821,7 +821,7 @@ pub struct CaseEval {
 }
 
 /// The camera config the pipeline gets for a case: the noisy calibration and the zone.
-pub fn case_camera_config(
+pub(crate) fn case_camera_config(
     case: &AccuracyCase,
     speed: &SpeedConfig,
 ) -> Result<CameraConfig, BenchError> {
@@ -1169,7 +1169,8 @@ pub fn summarize(condition: &str, cases: &[CaseEval]) -> ConditionSummary {
 
 /// Generates and evaluates every case of every condition of `cfg` with estimator settings
 /// `speed`; one summary per condition, in order.
-pub fn run_benchmark(
+#[cfg(test)]
+fn run_benchmark(
     cfg: &BenchConfig,
     speed: &SpeedConfig,
 ) -> Result<Vec<ConditionSummary>, BenchError> {

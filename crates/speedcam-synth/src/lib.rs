@@ -27,6 +27,8 @@
 //! Output of [`render`]: `scene.mp4` (H.264 Baseline, no B-frames), `truth.json`
 //! ([`SceneTruth`]) and `camera.toml` (a `[[cameras]]` table with calibration and zone).
 
+#![warn(unreachable_pub)]
+
 pub mod accuracy;
 pub mod mp4out;
 pub mod scene;
@@ -257,7 +259,7 @@ pub fn render(spec: &SceneSpec, out_dir: &Path) -> Result<SceneTruth, SynthError
 }
 
 /// The demo camera: 7 m up, 20 m beside the road centre, looking across it at an angle.
-pub fn demo_camera() -> CameraSpec {
+pub(crate) fn demo_camera() -> CameraSpec {
     CameraSpec {
         x_m: 0.0,
         y_m: -18.0,

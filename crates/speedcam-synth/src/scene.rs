@@ -177,7 +177,7 @@ pub struct Pose {
 
 impl Actor {
     /// Signed distance travelled along the road after `t_s` (m), 0 before the start.
-    pub fn travelled_m(&self, t_s: f64) -> f64 {
+    pub(crate) fn travelled_m(&self, t_s: f64) -> f64 {
         let tau = (t_s - self.spec.t_start_s).max(0.0);
         self.spec.speed_kmh / 3.6 * tau + 0.5 * self.spec.accel_mps2 * tau * tau
     }
@@ -230,7 +230,7 @@ impl Actor {
 }
 
 /// Whether a box overlaps the image at all.
-pub fn box_in_image(cam: &Camera, b: [f64; 4]) -> bool {
+pub(crate) fn box_in_image(cam: &Camera, b: [f64; 4]) -> bool {
     b[2] > 0.0 && b[0] < f64::from(cam.width_px) && b[3] > 0.0 && b[1] < f64::from(cam.height_px)
 }
 

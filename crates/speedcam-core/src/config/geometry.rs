@@ -5,10 +5,10 @@
 //! outside a known image size, a zone above the horizon) are reported by config validation and
 //! [`super::check_image_size`]; the checks here are:
 //! - the zone is too short to collect `min_samples_in_zone` detections of a vehicle at
-//!   `max_speed_kmh` ([`zone_transit`]);
+//!   `max_speed_kmh` (`zone_transit`);
 //! - the zone reaches outside the ground area enclosed by the calibration points, where the
 //!   calibration is extrapolated;
-//! - the calibration's RMS reprojection error is large ([`MAX_RMS_M`], [`MAX_RMS_PX`]) or a point
+//! - the calibration's RMS reprojection error is large (`MAX_RMS_M`, `MAX_RMS_PX`) or a point
 //!   looks like a survey mistake (the leave-one-out rule of [`crate::speed::calibrate`]).
 
 use super::CameraConfig;
@@ -16,11 +16,11 @@ use crate::speed::calibrate::check_calibration;
 use crate::speed::SpeedMethod;
 
 /// Calibration RMS reprojection error on the ground above which check-config warns, m.
-pub const MAX_RMS_M: f64 = 0.1;
+pub(crate) const MAX_RMS_M: f64 = 0.1;
 /// Calibration RMS reprojection error in the image above which check-config warns, px.
-pub const MAX_RMS_PX: f64 = 2.0;
+pub(crate) const MAX_RMS_PX: f64 = 2.0;
 /// A zone vertex farther than this outside the calibration points' convex hull is warned about, m.
-pub const HULL_TOLERANCE_M: f64 = 0.25;
+pub(crate) const HULL_TOLERANCE_M: f64 = 0.25;
 /// Detection rate assumed when nothing better is known, Hz.
 pub const DEFAULT_DETECTION_HZ: f64 = 10.0;
 
@@ -35,7 +35,7 @@ pub struct DetectionRate {
 
 /// How a vehicle at `max_speed_kmh` crosses the zone.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ZoneTransit {
+pub(crate) struct ZoneTransit {
     /// Zone length on the ground, m.
     pub zone_length_m: f64,
     /// The speed assumed (`max_speed_kmh`), km/h.
@@ -50,13 +50,13 @@ pub struct ZoneTransit {
 
 impl ZoneTransit {
     /// Whether the fastest plausible vehicle yields too few detections to be measured.
-    pub fn too_short(&self) -> bool {
+    pub(crate) fn too_short(&self) -> bool {
         self.expected_detections < self.min_samples as f64
     }
 }
 
 /// Transit of the zone at `max_speed_kmh`; None when the zone has no ground length.
-pub fn zone_transit(cam: &CameraConfig, rate_hz: f64) -> Option<ZoneTransit> {
+pub(crate) fn zone_transit(cam: &CameraConfig, rate_hz: f64) -> Option<ZoneTransit> {
     let zone_length_m = cam.zone_length_m()?;
     let speed_kmh = cam.speed.max_speed_kmh;
     let transit_s = zone_length_m / (speed_kmh / 3.6);
@@ -84,7 +84,7 @@ pub fn geometry_warnings(cam: &CameraConfig, rate: &DetectionRate) -> Vec<String
 /// so a vehicle needs at least one detection between the zone edge and the line before it
 /// crosses; at `max_speed_kmh` it moves `speed / rate` between detections, and the tracker may
 /// need one more before it is confirmed, so each line should be two such steps inside the zone.
-pub fn lines_margin_warnings(cam: &CameraConfig, rate: &DetectionRate) -> Vec<String> {
+pub(crate) fn lines_margin_warnings(cam: &CameraConfig, rate: &DetectionRate) -> Vec<String> {
     let SpeedMethod::Lines(lines) = &cam.speed.method else {
         return Vec::new();
     };

@@ -33,7 +33,7 @@ pub const DEFAULT_CLASSES: [&str; 4] = ["car", "motorcycle", "bus", "truck"];
 /// Default `detector.box_bottom_sd_px`: the bundled NanoDet-g-416 draws the bottom edge of the
 /// demo scene's vehicles 2.7 px below the tyres' contact on average (-4.8 to +6.8 px over 50
 /// boxes, 1280x720); 3 px covers such an offset for an uncharacterised detector.
-pub const DEFAULT_BOX_BOTTOM_SD_PX: f64 = 3.0;
+pub(crate) const DEFAULT_BOX_BOTTOM_SD_PX: f64 = 3.0;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -226,7 +226,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Resolves a path from the config against the config file's directory.
-pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
+pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() {
         p.to_path_buf()
@@ -1378,7 +1378,7 @@ pub fn check_image_size(cam: &CameraConfig, w: u32, h: u32) -> Vec<String> {
 }
 
 /// True for ids usable as one MQTT topic level and a sled key prefix.
-pub fn valid_topic_id(s: &str) -> bool {
+pub(crate) fn valid_topic_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()

@@ -7,7 +7,7 @@ use toml::Spanned;
 /// Top level of speedcam.toml.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub device_id: Spanned<String>,
     #[serde(default = "default_data_dir")]
     pub data_dir: Spanned<String>,
@@ -32,7 +32,7 @@ fn default_data_dir() -> Spanned<String> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDetector {
+pub(crate) struct RawDetector {
     pub model: Spanned<String>,
     #[serde(default)]
     pub family: Option<Spanned<String>>,
@@ -59,7 +59,7 @@ pub struct RawDetector {
 /// `[detector.onnxruntime]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOnnxRuntime {
+pub(crate) struct RawOnnxRuntime {
     #[serde(default)]
     pub providers: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -80,7 +80,7 @@ pub struct RawOnnxRuntime {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTracker {
+pub(crate) struct RawTracker {
     #[serde(default)]
     pub match_iou: Option<Spanned<f64>>,
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct RawTracker {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMqtt {
+pub(crate) struct RawMqtt {
     pub url: Spanned<String>,
     #[serde(default)]
     pub base_topic: Option<Spanned<String>>,
@@ -127,7 +127,7 @@ pub struct RawMqtt {
 /// `[metrics]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMetrics {
+pub(crate) struct RawMetrics {
     #[serde(default)]
     pub listen: Option<Spanned<String>>,
     #[serde(default)]
@@ -136,7 +136,7 @@ pub struct RawMetrics {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCamera {
+pub(crate) struct RawCamera {
     pub id: Spanned<String>,
     pub source: Spanned<String>,
     pub speed_limit_kmh: Spanned<f64>,
@@ -174,7 +174,7 @@ pub struct RawCamera {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSchedule {
+pub(crate) struct RawSchedule {
     #[serde(default)]
     pub adaptive: Option<Spanned<bool>>,
     #[serde(default)]
@@ -195,7 +195,7 @@ pub struct RawSchedule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRtsp {
+pub(crate) struct RawRtsp {
     #[serde(default)]
     pub transport: Option<Spanned<String>>,
     #[serde(default)]
@@ -204,7 +204,7 @@ pub struct RawRtsp {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawV4l2 {
+pub(crate) struct RawV4l2 {
     #[serde(default)]
     pub width: Option<Spanned<i64>>,
     #[serde(default)]
@@ -217,7 +217,7 @@ pub struct RawV4l2 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawReconnect {
+pub(crate) struct RawReconnect {
     #[serde(default)]
     pub initial_s: Option<Spanned<f64>>,
     #[serde(default)]
@@ -228,7 +228,7 @@ pub struct RawReconnect {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLines {
+pub(crate) struct RawLines {
     pub first: Spanned<[[f64; 2]; 2]>,
     pub second: Spanned<[[f64; 2]; 2]>,
     pub distance_m: Spanned<f64>,
@@ -236,21 +236,21 @@ pub struct RawLines {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCalibration {
+pub(crate) struct RawCalibration {
     pub image_points: Spanned<Vec<[f64; 2]>>,
     pub world_points: Spanned<Vec<[f64; 2]>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawZone {
+pub(crate) struct RawZone {
     pub polygon: Spanned<Vec<[f64; 2]>>,
 }
 
 /// `[storage]`: retention and the full-disk guard of the sled store in `data_dir`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStorage {
+pub(crate) struct RawStorage {
     #[serde(default)]
     pub max_age_days: Option<Spanned<f64>>,
     #[serde(default)]
@@ -266,7 +266,7 @@ pub struct RawStorage {
 /// A byte size: an integer (bytes) or a string with a unit ("8GB", "512 MiB").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum RawByteSize {
+pub(crate) enum RawByteSize {
     Bytes(i64),
     Text(String),
 }
@@ -274,7 +274,7 @@ pub enum RawByteSize {
 /// `[cameras.replay]`: how the daemon plays a file source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawReplay {
+pub(crate) struct RawReplay {
     #[serde(default)]
     pub realtime: Option<bool>,
     #[serde(default, rename = "loop")]

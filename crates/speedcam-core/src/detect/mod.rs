@@ -310,20 +310,6 @@ impl Default for DetectorConfig {
     }
 }
 
-/// Looks up the COCO class indices of `names`, in the given order.
-pub fn class_ids(names: &[String]) -> Result<Vec<u16>, DetectError> {
-    names
-        .iter()
-        .map(|n| {
-            COCO_CLASSES
-                .iter()
-                .position(|c| c == n)
-                .map(|i| i as u16)
-                .ok_or_else(|| DetectError::UnknownClass(n.clone()))
-        })
-        .collect()
-}
-
 /// 64-bit FNV-1a of `bytes`: a cheap, stable content fingerprint (not a security hash).
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {

@@ -17,13 +17,15 @@
 use std::path::{Path, PathBuf};
 
 /// Execution provider names accepted in `providers`, in the order they are usually listed.
-pub const PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
+#[cfg(test)]
+const PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
 /// TensorRT precisions accepted in `precision`.
-pub const PRECISIONS: [&str; 3] = ["fp16", "int8", "fp32"];
+#[cfg(test)]
+const PRECISIONS: [&str; 3] = ["fp16", "int8", "fp32"];
 /// Cache root when neither `cache_dir` nor `$CACHE_DIRECTORY` is set.
-pub const DEFAULT_CACHE_ROOT: &str = "/var/cache/speedcam";
+pub(crate) const DEFAULT_CACHE_ROOT: &str = "/var/cache/speedcam";
 /// Default number of zero-input runs at load.
-pub const DEFAULT_WARMUP_RUNS: u32 = 3;
+pub(crate) const DEFAULT_WARMUP_RUNS: u32 = 3;
 
 /// One ONNX Runtime execution provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -105,7 +107,7 @@ pub struct OrtSettings {
     /// models/make_int8.py, or a native TensorRT cache starting with `TRT-`); needs `Int8`.
     pub int8_calibration_table: Option<PathBuf>,
     /// Root of the engine cache; None: `$CACHE_DIRECTORY` (systemd `CacheDirectory=`), else
-    /// [`DEFAULT_CACHE_ROOT`]. Engines go to `<root>/tensorrt/<key>/`, see [`trt_cache_dir`].
+    /// `DEFAULT_CACHE_ROOT`. Engines go to `<root>/tensorrt/<key>/`, see [`trt_cache_dir`].
     pub cache_dir: Option<PathBuf>,
     /// Path of libonnxruntime.so; None: `$ORT_DYLIB_PATH`, else the system library search path.
     pub library: Option<PathBuf>,
@@ -143,7 +145,7 @@ pub fn provider_label(provider: OrtProvider, precision: TrtPrecision) -> String 
 }
 
 /// The cache root: `configured`, else the first entry of `$CACHE_DIRECTORY` (`cache_directory_env`,
-/// colon-separated when systemd grants several), else [`DEFAULT_CACHE_ROOT`].
+/// colon-separated when systemd grants several), else `DEFAULT_CACHE_ROOT`.
 pub fn cache_root(configured: Option<&Path>, cache_directory_env: Option<&str>) -> PathBuf {
     if let Some(p) = configured {
         return p.to_path_buf();
@@ -167,7 +169,7 @@ pub fn trt_cache_dir(root: &Path, model_hash: u64, trt_version: &str, gpu: &str)
 
 /// `s` as one path component: ASCII letters, digits, `.` and `_` kept, runs of anything else
 /// become one `-`, trimmed, at most 64 bytes; `unknown` when nothing is left.
-pub fn path_safe(s: &str) -> String {
+pub(crate) fn path_safe(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() || c == '.' || c == '_' {

@@ -368,7 +368,7 @@ pub mod testkit {
     /// Drives one car at `speed_kmh` along the demo road (lane centre y = 1.75 m, x from -8 to
     /// 24 m) at 30 frames/s with exact boxes; `edit` = (time, change) reconfigures the camera
     /// mid-way.
-    pub type Edit<'a> = Option<(f64, &'a dyn Fn(&mut CameraConfig))>;
+    pub(crate) type Edit<'a> = Option<(f64, &'a dyn Fn(&mut CameraConfig))>;
 
     pub fn drive(speed_kmh: f64, edit: Edit<'_>) -> Vec<Event> {
         drive_verdicts(speed_kmh, edit, None)

@@ -12,7 +12,7 @@
 //! - A configured `fps` is a ceiling: the highest offered rate not above it is chosen (rates are
 //!   compared rounded to whole frames per second, so 29.97 counts as 30). When format, width,
 //!   height and fps are *all* configured the rate must match, i.e. the mode is an exact match.
-//!   Without a configured rate the target is [`DEFAULT_FPS`]: more frames than that cost CPU
+//!   Without a configured rate the target is `DEFAULT_FPS`: more frames than that cost CPU
 //!   without helping the speed fit much; a device offering only faster rates gets its slowest.
 //! - Rate ranks before size when the size is not configured (a speed camera needs samples more
 //!   than pixels): among the rates reached, the largest picture up to 1920x1080 wins (above that
@@ -37,7 +37,7 @@
 //! timestamps (or stamp 0) get CLOCK_MONOTONIC read at dequeue instead, with a warning: later
 //! and jittered by scheduling, but on the same clock. `wall` is the wall clock read at dequeue
 //! minus the frame's age on CLOCK_MONOTONIC (`now_mono - buffer_time`), i.e. the UTC time the
-//! driver stamped the buffer; an age that is negative or over [`MAX_FRAME_AGE_NS`] (a driver
+//! driver stamped the buffer; an age that is negative or over `MAX_FRAME_AGE_NS` (a driver
 //! clock that is not CLOCK_MONOTONIC after all) is ignored and the dequeue time used.
 //!
 //! # Unplug, stalls and errors
@@ -75,16 +75,16 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Rate aimed at when none is configured, frames per second.
-pub const DEFAULT_FPS: u32 = 30;
+pub(crate) const DEFAULT_FPS: u32 = 30;
 /// Largest picture preferred when the size is not configured (1920x1080), pixels.
-pub const PREFERRED_MAX_AREA_PX: u64 = 1920 * 1080;
+pub(crate) const PREFERRED_MAX_AREA_PX: u64 = 1920 * 1080;
 /// Why a V4L2 source cannot open in a build without the `v4l2` feature, and the fix.
 pub const NOT_BUILT: &str = "this speedcamd was built without V4L2 support: rebuild with \
 `cargo build --release --features v4l2` (needs libclang: `apt-get install libclang-dev`), or \
 install the .deb, which has it";
 
 /// Largest believable age of a frame at dequeue; beyond it the driver clock is not trusted, ns.
-pub const MAX_FRAME_AGE_NS: i64 = 5_000_000_000;
+pub(crate) const MAX_FRAME_AGE_NS: i64 = 5_000_000_000;
 
 /// The capture formats this source can convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,7 +99,8 @@ pub enum CaptureFormat {
 
 impl CaptureFormat {
     /// All formats, in preference order (cheapest conversion first).
-    pub const PREFERENCE: [CaptureFormat; 3] = [
+    #[cfg(test)]
+    const PREFERENCE: [CaptureFormat; 3] = [
         CaptureFormat::Nv12,
         CaptureFormat::Yuyv,
         CaptureFormat::Mjpeg,
@@ -115,7 +116,7 @@ impl CaptureFormat {
     }
 
     /// The format for a V4L2 FourCC code, if supported (`JPEG` is taken as MJPEG).
-    pub fn from_fourcc(code: [u8; 4]) -> Option<CaptureFormat> {
+    pub(crate) fn from_fourcc(code: [u8; 4]) -> Option<CaptureFormat> {
         match &code {
             b"MJPG" | b"JPEG" => Some(CaptureFormat::Mjpeg),
             b"YUYV" => Some(CaptureFormat::Yuyv),
@@ -124,7 +125,7 @@ impl CaptureFormat {
         }
     }
 
-    /// Rank in [`CaptureFormat::PREFERENCE`], lower is preferred.
+    /// Rank in the preference order (cheapest conversion first), lower is preferred.
     fn rank(self) -> usize {
         match self {
             CaptureFormat::Nv12 => 0,
@@ -240,7 +241,7 @@ impl Interval {
     }
 
     /// Frames per second rounded to a whole number (29.97 -> 30), for comparisons.
-    pub fn fps_rounded(self) -> u32 {
+    pub(crate) fn fps_rounded(self) -> u32 {
         self.fps().round() as u32
     }
 }
@@ -295,7 +296,7 @@ impl fmt::Display for Chosen {
 /// What the device offers, compactly: `MJPG 1280x720@30,15 640x480@30; YUYV 640x480@30`.
 /// Formats this source cannot convert are only named, at the end (`other formats, not
 /// supported: H264, UYVY`): test drivers and ISPs list dozens.
-pub fn describe_offered(modes: &[Mode]) -> String {
+pub(crate) fn describe_offered(modes: &[Mode]) -> String {
     if modes.is_empty() {
         return "no video capture formats".into();
     }
@@ -543,7 +544,7 @@ impl Timeline {
 ///
 /// `driver_ns` is the buffer timestamp when the driver flags it monotonic (else `None`);
 /// `mono_now_ns`/`wall_now` are read together at dequeue. The wall time is `wall_now` minus the
-/// frame's age, unless the age is negative or over [`MAX_FRAME_AGE_NS`].
+/// frame's age, unless the age is negative or over `MAX_FRAME_AGE_NS`.
 pub fn capture_times(
     driver_ns: Option<i64>,
     mono_now_ns: i64,

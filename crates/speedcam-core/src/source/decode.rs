@@ -50,7 +50,7 @@ impl H264Decoder {
 }
 
 /// Borrowed planes with their row strides, as decoders hand them out.
-pub struct Planes<'a> {
+pub(crate) struct Planes<'a> {
     /// Luma width in pixels.
     pub width: usize,
     /// Luma height in pixels.
@@ -66,7 +66,7 @@ pub struct Planes<'a> {
 impl Planes<'_> {
     /// Copies the visible pixels row by row into a packed I420 buffer; fails (instead of
     /// reading out of bounds) when a plane is shorter than its size and stride imply.
-    pub fn to_packed_i420(&self) -> Result<Picture, String> {
+    pub(crate) fn to_packed_i420(&self) -> Result<Picture, String> {
         let (w, h) = (self.width, self.height);
         if w == 0 || h == 0 {
             return Err(format!("decoder returned an empty {w}x{h} picture"));

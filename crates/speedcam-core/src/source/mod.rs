@@ -293,14 +293,14 @@ pub(crate) mod test_util {
     use std::path::{Path, PathBuf};
 
     /// A file in `tests/data/video`.
-    pub fn video(name: &str) -> PathBuf {
+    pub(crate) fn video(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/data/video")
             .join(name)
     }
 
     /// Every frame of `src`, panicking on a source error.
-    pub fn decode_all(src: &mut dyn Source) -> Vec<Frame> {
+    pub(crate) fn decode_all(src: &mut dyn Source) -> Vec<Frame> {
         let mut frames = Vec::new();
         while let Some(f) = src.next_frame().unwrap() {
             frames.push(f);
@@ -309,7 +309,7 @@ pub(crate) mod test_util {
     }
 
     /// A temporary file holding `bytes`.
-    pub fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+    pub(crate) fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(bytes).unwrap();
         f.flush().unwrap();

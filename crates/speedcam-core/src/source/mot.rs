@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Class name given to MOT boxes: the format carries no class.
-pub const MOT_CLASS: &str = "vehicle";
+pub(crate) const MOT_CLASS: &str = "vehicle";
 
 /// Errors reading MOT detections or frame times; each names the file, the line and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ pub fn read_mot(path: &Path) -> Result<Vec<MotFrame>, MotError> {
 }
 
 /// Parses MOT text; errors are (1-based line, message).
-pub fn parse_mot(text: &str) -> Result<Vec<MotFrame>, (usize, String)> {
+pub(crate) fn parse_mot(text: &str) -> Result<Vec<MotFrame>, (usize, String)> {
     let mut frames: BTreeMap<u32, Vec<Detection>> = BTreeMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -220,7 +220,7 @@ impl FrameTimes {
     }
 
     /// Time of 1-based `frame`, s; None when a timestamps file is too short.
-    pub fn time_s(&self, frame: u32) -> Option<f64> {
+    pub(crate) fn time_s(&self, frame: u32) -> Option<f64> {
         match self {
             FrameTimes::Listed { times_s, .. } => {
                 times_s.get(frame.checked_sub(1)? as usize).copied()

@@ -12,7 +12,7 @@
 //! `loo_error_px > OUTLIER_MIN_PX`.
 //!
 //! The pixel floor keeps an exact survey (RMS ~ 0) from flagging sub-pixel clicking noise. The
-//! check needs at least [`MIN_POINTS_FOR_OUTLIERS`] points: with 5, every refit has 4 points and
+//! check needs at least `MIN_POINTS_FOR_OUTLIERS` points: with 5, every refit has 4 points and
 //! fits them exactly, so one bad point makes every other point's prediction bad too and nothing can
 //! be singled out. Two bad points close together can still hide each other; fix the flagged one
 //! and run the check again.
@@ -23,11 +23,11 @@ use super::{CalibrationError, Homography};
 use serde::Serialize;
 
 /// A leave-one-out error above this multiple of the other points' RMS can flag an outlier.
-pub const OUTLIER_RMS_FACTOR: f64 = 3.0;
+pub(crate) const OUTLIER_RMS_FACTOR: f64 = 3.0;
 /// ... and it must also exceed this many pixels, px.
-pub const OUTLIER_MIN_PX: f64 = 1.0;
+pub(crate) const OUTLIER_MIN_PX: f64 = 1.0;
 /// Fewest calibration points for which outliers are looked for.
-pub const MIN_POINTS_FOR_OUTLIERS: usize = 6;
+pub(crate) const MIN_POINTS_FOR_OUTLIERS: usize = 6;
 
 /// One calibration point's figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +64,7 @@ pub struct CalibrationCheck {
     pub rms_m: f64,
     /// Per-point figures, in config order.
     pub points: Vec<PointCheck>,
-    /// Whether outliers were looked for (at least [`MIN_POINTS_FOR_OUTLIERS`] points).
+    /// Whether outliers were looked for (at least `MIN_POINTS_FOR_OUTLIERS` points).
     pub outliers_checked: bool,
 }
 
@@ -143,7 +143,7 @@ impl CalibrationCheck {
 }
 
 /// A one-line statement of the outlier rule, for reports.
-pub fn outlier_rule() -> String {
+pub(crate) fn outlier_rule() -> String {
     format!(
         "a point is an OUTLIER when a fit made without it misplaces it by more than \
          {OUTLIER_RMS_FACTOR} x the RMS of the other points and more than {OUTLIER_MIN_PX} px \

@@ -81,7 +81,7 @@ pub enum SpeedMethod {
 
 /// A track is measured only when its first and last in-zone samples lie at least this share of
 /// the zone length apart on the ground.
-pub const MIN_PASSAGE_SHARE: f64 = 0.25;
+pub(crate) const MIN_PASSAGE_SHARE: f64 = 0.25;
 
 /// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
 pub const DEFAULT_MAX_SAMPLES: usize = 4096;

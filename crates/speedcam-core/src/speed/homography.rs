@@ -186,7 +186,8 @@ impl Homography {
 
     /// Builds from a known image->ground matrix (e.g. stored calibration). `in_view` are image
     /// points known to be on the visible ground (at least one), used to fix the sign.
-    pub fn from_matrix(
+    #[cfg(test)]
+    fn from_matrix(
         image_to_world: [[f64; 3]; 3],
         in_view: &[[f64; 2]],
     ) -> Result<Homography, CalibrationError> {

@@ -9,7 +9,7 @@ use nalgebra::{Matrix3, Rotation3, Vector3};
 
 /// Camera pose and intrinsics.
 #[derive(Debug, Clone, Copy)]
-pub struct Camera {
+pub(crate) struct Camera {
     pub focal_px: f64,
     pub cx_px: f64,
     pub cy_px: f64,
@@ -36,21 +36,21 @@ impl Default for Camera {
 }
 
 impl Camera {
-    pub fn width_px(&self) -> f64 {
+    pub(crate) fn width_px(&self) -> f64 {
         2.0 * self.cx_px
     }
 
-    pub fn height_px(&self) -> f64 {
+    pub(crate) fn height_px(&self) -> f64 {
         2.0 * self.cy_px
     }
 
     /// Image row of the horizon at the image centre column (exact without roll).
-    pub fn horizon_y_px(&self) -> f64 {
+    pub(crate) fn horizon_y_px(&self) -> f64 {
         self.cy_px - self.focal_px * self.pitch_deg.to_radians().tan()
     }
 
     /// Ground (X, Y, 1) -> homogeneous image point; the third component is the depth in metres.
-    pub fn ground_to_image(&self) -> Matrix3<f64> {
+    pub(crate) fn ground_to_image(&self) -> Matrix3<f64> {
         // Base camera axes: x right (= world Y), y down (= -world Z), z forward (= world X).
         let base = Matrix3::new(0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0);
         let yaw = Rotation3::from_axis_angle(&Vector3::z_axis(), -self.yaw_deg.to_radians());
@@ -76,25 +76,25 @@ impl Camera {
     }
 
     /// Projects a ground point into the image; None behind the camera.
-    pub fn project(&self, w_m: [f64; 2]) -> Option<[f64; 2]> {
+    pub(crate) fn project(&self, w_m: [f64; 2]) -> Option<[f64; 2]> {
         let v = self.ground_to_image() * Vector3::new(w_m[0], w_m[1], 1.0);
         (v[2] > 1e-9).then(|| [v[0] / v[2], v[1] / v[2]])
     }
 
     /// Distance in front of the camera (along its axis) of a ground point, m.
-    pub fn depth_m(&self, w_m: [f64; 2]) -> f64 {
+    pub(crate) fn depth_m(&self, w_m: [f64; 2]) -> f64 {
         (self.ground_to_image() * Vector3::new(w_m[0], w_m[1], 1.0))[2]
     }
 
     /// The ground point seen at an image point; None above the horizon.
-    pub fn unproject(&self, p_px: [f64; 2]) -> Option<[f64; 2]> {
+    pub(crate) fn unproject(&self, p_px: [f64; 2]) -> Option<[f64; 2]> {
         let inv = self.ground_to_image().try_inverse()?;
         let v = inv * Vector3::new(p_px[0], p_px[1], 1.0);
         (v[2] > 1e-12).then(|| [v[0] / v[2], v[1] / v[2]])
     }
 
     /// Four ground points seen in the lower part of the image (a survey this camera can see).
-    pub fn visible_ground_quad(&self) -> Vec<[f64; 2]> {
+    pub(crate) fn visible_ground_quad(&self) -> Vec<[f64; 2]> {
         let (w, h) = (self.width_px(), self.height_px());
         [[0.2, 0.75], [0.8, 0.75], [0.8, 0.95], [0.2, 0.95]]
             .iter()
@@ -121,7 +121,7 @@ fn camera_sees_the_road_ahead() {
 
 /// The detector's box for a car (1.8 m wide, 1.5 m tall) touching the road at `ground_m`, each
 /// edge perturbed by Gaussian noise of `noise_px`.
-pub fn car_box(cam: &Camera, ground_m: [f64; 2], noise_px: f64, rng: &mut Rng) -> BBox {
+pub(crate) fn car_box(cam: &Camera, ground_m: [f64; 2], noise_px: f64, rng: &mut Rng) -> BBox {
     let p = cam.project(ground_m).unwrap();
     let depth_m = cam.depth_m(ground_m);
     let w = cam.focal_px * 1.8 / depth_m;

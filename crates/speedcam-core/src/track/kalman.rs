@@ -139,7 +139,8 @@ impl BoxKalman {
     }
 
     /// Centre estimate, px.
-    pub fn centre_px(&self) -> (f64, f64) {
+    #[cfg(test)]
+    fn centre_px(&self) -> (f64, f64) {
         (self.x[0], self.x[1])
     }
 }

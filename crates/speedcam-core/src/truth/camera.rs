@@ -104,7 +104,7 @@ impl Camera {
     }
 
     /// Viewing ray through a pixel, in world coordinates (not normalised).
-    pub fn ray(&self, px: [f64; 2]) -> [f64; 3] {
+    pub(crate) fn ray(&self, px: [f64; 2]) -> [f64; 3] {
         let a = (px[0] - self.cx_px) / self.spec.focal_px;
         let b = (px[1] - self.cy_px) / self.spec.focal_px;
         std::array::from_fn(|i| self.right[i] * a + self.down[i] * b + self.forward[i])

@@ -18,7 +18,7 @@ pub struct Match {
 
 impl Match {
     /// Measured minus true speed, km/h.
-    pub fn error_kmh(&self) -> Option<f64> {
+    pub(crate) fn error_kmh(&self) -> Option<f64> {
         self.measured.as_ref().map(|m| m.speed_kmh - self.true_kmh)
     }
 }

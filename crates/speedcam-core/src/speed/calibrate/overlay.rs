@@ -3,7 +3,7 @@
 //!
 //! What is drawn (colours are the `*_RGB` constants):
 //! - grid lines of constant ground x and constant ground y every 1 m (thin grey), every 5 m
-//!   (yellow, 2 px) and the axes x = 0 and y = 0 (orange, 2 px), over [`ground_extent_m`]: the
+//!   (yellow, 2 px) and the axes x = 0 and y = 0 (orange, 2 px), over `ground_extent_m`: the
 //!   calibration points and the zone plus a margin. Each ground segment is clipped to the part in
 //!   front of the camera before it is projected, so nothing is drawn at or above the horizon.
 //! - the zone polygon (cyan, 2 px);
@@ -18,26 +18,26 @@ use image::{Rgb, RgbImage};
 use nalgebra::{Matrix3, Vector3};
 
 /// Grid lines every metre.
-pub const MINOR_RGB: [u8; 3] = [165, 165, 165];
+pub(crate) const MINOR_RGB: [u8; 3] = [165, 165, 165];
 /// Grid lines every 5 m.
-pub const MAJOR_RGB: [u8; 3] = [255, 215, 0];
+pub(crate) const MAJOR_RGB: [u8; 3] = [255, 215, 0];
 /// Ground axes x = 0 and y = 0.
-pub const AXIS_RGB: [u8; 3] = [255, 110, 0];
+pub(crate) const AXIS_RGB: [u8; 3] = [255, 110, 0];
 /// The measurement zone.
-pub const ZONE_RGB: [u8; 3] = [0, 220, 255];
+pub(crate) const ZONE_RGB: [u8; 3] = [0, 220, 255];
 /// A surveyed image point (circle).
-pub const POINT_RGB: [u8; 3] = [0, 255, 0];
+pub(crate) const POINT_RGB: [u8; 3] = [0, 255, 0];
 /// A surveyed image point flagged as an outlier (circle).
-pub const OUTLIER_RGB: [u8; 3] = [255, 0, 0];
+pub(crate) const OUTLIER_RGB: [u8; 3] = [255, 0, 0];
 /// A ground point reprojected into the image (cross).
-pub const REPROJECTED_RGB: [u8; 3] = [255, 0, 255];
+pub(crate) const REPROJECTED_RGB: [u8; 3] = [255, 0, 255];
 /// The line from a surveyed point to its reprojection, and the digits.
-pub const LINK_RGB: [u8; 3] = [255, 255, 255];
+pub(crate) const LINK_RGB: [u8; 3] = [255, 255, 255];
 
 /// Margin of grid drawn around the calibration points and the zone, m.
-pub const GRID_MARGIN_M: f64 = 5.0;
+pub(crate) const GRID_MARGIN_M: f64 = 5.0;
 /// Largest grid side, m (a zone reaching towards the horizon would otherwise ask for kilometres).
-pub const GRID_MAX_SPAN_M: f64 = 400.0;
+pub(crate) const GRID_MAX_SPAN_M: f64 = 400.0;
 /// Radius of the circle around a surveyed point, px.
 const POINT_RADIUS_PX: f64 = 7.0;
 /// Half-size of the reprojection cross, px.
@@ -45,7 +45,7 @@ const CROSS_HALF_PX: f64 = 5.0;
 
 /// A rectangle on the ground, m.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GroundExtent {
+pub(crate) struct GroundExtent {
     /// Smallest ground x, m.
     pub x_min_m: f64,
     /// Largest ground x, m.
@@ -110,7 +110,7 @@ pub fn draw_overlay(img: &mut RgbImage, input: &OverlayInput<'_>) {
 /// The ground rectangle the grid covers: the calibration points and the zone's ground footprint
 /// (vertices below the horizon), plus [`GRID_MARGIN_M`], widened to whole multiples of 5 m and at
 /// most [`GRID_MAX_SPAN_M`] on a side (centred on the calibration points when cut).
-pub fn ground_extent_m(
+pub(crate) fn ground_extent_m(
     h: &Homography,
     world_points_m: &[[f64; 2]],
     zone_px: &[[f64; 2]],
@@ -151,7 +151,7 @@ pub fn ground_extent_m(
 }
 
 /// Draws the metric grid over `extent`: every metre thin grey, every 5 m yellow, the axes orange.
-pub fn draw_ground_grid(img: &mut RgbImage, h: &Homography, extent: &GroundExtent) {
+pub(crate) fn draw_ground_grid(img: &mut RgbImage, h: &Homography, extent: &GroundExtent) {
     let Some(to_image) = ground_to_image_matrix(h) else {
         return;
     };
@@ -228,7 +228,12 @@ fn draw_ground_segment(
 }
 
 /// Draws a closed polygon.
-pub fn draw_polygon(img: &mut RgbImage, pts_px: &[[f64; 2]], colour: [u8; 3], thickness: u32) {
+pub(crate) fn draw_polygon(
+    img: &mut RgbImage,
+    pts_px: &[[f64; 2]],
+    colour: [u8; 3],
+    thickness: u32,
+) {
     for (i, &a) in pts_px.iter().enumerate() {
         let b = pts_px[(i + 1) % pts_px.len()];
         draw_line(img, a, b, colour, thickness);
@@ -237,7 +242,7 @@ pub fn draw_polygon(img: &mut RgbImage, pts_px: &[[f64; 2]], colour: [u8; 3], th
 
 /// Draws a straight line from `a_px` to `b_px` (any coordinates: clipped to the image first).
 /// A thickness `t` paints a `t x t` square at each step, extending right and down from the line.
-pub fn draw_line(
+pub(crate) fn draw_line(
     img: &mut RgbImage,
     a_px: [f64; 2],
     b_px: [f64; 2],
@@ -303,7 +308,7 @@ fn clip_to_rect(
 }
 
 /// A 2 px wide ring of radius `radius_px` around `c_px`.
-pub fn draw_circle(img: &mut RgbImage, c_px: [f64; 2], radius_px: f64, colour: [u8; 3]) {
+pub(crate) fn draw_circle(img: &mut RgbImage, c_px: [f64; 2], radius_px: f64, colour: [u8; 3]) {
     let r = radius_px.ceil() as i64 + 1;
     let (cx, cy) = (c_px[0].round() as i64, c_px[1].round() as i64);
     for y in cy - r..=cy + r {
@@ -317,7 +322,7 @@ pub fn draw_circle(img: &mut RgbImage, c_px: [f64; 2], radius_px: f64, colour: [
 }
 
 /// An x-shaped cross of half-size `half_px` centred on `c_px`.
-pub fn draw_cross(img: &mut RgbImage, c_px: [f64; 2], half_px: f64, colour: [u8; 3]) {
+pub(crate) fn draw_cross(img: &mut RgbImage, c_px: [f64; 2], half_px: f64, colour: [u8; 3]) {
     let (x, y) = (c_px[0], c_px[1]);
     draw_line(
         img,
@@ -352,7 +357,7 @@ const DIGITS: [[u8; 5]; 10] = [
 const DIGIT_SCALE: i64 = 2;
 
 /// Writes `n` in white 6 x 10 px digits on a black box whose top-left corner is `at_px`.
-pub fn draw_number(img: &mut RgbImage, n: usize, at_px: [f64; 2]) {
+pub(crate) fn draw_number(img: &mut RgbImage, n: usize, at_px: [f64; 2]) {
     let text = n.to_string();
     let (x0, y0) = (at_px[0].round() as i64, at_px[1].round() as i64);
     let advance = 4 * DIGIT_SCALE;
