@@ -13,10 +13,9 @@
 //!
 //! Without mosquitto/mosquitto_passwd the tests print `SKIP` and pass.
 
-mod common;
 
-use common::tls::{make_pki, start_tls_mosquitto, Pki, TlsBroker};
-use common::{free_port, write_demo_config};
+use crate::util::tls::{make_pki, start_tls_mosquitto, Pki, TlsBroker};
+use crate::util::{free_port, write_demo_config};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use speedcam::event::{Event as SpeedEvent, EventType, SCHEMA_VERSION};
 use speedcam::publish::{MqttConfig, MqttTls, Publisher, Topics};

@@ -13,10 +13,9 @@
 //!
 //! `SPEEDCAM_CRASH_SEED=N` replays a seed, `SPEEDCAM_CRASH_CYCLES=N` changes the number of kills.
 
-mod common;
 
-use common::daemon::{event_ids, http_get, metric, Daemon};
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::daemon::{event_ids, http_get, metric, Daemon};
+use crate::util::{free_port, start_broker, subscribe, write_demo_config};
 use speedcam::event::{Event, EventType};
 use speedcam::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
@@ -248,7 +247,7 @@ fn kill_9_at_random_points_of_a_replay_loses_nothing_and_duplicates_nothing() {
         );
     }
     let prefix = "speedcam/crash/";
-    let got = |msgs: &[common::Received]| {
+    let got = |msgs: &[crate::util::Received]| {
         let ours: Vec<_> = msgs
             .iter()
             .filter(|m| m.topic.starts_with(prefix))

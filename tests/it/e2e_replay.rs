@@ -3,9 +3,8 @@
 //! `speedcamd events`. Every vehicle that crossed the zone must get exactly one measurement within
 //! 3 km/h of truth; every speeder a speeding event with a decodable JPEG thumbnail over MQTT.
 
-mod common;
 
-use common::{start_broker, subscribe, write_demo_config};
+use crate::util::{start_broker, subscribe, write_demo_config};
 use speedcam::event::{Event, EventType};
 use speedcam::synth::{load_truth, match_measurements};
 use std::collections::BTreeSet;

@@ -1,4 +1,3 @@
-#![cfg(feature = "onnxruntime")]
 //! The ONNX Runtime backend on the CPU provider with a real libonnxruntime.so:
 //! - the INT8 U8 model finds what the FP32 model finds (>= 90% of FP32 boxes with score >= 0.3
 //!   matched at IoU 0.5, same class) on the sample images and on frames of the demo scene;

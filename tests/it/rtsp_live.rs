@@ -1,12 +1,11 @@
 //! The RTSP source against a real RTSP server: GStreamer's GstRtspServer, run by
 //! `tests/support/rtsp_server.py` with Debian's `/usr/bin/python3` on a free loopback port.
 //!
-//! Packages: see `tests/common/rtsp.rs`; without them every test prints `SKIP` and passes.
+//! Packages: see `util/rtsp.rs`; without them every test prints `SKIP` and passes.
 
-mod common;
 
-use common::free_port;
-use common::rtsp::{scene, skip, Server};
+use crate::util::free_port;
+use crate::util::rtsp::{scene, skip, Server};
 use speedcam::frame::Frame;
 use speedcam::source::rtsp::{RtspOptions, RtspSource, RtspTransport};
 use speedcam::source::{Mp4Source, Source, SourceError};

@@ -9,13 +9,12 @@
 //! before the subscriber is back is queued for it) at least once, and nothing is stored twice.
 //!
 //! Without GStreamer's RTSP server packages the test prints `SKIP` and passes (see
-//! `tests/common/rtsp.rs`).
+//! `util/rtsp.rs`).
 
-mod common;
 
-use common::daemon::{event_ids, http_get, metric, Daemon};
-use common::rtsp::{skip, Server};
-use common::{free_port, start_mosquitto, subscribe_with, write_demo_config};
+use crate::util::daemon::{event_ids, http_get, metric, Daemon};
+use crate::util::rtsp::{skip, Server};
+use crate::util::{free_port, start_mosquitto, subscribe_with, write_demo_config};
 use speedcam::event::Event;
 use speedcam::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +30,7 @@ fn write_config(dir: &Path, rtsp_url: &str, mqtt_url: &str, metrics_port: u16) -
          [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\nstats_interval_s = 1\n"
     );
     let path = write_demo_config(dir, "outage", rtsp_url, mqtt_url, &extra);
-    // As in tests/live_daemon.rs: the debug-profile detector reaches a few of the stream's 30
+    // As in live_daemon.rs: the debug-profile detector reaches a few of the stream's 30
     // frames/s, so let 3 detections in the zone make a measurement.
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         "tolerance_kmh = 3.0",

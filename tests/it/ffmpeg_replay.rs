@@ -1,4 +1,3 @@
-#![cfg(feature = "ffmpeg")]
 //! The `ffmpeg` feature on the files people replay: a cut of the bundled demo scene (2 vehicles
 //! crossing the zone, variable frame times) re-encoded by the `ffmpeg` CLI into three twins of
 //! the same encoder quality: H.264 without B-frames, H.264 with B-frames (libx264 defaults) and

@@ -2,9 +2,8 @@
 //! a retained per-camera summary counted from the store at start and updated after each stored
 //! verdict, and both published again after a reconnect.
 
-mod common;
 
-use common::{start_broker, subscribe, Received};
+use crate::util::{start_broker, subscribe, Received};
 use serde_json::Value;
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
 use speedcam::publish::home_assistant::{Discovery, Sensor};

@@ -5,10 +5,9 @@
 //!
 //! Needs root (mount -t tmpfs); skips with a printed reason where mounting is impossible.
 
-mod common;
 
-use common::daemon::{http_get, metric};
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::daemon::{http_get, metric};
+use crate::util::{free_port, start_broker, subscribe, write_demo_config};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -161,7 +160,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     );
     assert!(status.starts_with("STATUS="), "{status}");
     assert!(daemon.try_wait().expect("wait").is_none(), "still running");
-    let events_published = |m: &[common::Received]| {
+    let events_published = |m: &[crate::util::Received]| {
         m.iter()
             .filter(|m| {
                 serde_json::from_slice::<serde_json::Value>(&m.payload)
@@ -197,7 +196,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     assert!(log().contains("storage space is back"), "{}", log());
     let speeding = log().matches("kind=Speeding").count();
     assert!(speeding >= 1, "{}", log());
-    sub.wait_until(Duration::from_secs(30), |m: &[common::Received]| {
+    sub.wait_until(Duration::from_secs(30), |m: &[crate::util::Received]| {
         events_published(m) >= speeding
     });
 

@@ -1,9 +1,8 @@
 //! The outbox against a real broker: nothing is lost in an outage, entries leave sled only on
 //! PUBACK, status/last will behave, thumbnails arrive as raw bytes.
 
-mod common;
 
-use common::{start_broker, start_broker_on, subscribe, subscribe_with, Received};
+use crate::util::{start_broker, start_broker_on, subscribe, subscribe_with, Received};
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
 use speedcam::publish::{MqttConfig, Publisher, Topics};
 use speedcam::store::Store;
@@ -42,7 +41,7 @@ fn config(url: String, device_id: &str) -> MqttConfig {
 fn broker_and_publisher(
     device: &str,
 ) -> (
-    common::TestBroker,
+    crate::util::TestBroker,
     Topics,
     tempfile::TempDir,
     tokio::runtime::Runtime,
@@ -331,7 +330,7 @@ fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
 
 #[test]
 fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
-    let port = common::free_port();
+    let port = crate::util::free_port();
     let device = "dev-nobroker";
     let (topics, dir, store, _rt, publisher) =
         publisher_for(format!("mqtt://127.0.0.1:{port}"), device);
@@ -353,7 +352,7 @@ fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
     );
 }
 
-/// Figures for the report: `cargo test --release --test mqtt_outbox -- --ignored --nocapture`.
+/// Figures for the report: `cargo test --release --test it mqtt_outbox::throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn throughput_figures() {

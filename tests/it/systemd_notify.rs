@@ -5,9 +5,8 @@
 //! a clean exit. Along the way the Prometheus endpoint and the MQTT `stats` topic report the same
 //! live figures.
 
-mod common;
 
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::{free_port, start_broker, subscribe, write_demo_config};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -105,7 +104,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
     expect(&sock, &mut seen, 10, "WATCHDOG=1");
 
     // Live figures: Prometheus text on loopback, JSON on the `stats` topic.
-    let stats = sub.wait_until(Duration::from_secs(10), |m: &[common::Received]| {
+    let stats = sub.wait_until(Duration::from_secs(10), |m: &[crate::util::Received]| {
         m.iter().any(|m| frames_in_stats(&m.payload) > 0)
     });
     let last = stats.last().expect("a stats message");

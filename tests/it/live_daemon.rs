@@ -8,12 +8,11 @@
 //! - SIGTERM stops it cleanly, leaving the retained state `stopped`.
 //!
 //! Without GStreamer's RTSP server packages the test prints `SKIP` and passes (see
-//! `tests/common/rtsp.rs`).
+//! `util/rtsp.rs`).
 
-mod common;
 
-use common::rtsp::{skip, Server};
-use common::{free_port, start_broker, subscribe, write_demo_config, Received, Subscriber};
+use crate::util::rtsp::{skip, Server};
+use crate::util::{free_port, start_broker, subscribe, write_demo_config, Received, Subscriber};
 use speedcam::event::{Event, EventType};
 use speedcam::synth::{load_truth, match_measurements};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,6 @@
 //! without `--nocapture`) and passes, unless `SPEEDCAM_REQUIRE_CUDA=1`, which turns the skip into
 //! a failure (the device check, scripts/device_check.sh, sets it). With `--nocapture` the timing
 //! test prints median kernel times per layout and dtype.
-#![cfg(feature = "cuda")]
 
 use std::io::Write;
 use std::time::Instant;
@@ -334,7 +333,10 @@ fn a_broken_driver_library_is_an_error_not_a_panic() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "a_broken_driver_library_is_an_error_not_a_panic"])
+        .args([
+            "--exact",
+            "gpu_preprocess::a_broken_driver_library_is_an_error_not_a_panic",
+        ])
         .env("SPEEDCAM_STUB_CUDA_CHILD", "1")
         .env("LD_LIBRARY_PATH", dir.path())
         .output()
