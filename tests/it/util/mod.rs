@@ -1,78 +1,79 @@
-//! Shared test helpers: a real MQTT broker on a free loopback port and a collecting subscriber.
+//! Shared helpers of the integration tests: paths, the `speedcamd` binary, a tokio runtime,
+//! test configs, a seeded RNG, and the skip rule for external tools.
 //!
-//! `start_broker()` runs the system `mosquitto` when it is installed (the broker people deploy),
-//! else an in-process `rumqttd` behind a small TCP proxy (so `stop()`/`restart()` can cut and
-//! restore connectivity). It prints which one it uses. Dropping a `TestBroker` stops it.
-#![allow(dead_code)]
+//! # External tools: the skip rule
+//!
+//! A test whose external tool is missing calls [`need`] (or [`fallback`], where it can go on
+//! another way), which prints `SKIPPED: <tool> (...)` with the reason and what to install, once
+//! per tool and test process, on the process's stderr (so it shows in plain `cargo test` output
+//! too), and the test passes without running. Unless the environment variable `SPEEDCAM_REQUIRE`
+//! names the tool: a comma-separated list of the names below, or `all`; then a missing tool is a
+//! failure naming the tool and the variable. CI (.ci/run) requires every tool but `cuda`;
+//! scripts/device_check.sh requires `cuda`. An unknown name in `SPEEDCAM_REQUIRE` is a failure
+//! too (a typo must not turn a requirement off). The names ([`Tool`]):
+//!
+//! - `mosquitto`: the system MQTT broker (`mosquitto`, `mosquitto_passwd`). The plain broker
+//!   tests fall back to an in-process rumqttd without it (announced as
+//!   `SKIPPED: mosquitto (using in-process rumqttd)`, a failure when required, unless
+//!   `SPEEDCAM_TEST_RUMQTTD` is set, which asks for rumqttd); the TLS and broker-outage tests
+//!   need the real one.
+//! - `gst-rtsp-server`: GStreamer's RTSP server run by tests/support/rtsp_server.py
+//!   (python3-gi, gir1.2-gst-rtsp-server-1.0, GStreamer base/good/bad plugins): rtsp_live,
+//!   live_daemon, broker_outage.
+//! - `ffmpeg`: the ffmpeg CLI with libx264 and libx265 (ffmpeg_replay, `ffmpeg` feature).
+//! - `ort`: the ONNX Runtime library named by `ORT_DYLIB_PATH` (ort_detect, `onnxruntime`
+//!   feature).
+//! - `cuda`: a CUDA driver and NVRTC (gpu_preprocess, `cuda` feature).
+//! - `tmpfs`: permission to mount a tmpfs, i.e. root or CAP_SYS_ADMIN (disk_full).
+//! - `qemu`: qemu-system-x86_64, for tests/vivid/run.sh (a script CI runs on its own, not a test
+//!   of this binary), which follows the same rule.
 
+pub mod broker;
+pub mod daemon;
 pub mod rtsp;
 pub mod tls;
-// speedcamd as a child process (crash and broker-outage tests).
-pub mod daemon;
 
-use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use speedcam::publish::MqttConfig;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Which broker implementation a [`TestBroker`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokerKind {
-    /// The system `mosquitto` binary, with persistence in a temp dir.
-    Mosquitto,
-    /// In-process `rumqttd`, reached through a proxy that `stop()` closes.
-    Rumqttd,
+/// The repository root (the `speedcam` package's directory).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A broker listening on `127.0.0.1:port`.
-pub struct TestBroker {
-    /// Port clients connect to.
-    pub port: u16,
-    /// Implementation in use.
-    pub kind: BrokerKind,
-    inner: Inner,
+/// A `Command` running the `speedcamd` binary cargo built for this test run, or the one named by
+/// `SPEEDCAM_TEST_BIN` (a copy, when a shared target dir may be rebuilt meanwhile).
+pub fn speedcamd() -> Command {
+    let bin = std::env::var_os("SPEEDCAM_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_speedcamd")));
+    Command::new(bin)
 }
 
-enum Inner {
-    Mosquitto {
-        child: Option<Child>,
-        conf: PathBuf,
-        _dir: tempfile::TempDir,
-    },
-    Rumqttd {
-        proxy: Option<Proxy>,
-        backend_port: u16,
-    },
+/// A 2-thread tokio runtime for the library's publisher.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
-/// Starts mosquitto if installed (set `SPEEDCAM_TEST_RUMQTTD=1` to force rumqttd), else
-/// rumqttd, on a free port; prints which.
-pub fn start_broker() -> TestBroker {
-    start_broker_on(free_port())
-}
-
-/// [`start_broker`] on a given loopback port.
-pub fn start_broker_on(port: u16) -> TestBroker {
-    if mosquitto_binary().is_some() && std::env::var_os("SPEEDCAM_TEST_RUMQTTD").is_none() {
-        start_mosquitto(port)
-    } else {
-        start_rumqttd(port)
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (then its last answer).
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn mosquitto_binary() -> Option<PathBuf> {
-    [
-        "/usr/sbin/mosquitto",
-        "/usr/bin/mosquitto",
-        "/usr/local/sbin/mosquitto",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
+    cond()
 }
 
 /// A loopback port that was free a moment ago.
@@ -84,400 +85,239 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_listening(port: u16, up: bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "broker on port {port} did not become {}",
-        if up { "reachable" } else { "unreachable" }
-    );
+/// Prints `msg` on the process's stderr, so it shows also for a passing test: libtest captures
+/// `print!`/`eprint!` output (its output capture), but not writes to the `io::stderr()` handle.
+pub fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
-/// Mosquitto with `persistence true` in a temp dir (chowned to `mosquitto` when we are root,
-/// because mosquitto drops to that user and then silently cannot write a root-owned dir).
-pub fn start_mosquitto(port: u16) -> TestBroker {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nlog_dest stderr\n",
-            dir.path().display()
-        ),
+/// Seeded xorshift64 (shifts 13, 7, 17): the same numbers for the same seed, on every machine.
+/// The seed must not be 0.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in (0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Gaussian with mean 0 and standard deviation `sigma` (Box-Muller).
+    pub fn gauss(&mut self, sigma: f64) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// The publisher's `[mqtt]` settings for `device_id` on `url`: base topic `speedcam`, no
+/// measurements, no Home Assistant discovery, no TLS or login.
+pub fn mqtt_config(url: String, device_id: &str) -> MqttConfig {
+    MqttConfig {
+        url,
+        base_topic: "speedcam".into(),
+        device_id: device_id.into(),
+        client_id: None,
+        keepalive_s: 5,
+        publish_measurements: false,
+        home_assistant_discovery: false,
+        home_assistant_prefix: "homeassistant".into(),
+        tls: None,
+        username: None,
+        password: None,
+    }
+}
+
+/// Daemon config text for the bundled demo camera (`media/demo/camera.toml`) as `device_id`,
+/// data in `data_dir`: the camera reads `source` when given (else the file's own), publishes to
+/// `mqtt_url` (base topic `speedcam`) when given, and `extra` TOML follows the camera.
+pub fn demo_config_text(
+    device_id: &str,
+    data_dir: &Path,
+    source: Option<&str>,
+    mqtt_url: Option<&str>,
+    extra: &str,
+) -> String {
+    let mut camera = std::fs::read_to_string(repo().join("media/demo/camera.toml")).unwrap();
+    if let Some(source) = source {
+        camera = camera.replace("source = \"scene.mp4\"", &format!("source = {source:?}"));
+    }
+    let mqtt = mqtt_url
+        .map(|url| format!("[mqtt]\nurl = {url:?}\nbase_topic = \"speedcam\"\n\n"))
+        .unwrap_or_default();
+    format!(
+        "device_id = {device_id:?}\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n{mqtt}{camera}\n{extra}",
+        data_dir.display().to_string(),
+        repo().join("models/nanodet-g-416.onnx").display().to_string(),
     )
-    .unwrap();
-    if is_root() {
-        let status = Command::new("chown")
-            .arg("mosquitto")
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "chown mosquitto {}", dir.path().display());
-    }
-    let mut broker = TestBroker {
-        port,
-        kind: BrokerKind::Mosquitto,
-        inner: Inner::Mosquitto {
-            child: None,
-            conf,
-            _dir: dir,
-        },
-    };
-    broker.start();
-    eprintln!("test broker: mosquitto on 127.0.0.1:{port}");
-    broker
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// In-process rumqttd (it cannot be stopped, so a proxy in front of it is what stops).
-pub fn start_rumqttd(port: u16) -> TestBroker {
-    let backend_port = free_port();
-    let config = format!(
-        r#"
-id = 0
-[router]
-max_connections = 100
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:{backend_port}"
-next_connection_delay_ms = 1
-[v4.1.connections]
-connection_timeout_ms = 60000
-max_payload_size = 10485760
-max_inflight_count = 100
-dynamic_filters = true
-"#
-    );
-    let config: rumqttd::Config = toml::from_str(&config).unwrap();
-    let mut broker = rumqttd::Broker::new(config);
-    std::thread::spawn(move || {
-        if let Err(e) = broker.start() {
-            eprintln!("rumqttd stopped: {e}");
-        }
-    });
-    wait_listening(backend_port, true);
-    let mut broker = TestBroker {
-        port,
-        kind: BrokerKind::Rumqttd,
-        inner: Inner::Rumqttd {
-            proxy: None,
-            backend_port,
-        },
-    };
-    broker.start();
-    eprintln!("test broker: in-process rumqttd on 127.0.0.1:{port} (mosquitto not installed, or SPEEDCAM_TEST_RUMQTTD set)");
-    broker
-}
-
-impl TestBroker {
-    /// `mqtt://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port; no-op when running.
-    pub fn start(&mut self) {
-        let port = self.port;
-        match &mut self.inner {
-            Inner::Mosquitto { child, conf, .. } => {
-                if child.is_some() {
-                    return;
-                }
-                let log = conf.with_file_name("mosquitto.log");
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap();
-                *child = Some(
-                    Command::new(mosquitto_binary().unwrap())
-                        .arg("-c")
-                        .arg(&*conf)
-                        .stdout(Stdio::null())
-                        .stderr(log)
-                        .spawn()
-                        .unwrap(),
-                );
-            }
-            Inner::Rumqttd {
-                proxy,
-                backend_port,
-            } => {
-                if proxy.is_some() {
-                    return;
-                }
-                *proxy = Some(Proxy::start(port, *backend_port));
-            }
-        }
-        wait_listening(port, true);
-    }
-
-    /// Stops the broker (mosquitto: SIGTERM, so it saves its persistence file); every client
-    /// connection is cut.
-    pub fn stop(&mut self) {
-        match &mut self.inner {
-            Inner::Mosquitto { child, .. } => {
-                if let Some(mut c) = child.take() {
-                    let _ = Command::new("kill")
-                        .arg("-TERM")
-                        .arg(c.id().to_string())
-                        .status();
-                    let _ = c.wait();
-                }
-            }
-            Inner::Rumqttd { proxy, .. } => drop(proxy.take()),
-        }
-        wait_listening(self.port, false);
-    }
-
-    /// `stop()` then `start()`.
-    pub fn restart(&mut self) {
-        self.stop();
-        self.start();
-    }
-
-    /// Mosquitto's log (empty for rumqttd), for failure messages.
-    pub fn log(&self) -> String {
-        match &self.inner {
-            Inner::Mosquitto { conf, .. } => {
-                std::fs::read_to_string(conf.with_file_name("mosquitto.log")).unwrap_or_default()
-            }
-            Inner::Rumqttd { .. } => String::new(),
-        }
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Inner::Mosquitto { child: Some(c), .. } = &mut self.inner {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if let Inner::Rumqttd { proxy, .. } = &mut self.inner {
-            drop(proxy.take());
-        }
-    }
-}
-
-/// TCP forwarder `port` -> `backend`; dropping it closes the listener and every connection.
-struct Proxy {
-    stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start(port: u16, backend: u16) -> Proxy {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (stop2, conns2) = (stop.clone(), conns.clone());
-        let accept = std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = client.set_nonblocking(false);
-                let Ok(server) = TcpStream::connect(("127.0.0.1", backend)) else {
-                    continue;
-                };
-                let mut list = conns2.lock().unwrap();
-                list.push(client.try_clone().unwrap());
-                list.push(server.try_clone().unwrap());
-                drop(list);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
-            }
-        });
-        Proxy {
-            stop,
-            conns,
-            accept: Some(accept),
-        }
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-        for c in self.conns.lock().unwrap().drain(..) {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// One message a [`Subscriber`] received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// Topic it was published on.
-    pub topic: String,
-    /// Raw payload.
-    pub payload: Vec<u8>,
-    /// Retain flag as delivered (true for retained messages sent on subscribe).
-    pub retain: bool,
-}
-
-/// A rumqttc sync client that collects everything matching its filters, reconnecting and
-/// re-subscribing by itself (a persistent session also keeps QoS 1 messages while it is away).
-pub struct Subscriber {
-    client: Client,
-    received: Arc<Mutex<Vec<Received>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// Subscribes to `filters` (QoS 1) with a clean session; returns after the SUBACK.
-pub fn subscribe(port: u16, filters: &[&str]) -> Subscriber {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let id = format!("test-sub-{}-{n}", std::process::id());
-    subscribe_with(port, filters, &id, false)
-}
-
-/// Subscribes to `filters` as `client_id`; `persistent` asks the broker to keep the session
-/// (and queue QoS 1 messages) while disconnected. Returns after the first SUBACK.
-pub fn subscribe_with(
-    port: u16,
-    filters: &[&str],
-    client_id: &str,
-    persistent: bool,
-) -> Subscriber {
-    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
-    opts.set_clean_session(!persistent)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(16 * 1024 * 1024, 64 * 1024);
-    let (client, mut connection) = Client::new(opts, 64);
-    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
-    let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
-    let thread = {
-        let (client, received, stop) = (client.clone(), received.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match connection.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
-                        if !ack.session_present {
-                            for f in &filters {
-                                let _ = client.try_subscribe(f.clone(), QoS::AtLeastOnce);
-                            }
-                        }
-                    }
-                    Ok(Ok(Event::Incoming(Incoming::SubAck(_)))) => {
-                        let _ = subscribed_tx.send(());
-                    }
-                    Ok(Ok(Event::Incoming(Incoming::Publish(p)))) => {
-                        received.lock().unwrap().push(Received {
-                            topic: p.topic.clone(),
-                            payload: p.payload.to_vec(),
-                            retain: p.retain,
-                        });
-                    }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(_)) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        })
-    };
-    subscribed_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("subscriber got no SUBACK within 5 s");
-    Subscriber {
-        client,
-        received,
-        stop,
-        thread: Some(thread),
-    }
-}
-
-impl Subscriber {
-    /// Everything received so far.
-    pub fn messages(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits until `done(messages)` holds or `timeout` passes; returns the messages either way.
-    pub fn wait_until(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let msgs = self.messages();
-            if done(&msgs) || Instant::now() >= deadline {
-                return msgs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Messages on exactly `topic`, in arrival order.
-    pub fn on_topic(&self, topic: &str) -> Vec<Received> {
-        self.messages()
-            .into_iter()
-            .filter(|m| m.topic == topic)
-            .collect()
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.client.try_disconnect();
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Writes `speedcam.toml` in `dir` for the bundled demo camera (`media/demo/camera.toml`)
-/// reading `source`, publishing to `mqtt_url` as `device_id`, data in `dir/data`, with
-/// `extra` TOML appended after the camera; returns its path.
+/// Writes `speedcam.toml` in `dir` ([`demo_config_text`], data in `dir/data`) for the demo
+/// camera reading `source`, publishing to `mqtt_url` as `device_id`; returns its path.
 pub fn write_demo_config(
-    dir: &std::path::Path,
+    dir: &Path,
     device_id: &str,
     source: &str,
     mqtt_url: &str,
     extra: &str,
 ) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let camera = std::fs::read_to_string(repo.join("media/demo/camera.toml")).unwrap();
-    let camera = camera.replace("source = \"scene.mp4\"", &format!("source = {source:?}"));
-    let text = format!(
-        "device_id = {device_id:?}\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n[mqtt]\nurl = {mqtt_url:?}\nbase_topic = \"speedcam\"\n\n{camera}\n{extra}",
-        dir.join("data").display().to_string(),
-        repo.join("models/nanodet-g-416.onnx").display().to_string(),
+    let text = demo_config_text(
+        device_id,
+        &dir.join("data"),
+        Some(source),
+        Some(mqtt_url),
+        extra,
     );
     let path = dir.join("speedcam.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// `config/demo.toml` with absolute paths, written to `dir/name`: `video` as the camera's
+/// source, the model at `model`, data_dir in `dir/data`; `edit` rewrites the text before it is
+/// written. Returns the path.
+pub fn copy_demo_toml(
+    dir: &Path,
+    name: &str,
+    video: &Path,
+    model: &Path,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("config/demo.toml")).unwrap();
+    let text = text
+        .replace(
+            "model = \"../models/nanodet-g-416.onnx\"",
+            &format!("model = {:?}", model.display().to_string()),
+        )
+        .replace(
+            "source = \"../media/demo/scene.mp4\"",
+            &format!("source = {:?}", video.display().to_string()),
+        )
+        .replace(
+            "data_dir = \"../data/demo\"",
+            &format!("data_dir = {:?}", dir.join("data").display().to_string()),
+        );
+    assert!(!text.contains("\"../"), "config/demo.toml changed: {text}");
+    let path = dir.join(name);
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// An external tool a test needs (see the module's documentation for each one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Mosquitto,
+    GstRtspServer,
+    Ffmpeg,
+    Ort,
+    Cuda,
+    Tmpfs,
+    /// Only tests/vivid/run.sh needs it; a known name in `SPEEDCAM_REQUIRE`.
+    Qemu,
+}
+
+impl Tool {
+    /// Every tool, in the order of the module's documentation.
+    pub const ALL: [Tool; 7] = [
+        Tool::Mosquitto,
+        Tool::GstRtspServer,
+        Tool::Ffmpeg,
+        Tool::Ort,
+        Tool::Cuda,
+        Tool::Tmpfs,
+        Tool::Qemu,
+    ];
+
+    /// The tool's name in `SPEEDCAM_REQUIRE` and in `SKIPPED:` lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Mosquitto => "mosquitto",
+            Tool::GstRtspServer => "gst-rtsp-server",
+            Tool::Ffmpeg => "ffmpeg",
+            Tool::Ort => "ort",
+            Tool::Cuda => "cuda",
+            Tool::Tmpfs => "tmpfs",
+            Tool::Qemu => "qemu",
+        }
+    }
+
+    /// What makes the tool available.
+    fn fix(self) -> &'static str {
+        match self {
+            Tool::Mosquitto => "install mosquitto and mosquitto-clients",
+            Tool::GstRtspServer => {
+                "install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+            }
+            Tool::Ffmpeg => "install the ffmpeg CLI with libx264 and libx265",
+            Tool::Ort => "point ORT_DYLIB_PATH at libonnxruntime.so (.ci/run fetches one)",
+            Tool::Cuda => "run on a machine with an NVIDIA GPU (scripts/device_check.sh)",
+            Tool::Tmpfs => "run as root (or with CAP_SYS_ADMIN)",
+            Tool::Qemu => "install qemu-system-x86",
+        }
+    }
+}
+
+/// Whether `SPEEDCAM_REQUIRE` names `tool` (or `all`). Panics on a name that is not a [`Tool`].
+pub fn required(tool: Tool) -> bool {
+    let Ok(list) = std::env::var("SPEEDCAM_REQUIRE") else {
+        return false;
+    };
+    let mut named = false;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            named = true;
+        } else if let Some(t) = Tool::ALL.iter().find(|t| t.name() == name) {
+            named |= *t == tool;
+        } else {
+            let known: Vec<&str> = Tool::ALL.iter().map(|t| t.name()).collect();
+            panic!(
+                "SPEEDCAM_REQUIRE={list}: unknown tool {name:?} (known: all, {})",
+                known.join(", ")
+            );
+        }
+    }
+    named
+}
+
+/// The skip rule: `found` is `Ok(v)` when `tool` is there (`Some(v)`); `Err(why)` when it is
+/// not: a failure when [`required`], else `SKIPPED: <tool>` (once per tool) and `None`, and the
+/// test returns without running.
+pub fn need<T>(tool: Tool, found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(v) => Some(v),
+        Err(why) => {
+            missing(tool, "tests that need it pass without running", &why);
+            None
+        }
+    }
+}
+
+/// `tool` is missing (`why`) but the test goes on `instead` (e.g. "using in-process rumqttd"):
+/// announced like a skip, a failure when [`required`].
+pub fn fallback(tool: Tool, instead: &str, why: &str) {
+    missing(tool, instead, why);
+}
+
+fn missing(tool: Tool, what: &str, why: &str) {
+    if required(tool) {
+        panic!(
+            "{} is missing ({why}) and SPEEDCAM_REQUIRE={} requires it: {}",
+            tool.name(),
+            std::env::var("SPEEDCAM_REQUIRE").unwrap_or_default(),
+            tool.fix()
+        );
+    }
+    static ANNOUNCED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut announced = ANNOUNCED.lock().unwrap_or_else(|p| p.into_inner());
+    if !announced.contains(&tool.name()) {
+        announced.push(tool.name());
+        say(&format!(
+            "SKIPPED: {} ({what}): {why}; {} (SPEEDCAM_REQUIRE={} makes this a failure)",
+            tool.name(),
+            tool.fix(),
+            tool.name()
+        ));
+    }
 }
