@@ -282,7 +282,7 @@ pub fn required(tool: Tool) -> bool {
 }
 
 /// The skip rule: `found` is `Ok(v)` when `tool` is there (`Some(v)`); `Err(why)` when it is
-/// not: a failure when [`required`], else `SKIPPED: <tool>` (once per tool) and `None`, and the
+/// not: a failure when [`required`], else `SKIPPED: <tool>` (once per tool and outcome) and `None`, and the
 /// test returns without running.
 pub fn need<T>(tool: Tool, found: Result<T, String>) -> Option<T> {
     match found {
@@ -309,10 +309,12 @@ fn missing(tool: Tool, what: &str, why: &str) {
             tool.fix()
         );
     }
-    static ANNOUNCED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    // Once per tool and outcome (a broker test on rumqttd and a skipped TLS test both say so).
+    static ANNOUNCED: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
     let mut announced = ANNOUNCED.lock().unwrap_or_else(|p| p.into_inner());
-    if !announced.contains(&tool.name()) {
-        announced.push(tool.name());
+    let key = (tool.name(), what.to_string());
+    if !announced.contains(&key) {
+        announced.push(key);
         say(&format!(
             "SKIPPED: {} ({what}): {why}; {} (SPEEDCAM_REQUIRE={} makes this a failure)",
             tool.name(),
