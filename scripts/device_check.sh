@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Device check for `--features cuda`: the GPU letterbox kernels against the CPU reference
 # (max abs diff per layout / dtype / spec) and the kernel times (median of 50), on a machine with
-# an NVIDIA GPU. Fails unless a GPU actually ran (SPEEDCAM_REQUIRE_CUDA=1).
+# an NVIDIA GPU. Fails unless a GPU actually ran (SPEEDCAM_REQUIRE=cuda).
 #
 # 1. On the build machine (Rust, no GPU needed), from the repository root:
 #      scripts/device_check.sh --build [NVRTC_LIB_DIR]
-#    builds tests/gpu_preprocess.rs (`cargo test --features cuda --no-run`) and puts a stripped,
-#    xz-compressed copy of the test binary in target/device-check/ (~5 MB; needs glibc >= 2.35
-#    on the device).
+#    builds the integration-test binary with tests/it/gpu_preprocess.rs
+#    (`cargo test --features cuda --test it --no-run`) and puts a stripped, xz-compressed copy of
+#    it in target/device-check/ (needs glibc >= 2.35 on the device). Only its gpu_preprocess::
+#    tests run there.
 #    NVRTC_LIB_DIR (optional) is a directory holding libnvrtc.so.12 + libnvrtc-builtins.so.12.*,
 #    e.g. from `python3 -m pip download --no-deps nvidia-cuda-nvrtc-cu12==12.X.* -d W` unzipped
 #    (nvidia/cuda_nvrtc/lib); it is packed as target/device-check/nvrtc.tar.xz (~31 MB) for devices
@@ -22,14 +23,13 @@ cd "$root"
 
 if [ "${1:-}" = --build ]; then
     mkdir -p "$out"
-    exe=$(cargo test --features cuda --test gpu_preprocess --no-run --message-format=json |
-        sed -n 's/.*"executable":"\([^"]*gpu_preprocess[^"]*\)".*/\1/p' | tail -1)
+    exe=$(cargo test --features cuda --test it --no-run --message-format=json |
+        sed -n 's/.*"executable":"\([^"]*\/it-[^"/]*\)".*/\1/p' | tail -1)
     [ -x "$exe" ] || { echo "device_check: no test binary built" >&2; exit 1; }
-    # Stripped and xz-compressed (27 MB -> ~5 MB): the device tool carries at most 64 MiB,
-    # working tree included.
-    rm -f "$out/gpu_preprocess" "$out/gpu_preprocess.xz"
-    strip --strip-all -o "$out/gpu_preprocess" "$exe" 2>/dev/null || cp "$exe" "$out/gpu_preprocess"
-    xz -T0 -9 "$out/gpu_preprocess"
+    # Stripped and xz-compressed: the device tool carries at most 64 MiB, working tree included.
+    rm -f "$out/it" "$out/it.xz" "$out/gpu_preprocess" "$out/gpu_preprocess.xz"
+    strip --strip-all -o "$out/it" "$exe" 2>/dev/null || cp "$exe" "$out/it"
+    xz -T0 -9 "$out/it"
     if [ -n "${2:-}" ]; then
         tar -C "$2" -cJf "$out/nvrtc.tar.xz" $(cd "$2" && ls libnvrtc.so.* libnvrtc-builtins.so.*)
     fi
@@ -38,7 +38,7 @@ if [ "${1:-}" = --build ]; then
     exit 0
 fi
 
-bin=$out/gpu_preprocess
+bin=$out/it
 if [ ! -x "$bin" ] && [ -f "$bin.xz" ]; then
     xz -dc "$bin.xz" >"$bin" 2>/dev/null ||
         python3 -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.open(sys.argv[1]).read())' "$bin.xz" "$bin"
@@ -67,6 +67,7 @@ echo "== GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "== NVRTC: ${nvrtc_dir:-not found}"
 [ -n "$nvrtc_dir" ] && export LD_LIBRARY_PATH=$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-export SPEEDCAM_REQUIRE_CUDA=1
-# One thread: the timing test must not share the GPU with the comparison test.
-exec "$bin" --nocapture --test-threads=1
+export SPEEDCAM_REQUIRE=cuda
+# The gpu_preprocess module's tests, with the #[ignore]d timing printout (kernel_times). One
+# thread: the timing test must not share the GPU with the comparison test.
+exec "$bin" gpu_preprocess:: --include-ignored --nocapture --test-threads=1

@@ -67,7 +67,6 @@ export ORT_DYLIB_PATH
 # Every tool the tests use must be there (a missing one fails instead of printing SKIPPED);
 # CUDA is the exception: no GPU here (scripts/device_check.sh requires it on a GPU machine).
 export SPEEDCAM_REQUIRE=${SPEEDCAM_REQUIRE:-mosquitto,gst-rtsp-server,ffmpeg,ort,qemu,tmpfs}
-export SPEEDCAM_REQUIRE_ORT=1
 stage "ONNX Runtime library"
 
 # One build for the whole workspace with every optional feature: core, synth and the daemon's
@@ -77,8 +76,8 @@ cargo test --workspace --locked --features "$features"
 stage "workspace tests"
 # The publisher's broker tests again on the in-process rumqttd broker, the path a machine
 # without mosquitto takes, so both stay green.
-SPEEDCAM_TEST_RUMQTTD=1 SPEEDCAM_REQUIRE=${SPEEDCAM_REQUIRE/mosquitto/} \
-  cargo test --locked --features "$features" --test mqtt_outbox
+SPEEDCAM_TEST_RUMQTTD=1 \
+  cargo test --locked --features "$features" --test it mqtt_outbox::
 stage "broker tests on rumqttd"
 
 # models/make_int8.py smoke run: site INT8 models from 10 frames of the demo scene, and the U8
@@ -96,7 +95,7 @@ ffmpeg -loglevel error -i media/demo/scene.mp4 -vf "select='not(mod(n\,30))'" -v
 "$int8_venv/bin/python" models/make_int8.py --model models/nanodet-g-416.onnx \
   --frames "$int8_tmp/frames" --out-dir "$int8_tmp/out"
 SPEEDCAM_ORT_INT8_MODEL="$int8_tmp/out/nanodet-g-416.int8-qdq-u8.onnx" \
-  cargo test --locked --features "$features" --test ort_detect int8_u8_model
+  cargo test --locked --features "$features" --test it ort_detect::int8_u8_model
 rm -rf "$int8_tmp"
 stage "INT8 tooling"
 

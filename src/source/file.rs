@@ -7,7 +7,7 @@
 //! all: MKV, MPEG-TS, AVI, ...) go to [`FfmpegSource`](super::ffmpeg::FfmpegSource), and
 //! B-frame-free H.264 MP4 keeps the built-in openh264 path. That path is the one the default
 //! build, the demo and the end-to-end tests exercise, and it decodes the same pictures as
-//! libavcodec (both are conforming H.264 decoders; `tests/ffmpeg_replay.rs` checks the frames are
+//! libavcodec (both are conforming H.264 decoders; `tests/it/ffmpeg_replay.rs` checks the frames are
 //! byte-identical), so enabling the feature changes nothing for files that already worked.
 //! libavcodec is faster (on a 720p libx264 High-profile file, 1.8 ms a frame on one thread
 //! against openh264's 6 ms), but decoding is a few percent of a frame's cost next to the

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Minimal RTSP test server for `tests/rtsp_live.rs` (GStreamer's GstRtspServer).
+"""Minimal RTSP test server for `tests/it/rtsp_live.rs` (GStreamer's GstRtspServer).
 
 Usage: /usr/bin/python3 rtsp_server.py PORT FILE.mp4 [clean|garbage]
 

@@ -6,7 +6,20 @@
 # Needs (Debian): qemu-system-x86 busybox-static cpio kmod, and network access to Debian's
 # archive for `apt-get download linux-image-6.1.0-*-amd64` (cached in $WORK).
 # Usage: tests/vivid/run.sh            (exit 0 when every capture run printed PASS)
+# Without qemu-system-x86_64 it prints `SKIPPED: qemu` and exits 0, unless SPEEDCAM_REQUIRE names
+# `qemu` (or is `all`): the integration tests' skip rule (tests/it/util/mod.rs).
 set -euo pipefail
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    case ",${SPEEDCAM_REQUIRE:-}," in
+    *,qemu,* | *,all,*)
+        echo "qemu is missing (qemu-system-x86_64 not found) and SPEEDCAM_REQUIRE=$SPEEDCAM_REQUIRE requires it: install qemu-system-x86" >&2
+        exit 1
+        ;;
+    esac
+    echo "SKIPPED: qemu (the vivid capture test does not run): qemu-system-x86_64 not found; install qemu-system-x86 (SPEEDCAM_REQUIRE=qemu makes this a failure)" >&2
+    exit 0
+fi
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${WORK:-/tmp/speedcam-vivid}

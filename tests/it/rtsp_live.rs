@@ -1,12 +1,11 @@
 //! The RTSP source against a real RTSP server: GStreamer's GstRtspServer, run by
 //! `tests/support/rtsp_server.py` with Debian's `/usr/bin/python3` on a free loopback port.
 //!
-//! Packages: see `tests/common/rtsp.rs`; without them every test prints `SKIP` and passes.
+//! Packages: see `util/rtsp.rs`; without them the tests print `SKIPPED: gst-rtsp-server` and
+//! pass, unless `SPEEDCAM_REQUIRE` names it (see `util/mod.rs`).
 
-mod common;
-
-use common::free_port;
-use common::rtsp::{scene, skip, Server};
+use crate::util::free_port;
+use crate::util::rtsp::{self, scene, Server};
 use speedcam::frame::Frame;
 use speedcam::source::rtsp::{RtspOptions, RtspSource, RtspTransport};
 use speedcam::source::{Mp4Source, Source, SourceError};
@@ -37,7 +36,7 @@ fn read_frames(src: &mut dyn Source, n: usize) -> Vec<Frame> {
 /// (a) Over TCP the decoded frames are those of the file: same pixels, same pts steps.
 #[test]
 fn tcp_frames_match_the_file_source() {
-    if skip("rtsp_live::tcp_frames_match_the_file_source") {
+    if !rtsp::available() {
         return;
     }
     const N: usize = 90; // 3 s of the 30 fps scene, served in real time
@@ -108,7 +107,7 @@ fn tcp_frames_match_the_file_source() {
 /// (b) Killing the server ends the session promptly; a fresh open after the restart streams.
 #[test]
 fn reconnects_after_a_server_restart() {
-    if skip("rtsp_live::reconnects_after_a_server_restart") {
+    if !rtsp::available() {
         return;
     }
     let port = free_port();
@@ -180,7 +179,7 @@ fn reconnects_after_a_server_restart() {
 /// (c) Corrupted H.264 data: errors are counted, frames keep coming, nothing panics.
 #[test]
 fn garbage_nal_units_are_counted_and_skipped() {
-    if skip("rtsp_live::garbage_nal_units_are_counted_and_skipped") {
+    if !rtsp::available() {
         return;
     }
     let server = Server::start(free_port(), "garbage");
@@ -229,7 +228,7 @@ fn garbage_nal_units_are_counted_and_skipped() {
 /// (d) UDP transport on loopback.
 #[test]
 fn udp_transport_streams() {
-    if skip("rtsp_live::udp_transport_streams") {
+    if !rtsp::available() {
         return;
     }
     let server = Server::start(free_port(), "clean");

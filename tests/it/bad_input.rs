@@ -6,27 +6,24 @@
 //! backwards). The fuzz targets in fuzz/ (scripts/fuzz.sh) cover the same parsers with
 //! arbitrary bytes.
 
+use crate::util::{copy_demo_toml, repo, speedcamd};
 use speedcam::config::{self, Config};
 use speedcam::detect::{BBox, Detection};
 use speedcam::frame::{Frame, PixelFormat};
 use speedcam::service::camera::CameraPipeline;
 use speedcam::stats::StageTimes;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use time::OffsetDateTime;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn demo_video() -> Vec<u8> {
     std::fs::read(repo().join("media/demo/scene.mp4")).expect("media/demo/scene.mp4")
 }
 
 /// Runs `speedcamd ARGS`; returns the output and stderr as text.
-fn speedcamd(args: &[&str]) -> (Output, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+fn run(args: &[&str]) -> (Output, String) {
+    let out = speedcamd()
         .args(args)
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -41,7 +38,7 @@ fn speedcamd(args: &[&str]) -> (Output, String) {
 
 /// `speedcamd ARGS` must fail with a message holding every one of `needles`.
 fn fails_with(args: &[&str], needles: &[&str]) -> String {
-    let (out, stderr) = speedcamd(args);
+    let (out, stderr) = run(args);
     assert!(
         !out.status.success(),
         "speedcamd {args:?} succeeded:\n{stderr}"
@@ -55,8 +52,7 @@ fn fails_with(args: &[&str], needles: &[&str]) -> String {
     stderr
 }
 
-/// The demo config with absolute paths, `video` as the camera's source, the model at `model`
-/// and a data_dir in `dir`; `edit` rewrites the text before it is written to `dir/NAME`.
+/// [`copy_demo_toml`]'s path as text, for argument lists.
 fn write_config(
     dir: &Path,
     name: &str,
@@ -64,24 +60,9 @@ fn write_config(
     model: &Path,
     edit: impl Fn(String) -> String,
 ) -> String {
-    let text = std::fs::read_to_string(repo().join("config/demo.toml")).unwrap();
-    let text = text
-        .replace(
-            "model = \"../models/nanodet-g-416.onnx\"",
-            &format!("model = {:?}", model.display().to_string()),
-        )
-        .replace(
-            "source = \"../media/demo/scene.mp4\"",
-            &format!("source = {:?}", video.display().to_string()),
-        )
-        .replace(
-            "data_dir = \"../data/demo\"",
-            &format!("data_dir = {:?}", dir.join("data").display().to_string()),
-        );
-    assert!(!text.contains("\"../"), "config/demo.toml changed: {text}");
-    let path = dir.join(name);
-    std::fs::write(&path, edit(text)).unwrap();
-    path.display().to_string()
+    copy_demo_toml(dir, name, video, model, edit)
+        .display()
+        .to_string()
 }
 
 fn model() -> PathBuf {
@@ -336,7 +317,7 @@ fn truncated_videos_are_errors_that_say_so() {
     std::fs::write(&whole, &fast).unwrap();
     let cfg = write_config(dir.path(), "faststart.toml", &whole, &model(), |t| t);
     let jpg = dir.path().join("faststart.jpg");
-    let (out, stderr) = speedcamd(&[
+    let (out, stderr) = run(&[
         "snapshot",
         "--config",
         &cfg,
@@ -354,7 +335,7 @@ fn snapshot_ok(dir: &Path, name: &str, video: &[u8], at: &str) -> String {
     std::fs::write(&path, video).unwrap();
     let cfg = write_config(dir, &format!("{name}.toml"), &path, &model(), |t| t);
     let jpg = dir.join(format!("{name}.jpg"));
-    let (out, stderr) = speedcamd(&[
+    let (out, stderr) = run(&[
         "snapshot",
         "--config",
         &cfg,
@@ -533,7 +514,7 @@ fn analyze_with_a_two_hour_gap_measures_finite_speeds() {
         .collect();
     let ts = dir.path().join("ts.txt");
     std::fs::write(&ts, times).unwrap();
-    let (out, stderr) = speedcamd(&[
+    let (out, stderr) = run(&[
         "analyze",
         "--json",
         "--config",
@@ -637,7 +618,7 @@ fn mp4_with_a_size0_dref_entry_is_refused_at_once() {
     let video = repo().join("tests/data/bad/mp4-dref-size0-entry.mp4");
     let cfg = write_config(dir.path(), "dref.toml", &video, &model(), |t| t);
     let jpg = dir.path().join("dref.jpg");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let mut child = speedcamd()
         .args(["snapshot", "--config", &cfg, "--out", jpg.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,15 +1,11 @@
-//! Shared test helpers: a real MQTT broker on a free loopback port and a collecting subscriber.
+//! A real MQTT broker on a free loopback port and a collecting subscriber.
 //!
 //! `start_broker()` runs the system `mosquitto` when it is installed (the broker people deploy),
 //! else an in-process `rumqttd` behind a small TCP proxy (so `stop()`/`restart()` can cut and
-//! restore connectivity). It prints which one it uses. Dropping a `TestBroker` stops it.
-#![allow(dead_code)]
+//! restore connectivity), announced through the skip rule (`SKIPPED: mosquitto (using
+//! in-process rumqttd)`, see [`super`]). Dropping a `TestBroker` stops it.
 
-pub mod rtsp;
-pub mod tls;
-// speedcamd as a child process (crash and broker-outage tests).
-pub mod daemon;
-
+use super::{fallback, free_port, Tool};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -50,21 +46,27 @@ enum Inner {
 }
 
 /// Starts mosquitto if installed (set `SPEEDCAM_TEST_RUMQTTD=1` to force rumqttd), else
-/// rumqttd, on a free port; prints which.
+/// rumqttd (a failure when `SPEEDCAM_REQUIRE` names mosquitto), on a free port; prints which.
 pub fn start_broker() -> TestBroker {
     start_broker_on(free_port())
 }
 
 /// [`start_broker`] on a given loopback port.
 pub fn start_broker_on(port: u16) -> TestBroker {
-    if mosquitto_binary().is_some() && std::env::var_os("SPEEDCAM_TEST_RUMQTTD").is_none() {
-        start_mosquitto(port)
-    } else {
-        start_rumqttd(port)
+    if std::env::var_os("SPEEDCAM_TEST_RUMQTTD").is_some() {
+        return start_rumqttd(port);
+    }
+    match mosquitto_binary() {
+        Ok(_) => start_mosquitto(port),
+        Err(why) => {
+            fallback(Tool::Mosquitto, "using in-process rumqttd", &why);
+            start_rumqttd(port)
+        }
     }
 }
 
-fn mosquitto_binary() -> Option<PathBuf> {
+/// The system `mosquitto` binary, or why there is none.
+pub fn mosquitto_binary() -> Result<PathBuf, String> {
     [
         "/usr/sbin/mosquitto",
         "/usr/bin/mosquitto",
@@ -73,18 +75,10 @@ fn mosquitto_binary() -> Option<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.exists())
+    .ok_or_else(|| "mosquitto is not installed".to_string())
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16, up: bool) {
+pub(super) fn wait_listening(port: u16, up: bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
@@ -134,7 +128,7 @@ pub fn start_mosquitto(port: u16) -> TestBroker {
     broker
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -457,27 +451,4 @@ impl Drop for Subscriber {
             let _ = t.join();
         }
     }
-}
-
-/// Writes `speedcam.toml` in `dir` for the bundled demo camera (`media/demo/camera.toml`)
-/// reading `source`, publishing to `mqtt_url` as `device_id`, data in `dir/data`, with
-/// `extra` TOML appended after the camera; returns its path.
-pub fn write_demo_config(
-    dir: &std::path::Path,
-    device_id: &str,
-    source: &str,
-    mqtt_url: &str,
-    extra: &str,
-) -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let camera = std::fs::read_to_string(repo.join("media/demo/camera.toml")).unwrap();
-    let camera = camera.replace("source = \"scene.mp4\"", &format!("source = {source:?}"));
-    let text = format!(
-        "device_id = {device_id:?}\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n[mqtt]\nurl = {mqtt_url:?}\nbase_topic = \"speedcam\"\n\n{camera}\n{extra}",
-        dir.join("data").display().to_string(),
-        repo.join("models/nanodet-g-416.onnx").display().to_string(),
-    );
-    let path = dir.join("speedcam.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }

@@ -3,44 +3,23 @@
 //! the demo config. Checks the speeds against truth, that every measurement carries its interval,
 //! and that strict mode raises speeding only when the interval's low end is over the threshold.
 
+use crate::util::{repo, speedcamd, Rng};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements, SceneTruth};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn truth() -> SceneTruth {
     load_truth(&repo().join("media/demo/truth.json")).expect("media/demo/truth.json")
-}
-
-/// Seeded Gaussian noise (xorshift64 + Box-Muller), so the boxes look like a detector's.
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn gauss(&mut self, sigma: f64) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }
 
 /// Box-edge noise of the written detections, px.
 const NOISE_PX: f64 = 1.0;
 
 /// Writes `det.txt` (MOTChallenge, every `every`-th frame, mostly visible boxes, each edge with
-/// [`NOISE_PX`] Gaussian noise) and `ts.txt` (one capture time per frame) for the scene.
+/// [`NOISE_PX`] Gaussian noise, seeded, so the boxes look like a detector's) and `ts.txt` (one capture time per frame) for the scene.
 fn write_mot(truth: &SceneTruth, dir: &Path, every: u32) -> (PathBuf, PathBuf) {
     let mut rows: Vec<(u32, String)> = Vec::new();
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let mut noise = Rng(0x9e37_79b9_7f4a_7c15);
     for v in &truth.vehicles {
         for s in &v.samples {
             if s.frame % every != 0 || s.occluded > 0.5 {
@@ -72,7 +51,7 @@ fn write_mot(truth: &SceneTruth, dir: &Path, every: u32) -> (PathBuf, PathBuf) {
 }
 
 fn analyze(config: &Path, det: &Path, ts: &Path) -> Vec<Event> {
-    let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let out = speedcamd()
         .args(["analyze", "--json", "--config"])
         .arg(config)
         .arg("--mot")
@@ -192,7 +171,7 @@ fn analyze_rejects_bad_input_with_the_line() {
     std::fs::write(&det, "1,-1,10,10,50,40,0.9\n2,-1,10,10,50\n").unwrap();
     // `analyze` on the demo config and `det`, with `times` naming the frame times: its stderr.
     let failure = |times: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+        let out = speedcamd()
             .arg("analyze")
             .args(times)
             .arg("--config")

@@ -1,11 +1,11 @@
 //! The real `speedcamd run` as a child process for end-to-end tests: start, read its log,
 //! `kill -9` or SIGTERM it, read its Prometheus endpoint, collect event ids seen over MQTT.
 
-use super::Received;
+use super::broker::Received;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running `speedcamd run --config F`, its stderr (RUST_LOG=info) in a log file.
@@ -15,13 +15,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `speedcamd run --config config`, logging to `log_path` (truncated). The binary is
-    /// cargo's, or `SPEEDCAM_TEST_BIN` (a copy, when a shared target dir may be rebuilt meanwhile).
+    /// Starts `speedcamd run --config config` ([`super::speedcamd`]), logging to `log_path`
+    /// (truncated).
     pub fn start(config: &Path, log_path: &Path) -> Daemon {
-        let bin = std::env::var_os("SPEEDCAM_TEST_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_speedcamd")));
-        let child = Command::new(bin)
+        let child = super::speedcamd()
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")

@@ -5,12 +5,11 @@
 //! a clean exit. Along the way the Prometheus endpoint and the MQTT `stats` topic report the same
 //! live figures.
 
-mod common;
-
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::broker::{start_broker, subscribe, Received};
+use crate::util::{free_port, repo, speedcamd, write_demo_config};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// Reads datagrams until `want` matches one (returned) or `secs` pass (panics with all seen).
@@ -64,8 +63,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
     let sub = subscribe(broker.port, &["speedcam/notify/stats"]);
     let metrics_port = free_port();
     let dir = tempfile::tempdir().expect("temp dir");
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let video = repo.join("media/demo/scene.mp4");
+    let video = repo().join("media/demo/scene.mp4");
     let config = write_demo_config(
         dir.path(),
         "notify",
@@ -78,7 +76,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let log_path = dir.path().join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let mut daemon = speedcamd()
         .args(["run", "--config"])
         .arg(&config)
         .env("NOTIFY_SOCKET", &sock_path)
@@ -105,7 +103,7 @@ fn daemon_speaks_the_notify_protocol_in_order() {
     expect(&sock, &mut seen, 10, "WATCHDOG=1");
 
     // Live figures: Prometheus text on loopback, JSON on the `stats` topic.
-    let stats = sub.wait_until(Duration::from_secs(10), |m: &[common::Received]| {
+    let stats = sub.wait_until(Duration::from_secs(10), |m: &[Received]| {
         m.iter().any(|m| frames_in_stats(&m.payload) > 0)
     });
     let last = stats.last().expect("a stats message");

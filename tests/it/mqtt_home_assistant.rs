@@ -2,9 +2,8 @@
 //! a retained per-camera summary counted from the store at start and updated after each stored
 //! verdict, and both published again after a reconnect.
 
-mod common;
-
-use common::{start_broker, subscribe, Received};
+use crate::util::broker::{start_broker, subscribe, Received};
+use crate::util::{mqtt_config, runtime};
 use serde_json::Value;
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
 use speedcam::publish::home_assistant::{Discovery, Sensor};
@@ -18,26 +17,9 @@ const DEVICE: &str = "dev-ha";
 
 fn config(url: String) -> MqttConfig {
     MqttConfig {
-        url,
-        base_topic: "speedcam".into(),
-        device_id: DEVICE.into(),
-        client_id: None,
-        keepalive_s: 5,
-        publish_measurements: false,
         home_assistant_discovery: true,
-        home_assistant_prefix: "homeassistant".into(),
-        tls: None,
-        username: None,
-        password: None,
+        ..mqtt_config(url, DEVICE)
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A vehicle's records: its measurement and, when `speeding`, the speeding event derived from

@@ -2,15 +2,12 @@
 //! reports the fit and writes the overlay, `check-config` warns about a zone too short for the
 //! detection rate given.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use crate::util::{repo, speedcamd};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn speedcamd(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+/// Runs `speedcamd ARGS` in the repository root; it must succeed.
+fn run(args: &[&str]) -> Output {
+    let out = speedcamd()
         .args(args)
         .current_dir(repo())
         .output()
@@ -30,7 +27,7 @@ fn snapshot_then_calibrate_the_demo_camera() {
     let frame = dir.path().join("frame.jpg");
     let overlay = dir.path().join("overlay.png");
     let (frame_s, overlay_s) = (frame.to_str().unwrap(), overlay.to_str().unwrap());
-    speedcamd(&[
+    run(&[
         "snapshot",
         "--config",
         "config/demo.toml",
@@ -42,7 +39,7 @@ fn snapshot_then_calibrate_the_demo_camera() {
     let shot = image::open(&frame).expect("snapshot is a JPEG").to_rgb8();
     assert_eq!(shot.dimensions(), (1280, 720));
 
-    let out = speedcamd(&[
+    let out = run(&[
         "calibrate",
         "--config",
         "config/demo.toml",
@@ -82,7 +79,7 @@ fn snapshot_then_calibrate_the_demo_camera() {
         "yellow above row 150"
     );
 
-    let out = speedcamd(&[
+    let out = run(&[
         "check-config",
         "--config",
         "config/demo.toml",

@@ -3,22 +3,16 @@
 //! `speedcamd events`. Every vehicle that crossed the zone must get exactly one measurement within
 //! 3 km/h of truth; every speeder a speeding event with a decodable JPEG thumbnail over MQTT.
 
-mod common;
-
-use common::{start_broker, subscribe, write_demo_config};
+use crate::util::broker::{start_broker, subscribe};
+use crate::util::{repo, speedcamd, write_demo_config};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT_KMH: f64 = 50.0;
 const TOLERANCE_KMH: f64 = 3.0;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A config for the demo scene with the broker's URL and a fresh data dir.
 fn write_config(dir: &Path, mqtt_url: &str) -> PathBuf {
@@ -40,9 +34,8 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker.url());
     let sub = subscribe(broker.port, &["speedcam/#"]);
-    let bin = env!("CARGO_BIN_EXE_speedcamd");
 
-    let check = Command::new(bin)
+    let check = speedcamd()
         .args(["check-config", "--config"])
         .arg(&config)
         .output()
@@ -55,7 +48,7 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
     );
     assert!(check_out.contains("RMS reprojection error"), "{check_out}");
 
-    let out = Command::new(bin)
+    let out = speedcamd()
         .arg("replay")
         .arg(repo().join("media/demo/scene.mp4"))
         .arg("--config")
@@ -198,7 +191,7 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
         .any(|m| m.topic == "speedcam/e2e/status" && m.payload == b"online"));
 
     // The store holds the same events, in the same shape.
-    let listed = Command::new(bin)
+    let listed = speedcamd()
         .args(["events", "--json", "--config"])
         .arg(&config)
         .output()
@@ -219,7 +212,7 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
         let s = stored.iter().find(|s| s.event_id == e.event_id).unwrap();
         assert_eq!(s, e, "stored event differs from the printed one");
     }
-    let other_camera = Command::new(bin)
+    let other_camera = speedcamd()
         .args(["events", "--json", "--camera", "nope", "--config"])
         .arg(&config)
         .output()

@@ -3,12 +3,12 @@
 //! `speedcam_storage_ok 0`), holds its verdicts in memory, and once the filler is deleted writes
 //! them to the store and publishes them, without a restart; nothing is lost.
 //!
-//! Needs root (mount -t tmpfs); skips with a printed reason where mounting is impossible.
+//! Needs root (mount -t tmpfs): where mounting is impossible it prints `SKIPPED: tmpfs` and
+//! passes, unless `SPEEDCAM_REQUIRE` names `tmpfs` (see `util/mod.rs`).
 
-mod common;
-
-use common::daemon::{http_get, metric};
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::broker::{start_broker, subscribe, Received};
+use crate::util::daemon::{http_get, metric};
+use crate::util::{free_port, need, repo, speedcamd, write_demo_config, Tool};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,12 +61,9 @@ fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>, log: &dyn Fn
 fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fs_dir = dir.path().join("fs");
-    let _fs = match Tmpfs::mount(&fs_dir, "16m") {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("SKIPPED full_disk test: cannot mount a tmpfs ({e}); it needs root (or CAP_SYS_ADMIN)");
-            return;
-        }
+    let mounted = Tmpfs::mount(&fs_dir, "16m").map_err(|e| format!("cannot mount a tmpfs ({e})"));
+    let Some(_fs) = need(Tool::Tmpfs, mounted) else {
+        return;
     };
     let data_dir = fs_dir.join("data");
     // Leave about 2 MiB: sled opens, but it is under min_free_bytes (4 MiB).
@@ -78,8 +75,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     let broker = start_broker();
     let sub = subscribe(broker.port, &["speedcam/#"]);
     let metrics_port = free_port();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let video = repo.join("media/demo/scene.mp4");
+    let video = repo().join("media/demo/scene.mp4");
     let config = write_demo_config(
         dir.path(),
         "diskfull",
@@ -106,7 +102,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let log_path = dir.path().join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let mut daemon = speedcamd()
         .args(["run", "--config"])
         .arg(&config)
         .env("NOTIFY_SOCKET", &sock_path)
@@ -161,7 +157,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     );
     assert!(status.starts_with("STATUS="), "{status}");
     assert!(daemon.try_wait().expect("wait").is_none(), "still running");
-    let events_published = |m: &[common::Received]| {
+    let events_published = |m: &[Received]| {
         m.iter()
             .filter(|m| {
                 serde_json::from_slice::<serde_json::Value>(&m.payload)
@@ -197,7 +193,7 @@ fn full_disk_holds_verdicts_and_recovers_when_space_returns() {
     assert!(log().contains("storage space is back"), "{}", log());
     let speeding = log().matches("kind=Speeding").count();
     assert!(speeding >= 1, "{}", log());
-    sub.wait_until(Duration::from_secs(30), |m: &[common::Received]| {
+    sub.wait_until(Duration::from_secs(30), |m: &[Received]| {
         events_published(m) >= speeding
     });
 

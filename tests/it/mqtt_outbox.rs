@@ -1,11 +1,12 @@
 //! The outbox against a real broker: nothing is lost in an outage, entries leave sled only on
 //! PUBACK, status/last will behave, thumbnails arrive as raw bytes.
 
-mod common;
-
-use common::{start_broker, start_broker_on, subscribe, subscribe_with, Received};
+use crate::util::broker::{
+    start_broker, start_broker_on, subscribe, subscribe_with, Received, TestBroker,
+};
+use crate::util::{free_port, mqtt_config, runtime, wait_for};
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
-use speedcam::publish::{MqttConfig, Publisher, Topics};
+use speedcam::publish::{Publisher, Topics};
 use speedcam::store::Store;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -14,35 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config(url: String, device_id: &str) -> MqttConfig {
-    MqttConfig {
-        url,
-        base_topic: "speedcam".into(),
-        device_id: device_id.into(),
-        client_id: None,
-        keepalive_s: 5,
-        publish_measurements: false,
-        home_assistant_discovery: false,
-        home_assistant_prefix: "homeassistant".into(),
-        tls: None,
-        username: None,
-        password: None,
-    }
-}
-
 /// A broker and a publisher for `device` on a fresh store (the temp dir holds the store).
 fn broker_and_publisher(
     device: &str,
 ) -> (
-    common::TestBroker,
+    TestBroker,
     Topics,
     tempfile::TempDir,
     tokio::runtime::Runtime,
@@ -69,7 +46,7 @@ fn publisher_for(
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rt = runtime();
-    let publisher = Publisher::spawn(config(url, device), store.clone(), rt.handle()).unwrap();
+    let publisher = Publisher::spawn(mqtt_config(url, device), store.clone(), rt.handle()).unwrap();
     (topics, dir, store, rt, publisher)
 }
 
@@ -132,17 +109,6 @@ fn event_ids(msgs: &[Received], topic: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
 #[test]
 fn events_recorded_during_an_outage_are_all_delivered_when_the_broker_is_back() {
     let mut broker = start_broker();
@@ -155,8 +121,12 @@ fn events_recorded_during_an_outage_are_all_delivered_when_the_broker_is_back() 
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rt = runtime();
-    let publisher =
-        Publisher::spawn(config(broker.url(), device), store.clone(), rt.handle()).unwrap();
+    let publisher = Publisher::spawn(
+        mqtt_config(broker.url(), device),
+        store.clone(),
+        rt.handle(),
+    )
+    .unwrap();
     let ids = record_events(&store, &topics, device, 10);
     publisher.notify();
     std::thread::sleep(Duration::from_millis(700));
@@ -331,7 +301,7 @@ fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
 
 #[test]
 fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
-    let port = common::free_port();
+    let port = free_port();
     let device = "dev-nobroker";
     let (topics, dir, store, _rt, publisher) =
         publisher_for(format!("mqtt://127.0.0.1:{port}"), device);
@@ -353,7 +323,7 @@ fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
     );
 }
 
-/// Figures for the report: `cargo test --release --test mqtt_outbox -- --ignored --nocapture`.
+/// Figures for the report: `cargo test --release --test it mqtt_outbox::throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn throughput_figures() {
@@ -368,8 +338,12 @@ fn throughput_figures() {
     let record_s = t0.elapsed().as_secs_f64();
     let rt = runtime();
     let t1 = Instant::now();
-    let publisher =
-        Publisher::spawn(config(broker.url(), device), store.clone(), rt.handle()).unwrap();
+    let publisher = Publisher::spawn(
+        mqtt_config(broker.url(), device),
+        store.clone(),
+        rt.handle(),
+    )
+    .unwrap();
     assert!(wait_for(Duration::from_secs(60), || store.outbox_len() == 0));
     let drain_s = t1.elapsed().as_secs_f64();
     assert_eq!(publisher.stats().acked, 2 * n);
@@ -397,8 +371,12 @@ fn a_broker_restart_in_the_middle_of_a_backlog_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rt = runtime();
-    let publisher =
-        Publisher::spawn(config(broker.url(), device), store.clone(), rt.handle()).unwrap();
+    let publisher = Publisher::spawn(
+        mqtt_config(broker.url(), device),
+        store.clone(),
+        rt.handle(),
+    )
+    .unwrap();
     assert!(wait_for(Duration::from_secs(5), || publisher
         .stats()
         .connected));

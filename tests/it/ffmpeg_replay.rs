@@ -1,12 +1,13 @@
-#![cfg(feature = "ffmpeg")]
 //! The `ffmpeg` feature on the files people replay: a cut of the bundled demo scene (2 vehicles
 //! crossing the zone, variable frame times) re-encoded by the `ffmpeg` CLI into three twins of
 //! the same encoder quality: H.264 without B-frames, H.264 with B-frames (libx264 defaults) and
 //! H.265. Every twin must decode to the same number of frames with the same timestamps, and the
 //! real `speedcamd replay` must measure the same vehicles at the same speeds (within
 //! [`TWIN_TOLERANCE_KMH`] of the B-frame-free twin) and within 3 km/h of ground truth.
-//! Without the `ffmpeg` CLI (or its libx264/libx265 encoders) the tests print SKIP and pass.
+//! Without the `ffmpeg` CLI (or its libx264/libx265 encoders) the tests print `SKIPPED: ffmpeg`
+//! and pass, unless `SPEEDCAM_REQUIRE` names `ffmpeg` (see `util/mod.rs`).
 
+use crate::util::{demo_config_text, need, repo, speedcamd, Tool};
 use speedcam::event::{Event, EventType};
 use speedcam::frame::Frame;
 use speedcam::source::ffmpeg::{FfmpegOptions, FfmpegSource};
@@ -24,12 +25,9 @@ const CUT_START_S: f64 = 4.6;
 /// it. Short, because the debug-profile detector takes ~0.2 s a frame on a 2-core machine.
 const CUT_LEN_S: f64 = 2.4;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether the `ffmpeg` CLI with libx264 and libx265 is installed; prints SKIP when not.
-fn have_ffmpeg(test: &str) -> bool {
+/// Whether the `ffmpeg` CLI with libx264 and libx265 is installed (the skip rule decides when
+/// not).
+fn have_ffmpeg() -> bool {
     let encoders = Command::new("ffmpeg")
         .args(["-hide_banner", "-encoders"])
         .stderr(Stdio::null())
@@ -37,10 +35,12 @@ fn have_ffmpeg(test: &str) -> bool {
     let ok = matches!(&encoders, Ok(o) if o.status.success()
         && String::from_utf8_lossy(&o.stdout).contains("libx264")
         && String::from_utf8_lossy(&o.stdout).contains("libx265"));
-    if !ok {
-        eprintln!("SKIP {test}: the ffmpeg CLI with libx264 and libx265 is not installed");
-    }
-    ok
+    let found = if ok {
+        Ok(())
+    } else {
+        Err("the ffmpeg CLI with libx264 and libx265 is not installed".to_string())
+    };
+    need(Tool::Ffmpeg, found).is_some()
 }
 
 /// `ffmpeg` arguments re-encoding `[start, start + len)` of the demo scene, keeping its frame
@@ -130,15 +130,8 @@ fn pts(frames: &[Frame]) -> Vec<i64> {
 
 /// Writes a replay config for the demo camera with its own data dir.
 fn write_config(dir: &Path, name: &str) -> PathBuf {
-    let camera = std::fs::read_to_string(repo().join("media/demo/camera.toml")).unwrap();
-    let text = format!(
-        "device_id = \"ffmpeg\"\ndata_dir = {:?}\n\n[detector]\nmodel = {:?}\n\n{camera}",
-        dir.join(format!("data-{name}")).display().to_string(),
-        repo()
-            .join("models/nanodet-g-416.onnx")
-            .display()
-            .to_string(),
-    );
+    let data_dir = dir.join(format!("data-{name}"));
+    let text = demo_config_text("ffmpeg", &data_dir, None, None, "");
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path
@@ -147,12 +140,11 @@ fn write_config(dir: &Path, name: &str) -> PathBuf {
 /// Runs `speedcamd replay --json` on every video at once (the detector is single-threaded, so
 /// parallel replays use the cores) and returns each one's measurements.
 fn replay_all(dir: &Path, videos: &[(&str, &Path)]) -> Vec<Vec<Event>> {
-    let bin = env!("CARGO_BIN_EXE_speedcamd");
     let children: Vec<_> = videos
         .iter()
         .map(|(name, video)| {
             let config = write_config(dir, name);
-            Command::new(bin)
+            speedcamd()
                 .arg("replay")
                 .arg(video)
                 .arg("--config")
@@ -184,7 +176,7 @@ fn replay_all(dir: &Path, videos: &[(&str, &Path)]) -> Vec<Vec<Event>> {
 
 #[test]
 fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
-    if !have_ffmpeg("bframe_and_hevc_twins") {
+    if !have_ffmpeg() {
         return;
     }
     let started = Instant::now();
@@ -327,7 +319,7 @@ fn bframe_and_hevc_twins_decode_and_measure_like_the_bframe_free_twin() {
 
 #[test]
 fn truncated_files_end_cleanly_or_fail_clearly() {
-    if !have_ffmpeg("truncated_files") {
+    if !have_ffmpeg() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -388,7 +380,7 @@ fn luma_mad(a: &Frame, b: &Frame) -> f64 {
 
 #[test]
 fn ten_bit_hevc_and_full_range_h264_are_converted_to_limited_range_i420() {
-    if !have_ffmpeg("ten_bit_and_full_range") {
+    if !have_ffmpeg() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -13,14 +13,12 @@
 //!
 //! `SPEEDCAM_CRASH_SEED=N` replays a seed, `SPEEDCAM_CRASH_CYCLES=N` changes the number of kills.
 
-mod common;
-
-use common::daemon::{event_ids, http_get, metric, Daemon};
-use common::{free_port, start_broker, subscribe, write_demo_config};
+use crate::util::broker::{start_broker, subscribe, Received};
+use crate::util::daemon::{event_ids, http_get, metric, Daemon};
+use crate::util::{free_port, repo, say, write_demo_config, Rng};
 use speedcam::event::{Event, EventType};
 use speedcam::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -51,7 +49,7 @@ fn by_origin(events: &[Event]) -> BTreeMap<Origin, usize> {
 }
 
 fn clip() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/video/scene_4s6.mp4")
+    repo().join("tests/data/video/scene_4s6.mp4")
 }
 
 /// Writes the config (demo camera on the short clip, metrics on `metrics_port`); its path.
@@ -88,22 +86,6 @@ fn read_store(data: &Path, when: &str) -> (Vec<Event>, usize) {
     // sled's flusher thread lets go of the directory lock within its 500 ms tick.
     std::thread::sleep(Duration::from_millis(600));
     (events, depth)
-}
-
-/// xorshift64*, uniform in [0, 1).
-struct Rng(u64);
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Written to the process's stderr directly, so it shows also for a passing test.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 #[test]
@@ -248,7 +230,7 @@ fn kill_9_at_random_points_of_a_replay_loses_nothing_and_duplicates_nothing() {
         );
     }
     let prefix = "speedcam/crash/";
-    let got = |msgs: &[common::Received]| {
+    let got = |msgs: &[Received]| {
         let ours: Vec<_> = msgs
             .iter()
             .filter(|m| m.topic.starts_with(prefix))

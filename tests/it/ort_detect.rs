@@ -1,4 +1,3 @@
-#![cfg(feature = "onnxruntime")]
 //! The ONNX Runtime backend on the CPU provider with a real libonnxruntime.so:
 //! - the INT8 U8 model finds what the FP32 model finds (>= 90% of FP32 boxes with score >= 0.3
 //!   matched at IoU 0.5, same class) on the sample images and on frames of the demo scene;
@@ -6,11 +5,13 @@
 //!   ["tensorrt"] alone is an error naming what to install;
 //! - a missing or foreign library is an error, not a panic.
 //!
-//! The library comes from `ORT_DYLIB_PATH` (.ci/run fetches it). Without it the tests print a
-//! SKIPPED line and pass, unless `SPEEDCAM_REQUIRE_ORT=1` (CI), where they fail.
+//! The library comes from `ORT_DYLIB_PATH` (.ci/run fetches it). Without it the tests print
+//! `SKIPPED: ort` and pass, unless `SPEEDCAM_REQUIRE` names `ort` (CI), where they fail (see
+//! `util/mod.rs`).
 //! `SPEEDCAM_ORT_INT8_MODEL` replaces the INT8 model (e.g. one made by models/make_int8.py).
 //! Run with `--nocapture` for the match fractions and the FP32 / INT8 inference times.
 
+use crate::util::{need, repo, Tool};
 use speedcam::detect::engine::Engine;
 use speedcam::detect::onnxruntime::{OrtEngine, OrtProvider, OrtSettings};
 use speedcam::detect::{open, DetectError, Detection, Detector, DetectorConfig};
@@ -20,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Tests in this binary run one at a time, so the printed timings are not from a shared CPU.
+/// This module's tests run one at a time, so the printed timings are not from CPUs shared
+/// among them.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Detections below this score are not compared.
@@ -28,27 +30,14 @@ const COMPARE_SCORE: f32 = 0.3;
 /// Fraction of FP32 boxes the INT8 model must find.
 const MIN_MATCHED: f64 = 0.9;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The ONNX Runtime library, or None (after printing SKIPPED) when it is not there and not required.
-fn library(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from);
-    match path {
-        Some(p) if p.is_file() => Some(p),
-        other => {
-            let why = match other {
-                Some(p) => format!("ORT_DYLIB_PATH={} is not a file", p.display()),
-                None => "ORT_DYLIB_PATH is not set".to_string(),
-            };
-            if std::env::var("SPEEDCAM_REQUIRE_ORT").as_deref() == Ok("1") {
-                panic!("{test}: {why}, and SPEEDCAM_REQUIRE_ORT=1 requires ONNX Runtime");
-            }
-            println!("SKIPPED {test}: {why} (point it at libonnxruntime.so to run this test)");
-            None
-        }
-    }
+/// The ONNX Runtime library, or None after `SKIPPED: ort` (the skip rule).
+fn library() -> Option<PathBuf> {
+    let found = match std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from) {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(format!("ORT_DYLIB_PATH={} is not a file", p.display())),
+        None => Err("ORT_DYLIB_PATH is not set".to_string()),
+    };
+    need(Tool::Ort, found)
 }
 
 fn settings(lib: &Path, providers: &[OrtProvider], cache: &Path) -> OrtSettings {
@@ -154,7 +143,7 @@ fn compare(
 #[test]
 fn int8_u8_model_finds_what_fp32_finds() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(lib) = library("int8_u8_model_finds_what_fp32_finds") else {
+    let Some(lib) = library() else {
         return;
     };
     let mut fp32 = detector(&lib, repo().join("models/nanodet-g-416.onnx"));
@@ -205,7 +194,7 @@ fn median_ms(engine: &mut OrtEngine, input: &[f32], runs: usize) -> f64 {
 #[test]
 fn engine_reports_model_info_and_times_fp32_vs_int8() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(lib) = library("engine_reports_model_info_and_times_fp32_vs_int8") else {
+    let Some(lib) = library() else {
         return;
     };
     let cache = tempfile::tempdir().unwrap();
@@ -253,7 +242,7 @@ fn engine_reports_model_info_and_times_fp32_vs_int8() {
 #[test]
 fn tensorrt_falls_back_to_cpu_on_a_cpu_only_library() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(lib) = library("tensorrt_falls_back_to_cpu_on_a_cpu_only_library") else {
+    let Some(lib) = library() else {
         return;
     };
     let cache = tempfile::tempdir().unwrap();

@@ -3,7 +3,8 @@
 //! `mosquitto` with a TLS listener, password-file logins (`mosquitto_passwd -b`) and no
 //! anonymous access. Dropping a [`TlsBroker`] stops it.
 
-use super::{free_port, is_root, mosquitto_binary, wait_listening};
+use super::broker::{is_root, mosquitto_binary, wait_listening};
+use super::free_port;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -115,12 +116,12 @@ impl Drop for TlsBroker {
 
 /// Starts mosquitto with a TLS listener using `pki`'s broker certificate, logins from `users`
 /// (username, password) only, and with `require_certificate` a client certificate signed by
-/// the CA required too. `None` when mosquitto or mosquitto_passwd is not installed.
+/// the CA required too. `Err` (why) when mosquitto or mosquitto_passwd is not installed.
 pub fn start_tls_mosquitto(
     pki: &Pki,
     users: &[(&str, &str)],
     require_certificate: bool,
-) -> Option<TlsBroker> {
+) -> Result<TlsBroker, String> {
     let mosquitto = mosquitto_binary()?;
     let passwd_tool = [
         "/usr/bin/mosquitto_passwd",
@@ -128,7 +129,8 @@ pub fn start_tls_mosquitto(
     ]
     .iter()
     .map(Path::new)
-    .find(|p| p.exists())?;
+    .find(|p| p.exists())
+    .ok_or("mosquitto_passwd is not installed")?;
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
     std::fs::write(&passwd, "").unwrap();
@@ -180,7 +182,7 @@ pub fn start_tls_mosquitto(
         .unwrap();
     wait_listening(port, true);
     eprintln!("test broker: mosquitto with TLS on 127.0.0.1:{port}");
-    Some(TlsBroker {
+    Ok(TlsBroker {
         port,
         child,
         log,

@@ -1,15 +1,12 @@
 //! `speedcamd bench` with the real binary, the bundled model and the demo scene: the JSON report's
 //! counts and stage timings, that the config's data_dir is never touched, and the error messages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use crate::util::{copy_demo_toml, repo, speedcamd};
+use std::process::Output;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn speedcamd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+/// Runs `speedcamd ARGS` in the repository root.
+fn run(args: &[&str]) -> Output {
+    speedcamd()
         .args(args)
         .current_dir(repo())
         .output()
@@ -18,33 +15,12 @@ fn speedcamd(args: &[&str]) -> Output {
 
 /// Runs `bench ... --json` and parses its one JSON object.
 fn bench_json(args: &[&str]) -> serde_json::Value {
-    let out = speedcamd(&[&["bench", "--json"], args].concat());
+    let out = run(&[&["bench", "--json"], args].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench failed: {stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("bench --json printed no JSON object ({e}): {stdout}"))
-}
-
-/// config/demo.toml in `dir` with its data_dir there and absolute model and video paths.
-fn demo_config_copy(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("config/demo.toml")).unwrap();
-    let text = text
-        .replace(
-            "\"../data/demo\"",
-            &format!("{:?}", dir.join("data").display().to_string()),
-        )
-        .replace(
-            "\"../models/",
-            &format!("\"{}/", repo().join("models").display()),
-        )
-        .replace(
-            "\"../media/",
-            &format!("\"{}/", repo().join("media").display()),
-        );
-    let path = dir.join("demo.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[test]
@@ -82,7 +58,14 @@ fn bench_reports_every_stage_of_twenty_demo_frames() {
 #[test]
 fn bench_never_creates_the_configured_store() {
     let dir = tempfile::tempdir().unwrap();
-    let config = demo_config_copy(dir.path());
+    // config/demo.toml with its data_dir in `dir` and absolute model and video paths.
+    let config = copy_demo_toml(
+        dir.path(),
+        "demo.toml",
+        &repo().join("media/demo/scene.mp4"),
+        &repo().join("models/nanodet-g-416.onnx"),
+        |t| t,
+    );
     let config = config.to_str().unwrap();
     let v = bench_json(&["--config", config, "--frames", "3"]);
     assert_eq!(v["frames"], 3, "{v}");
@@ -95,7 +78,7 @@ fn bench_never_creates_the_configured_store() {
 #[test]
 fn bench_errors_name_the_fix() {
     let err = |args: &[&str]| {
-        let out = speedcamd(&[&["bench", "--config", "config/demo.toml"], args].concat());
+        let out = run(&[&["bench", "--config", "config/demo.toml"], args].concat());
         assert!(!out.status.success(), "{args:?} succeeded");
         String::from_utf8_lossy(&out.stderr).to_string()
     };

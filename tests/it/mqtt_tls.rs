@@ -11,12 +11,11 @@
 //!   (`$CREDENTIALS_DIRECTORY`) and an RTSP camera URL carrying a password: it logs in and
 //!   publishes, and neither secret appears in its output.
 //!
-//! Without mosquitto/mosquitto_passwd the tests print `SKIP` and pass.
+//! Without mosquitto/mosquitto_passwd the tests print `SKIPPED: mosquitto` and pass, unless
+//! `SPEEDCAM_REQUIRE` names `mosquitto` (see `util/mod.rs`).
 
-mod common;
-
-use common::tls::{make_pki, start_tls_mosquitto, Pki, TlsBroker};
-use common::{free_port, write_demo_config};
+use crate::util::tls::{make_pki, start_tls_mosquitto, Pki, TlsBroker};
+use crate::util::{free_port, need, repo, runtime, speedcamd, wait_for, write_demo_config, Tool};
 use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
 use speedcam::event::{Event as SpeedEvent, EventType, SCHEMA_VERSION};
 use speedcam::publish::{MqttConfig, MqttTls, Publisher, Topics};
@@ -32,39 +31,15 @@ const USER: &str = "speedcam-dev";
 const PASSWORD: &str = "s3cret-Pa55word-for-mqtt";
 const RTSP_PASSWORD: &str = "rtsp-Hunter2-camera-secret";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
-/// The PKI and a broker with `USER`/`PASSWORD` (and `watcher`/`watch`), or None (SKIP).
+/// The PKI and a broker with `USER`/`PASSWORD` (and `watcher`/`watch`), or None (skipped).
 fn broker(require_certificate: bool) -> Option<(Pki, TlsBroker)> {
     let pki = make_pki();
-    match start_tls_mosquitto(
+    let broker = start_tls_mosquitto(
         &pki,
         &[(USER, PASSWORD), ("watcher", "watch")],
         require_certificate,
-    ) {
-        Some(b) => Some((pki, b)),
-        None => {
-            eprintln!("SKIP: mosquitto or mosquitto_passwd not installed");
-            None
-        }
-    }
+    );
+    Some((pki, need(Tool::Mosquitto, broker)?))
 }
 
 /// The `[mqtt]` settings as the daemon gets them: a config file with `mqtt_keys` (TOML lines)
@@ -400,7 +375,7 @@ fn the_daemon_logs_in_over_tls_and_never_logs_its_secrets() {
     std::fs::create_dir(&creds).unwrap();
     password_file(&creds, PASSWORD);
     std::fs::copy(&pki.client_key, creds.join("mqtt-client.key")).unwrap();
-    let video = Path::new(env!("CARGO_MANIFEST_DIR")).join("media/demo/scene.mp4");
+    let video = repo().join("media/demo/scene.mp4");
     let config = write_demo_config(
         dir.path(),
         "secrets",
@@ -424,7 +399,7 @@ fn the_daemon_logs_in_over_tls_and_never_logs_its_secrets() {
         + "\n[cameras.reconnect]\ninitial_s = 0.2\nmax_s = 0.5\n\n[metrics]\nstats_interval_s = 1\n";
     std::fs::write(&config, &text).unwrap();
 
-    let check = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let check = speedcamd()
         .args(["check-config", "--config"])
         .arg(&config)
         .env("CREDENTIALS_DIRECTORY", &creds)
@@ -440,7 +415,7 @@ fn the_daemon_logs_in_over_tls_and_never_logs_its_secrets() {
     assert!(check_out.contains("TLS"), "{check_out}");
 
     let log_path = dir.path().join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let mut daemon = speedcamd()
         .args(["run", "--config"])
         .arg(&config)
         .env("CREDENTIALS_DIRECTORY", &creds)

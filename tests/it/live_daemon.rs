@@ -7,37 +7,16 @@
 //!   server's return to streaming is printed;
 //! - SIGTERM stops it cleanly, leaving the retained state `stopped`.
 //!
-//! Without GStreamer's RTSP server packages the test prints `SKIP` and passes (see
-//! `tests/common/rtsp.rs`).
+//! Without GStreamer's RTSP server packages the test prints `SKIPPED: gst-rtsp-server` and
+//! passes, unless `SPEEDCAM_REQUIRE` names it (see `util/mod.rs`).
 
-mod common;
-
-use common::rtsp::{skip, Server};
-use common::{free_port, start_broker, subscribe, write_demo_config, Received, Subscriber};
+use crate::util::broker::{start_broker, subscribe, Received, Subscriber};
+use crate::util::rtsp::{self, write_live_config, Server};
+use crate::util::{free_port, repo, speedcamd};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn write_config(dir: &Path, rtsp_url: &str, mqtt_url: &str) -> PathBuf {
-    let reconnect = "[cameras.reconnect]\ninitial_s = 0.2\nmax_s = 1.0\nstall_timeout_s = 3.0\n";
-    let path = write_demo_config(dir, "live", rtsp_url, mqtt_url, reconnect);
-    // The debug-profile detector reaches ~3-4 of the stream's 30 frames/s on this machine: let
-    // a vehicle with 3 detections in the zone be measured (the default 5 leaves most unmeasured
-    // and makes the run depend on how busy the machine is).
-    let text = std::fs::read_to_string(&path).unwrap().replacen(
-        "tolerance_kmh = 3.0",
-        "tolerance_kmh = 3.0\nmin_samples_in_zone = 3",
-        1,
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// The `state` field of every state message so far, in arrival order.
 fn states(msgs: &[Received]) -> Vec<String> {
@@ -59,7 +38,7 @@ fn wait(sub: &Subscriber, secs: u64, done: impl Fn(&[Received]) -> bool) -> bool
 
 #[test]
 fn daemon_measures_an_rtsp_camera_and_reconnects_after_a_server_restart() {
-    if skip("live_daemon::daemon_measures_an_rtsp_camera_and_reconnects_after_a_server_restart") {
+    if !rtsp::available() {
         return;
     }
     let broker = start_broker();
@@ -67,9 +46,9 @@ fn daemon_measures_an_rtsp_camera_and_reconnects_after_a_server_restart() {
     let port = free_port();
     let mut server = Server::start(port, "clean");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &server.url(), &broker.url());
+    let config = write_live_config(dir.path(), "live", &server.url(), &broker.url(), "");
     let log_path = dir.path().join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_speedcamd"))
+    let mut daemon = speedcamd()
         .args(["run", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info")

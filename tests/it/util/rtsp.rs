@@ -3,21 +3,20 @@
 //!
 //! Needs the Debian packages python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-base,
 //! gstreamer1.0-plugins-good (qtdemux, rtph264pay, breakmydata) and gstreamer1.0-plugins-bad
-//! (h264parse). Without them [`skip`] prints a visible `SKIP` line and the test passes.
+//! (h264parse): the tool `gst-rtsp-server` of the skip rule ([`super`]); without them
+//! [`available`] is false after `SKIPPED: gst-rtsp-server`, and the test returns.
 
+use super::{need, repo, write_demo_config, Tool};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// The bundled synthetic scene (H.264, no B-frames) the server plays.
 pub fn scene() -> PathBuf {
-    repo("media/demo/scene.mp4")
+    repo().join("media/demo/scene.mp4")
 }
 
 /// Debian's Python, which has the GStreamer bindings (a pyenv or venv python usually lacks
@@ -50,19 +49,39 @@ pub fn missing_server() -> Option<String> {
     }
 }
 
-/// Returns true (and prints a visible SKIP line) when the server cannot run.
-pub fn skip(test: &str) -> bool {
-    use std::io::Write;
-    let Some(why) = missing_server() else {
-        return false;
-    };
-    // Written to the process's stderr directly: libtest captures `println!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {why}; install python3-gi gir1.2-gst-rtsp-server-1.0 \
-         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+/// Whether the server can run here; when not, the skip rule ([`need`]) decides: `false`
+/// after `SKIPPED: gst-rtsp-server`, or a failure when `SPEEDCAM_REQUIRE` names it.
+pub fn available() -> bool {
+    // Checked once per process (it starts a Python).
+    static MISSING: OnceLock<Option<String>> = OnceLock::new();
+    let missing = MISSING.get_or_init(missing_server).clone();
+    need(Tool::GstRtspServer, missing.map_or(Ok(()), Err)).is_some()
+}
+
+/// Writes the config of a daemon watching the live camera at `rtsp_url` ([`write_demo_config`],
+/// publishing to `mqtt_url` as `device_id`): quick reconnects (0.2-1 s, stalled after 3 s),
+/// `extra` TOML after them, and 3 detections in the zone enough for a measurement (the
+/// debug-profile detector reaches ~3-4 of the stream's 30 frames/s on a 2-core machine; the
+/// default 5 leaves most vehicles unmeasured and makes the run depend on how busy the machine
+/// is). Returns its path.
+pub fn write_live_config(
+    dir: &Path,
+    device_id: &str,
+    rtsp_url: &str,
+    mqtt_url: &str,
+    extra: &str,
+) -> PathBuf {
+    let extra = format!(
+        "[cameras.reconnect]\ninitial_s = 0.2\nmax_s = 1.0\nstall_timeout_s = 3.0\n\n{extra}"
     );
-    true
+    let path = write_demo_config(dir, device_id, rtsp_url, mqtt_url, &extra);
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "tolerance_kmh = 3.0",
+        "tolerance_kmh = 3.0\nmin_samples_in_zone = 3",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A running `rtsp_server.py`; killed (SIGKILL) when dropped.
@@ -75,7 +94,7 @@ impl Server {
     /// Starts the server on `port` and waits until the port accepts connections.
     pub fn start(port: u16, mode: &str) -> Server {
         let mut child = Command::new(python())
-            .arg(repo("tests/support/rtsp_server.py"))
+            .arg(repo().join("tests/support/rtsp_server.py"))
             .arg(port.to_string())
             .arg(scene())
             .arg(mode)
