@@ -10,8 +10,8 @@
 //!
 //! No further NMS runs on these boxes.
 
+use super::decode_util::{check_len, dims_str, label, shape_str};
 use super::engine::OutputTensor;
-use super::family::{check_len, dims_str, label, shape_str};
 use super::{BBox, DetectError, Detection};
 
 /// Which output holds what, for the EfficientNMS layout.

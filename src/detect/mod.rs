@@ -24,6 +24,7 @@
 
 pub use speedcam_core::detect::*;
 
+mod decode_util;
 pub mod end2end;
 pub mod engine;
 pub mod family;

@@ -46,7 +46,7 @@ pub fn check_outputs(
         Err(format!(
             "output 0 has shape {}, expected [1, {rows}, {OUTPUT_COLS}] ({rows} grid cells at \
              strides 8/16/32 for a {input_size} px input, 80 class scores + 4 x 11 distance bins)",
-            super::family::dims_str(got)
+            super::decode_util::dims_str(got)
         ))
     }
 }

@@ -5,8 +5,8 @@
 //! `[1, N, 4 + C]`; both are read. The layout is told apart by which dimension equals `4 + C`,
 //! C being the length of the label list, so a model with N < 4 + C anchors still decodes.
 
+use super::decode_util::{best_class, check_len, dims_str, label, shape_str};
 use super::engine::OutputTensor;
-use super::family::{best_class, check_len, dims_str, label, shape_str};
 use super::{BBox, DetectError, Detection};
 
 /// Box columns before the class scores: cx, cy, w, h.

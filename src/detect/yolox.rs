@@ -6,8 +6,8 @@
 //! decodes to centre `((tx + gx) * s, (ty + gy) * s)` and size `(exp(tw) * s, exp(th) * s)` in
 //! input px; a class's score is objectness x class score.
 
+use super::decode_util::{best_class, check_len, dims_str, label, shape_str};
 use super::engine::OutputTensor;
-use super::family::{best_class, check_len, dims_str, label, shape_str};
 use super::{BBox, DetectError, Detection};
 
 /// Head strides, px of input per grid cell, in output row order.
