@@ -9,10 +9,10 @@
 //! guard), the guard marks the store failed, keeps queueing and says that a restart is needed.
 
 use super::camera::Verdict;
-use super::sink::EventSink;
 use crate::config::StorageConfig;
 use crate::event::EventType;
 use crate::metrics::StorageMetrics;
+use crate::stats::StageTimes;
 use crate::store::{free_bytes, Retention, RetentionPolicy, Store, StoreError};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -241,9 +241,9 @@ impl StorageGuard {
 
     /// Writes held verdicts through `sink` while the store accepts writes; returns how many
     /// were stored.
-    pub fn drain(&self, sink: &EventSink) -> usize {
+    pub fn drain(&self, sink: &dyn VerdictWriter) -> usize {
         let mut stored = 0;
-        let mut times = crate::stats::StageTimes::default();
+        let mut times = StageTimes::default();
         while self.queued() > 0 && self.check() {
             let Some(mut v) = self.pop() else { break };
             match sink.store_now(&mut v, &mut times) {
@@ -281,6 +281,14 @@ impl StorageGuard {
     }
 }
 
+/// Where held verdicts go once the store takes writes again: the daemon's
+/// [`EventSink`](super::EventSink), which holds this module's [`StorageGuard`]. A trait, so
+/// the dependency points one way (sink -> storage).
+pub trait VerdictWriter: Send + Sync {
+    /// Stores `v` now, bypassing the guard.
+    fn store_now(&self, v: &mut Verdict, times: &mut StageTimes) -> Result<(), StoreError>;
+}
+
 /// The background thread: retries held verdicts every second and runs retention every
 /// `[storage] prune_interval_s`.
 pub struct StorageWorker {
@@ -294,7 +302,7 @@ pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
 impl StorageWorker {
     /// Starts the worker for `sink`'s store (the sink must carry `guard`).
     pub fn start(
-        sink: Arc<EventSink>,
+        sink: Arc<dyn VerdictWriter>,
         guard: Arc<StorageGuard>,
         store: Store,
         prune_every: Duration,
@@ -303,7 +311,7 @@ impl StorageWorker {
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("storage".into())
-            .spawn(move || worker(&sink, &guard, &store, prune_every, &s))?;
+            .spawn(move || worker(sink.as_ref(), &guard, &store, prune_every, &s))?;
         Ok(StorageWorker {
             stop,
             thread: Some(thread),
@@ -332,7 +340,7 @@ fn unix_ms_now() -> u64 {
 }
 
 fn worker(
-    sink: &EventSink,
+    sink: &dyn VerdictWriter,
     guard: &StorageGuard,
     store: &Store,
     prune_every: Duration,
@@ -388,6 +396,7 @@ fn worker(
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::service::EventSink;
 
     fn verdict(n: u64, kind: EventType) -> Verdict {
         Verdict {
