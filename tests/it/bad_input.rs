@@ -295,10 +295,25 @@ fn truncated_videos_are_errors_that_say_so() {
         std::fs::write(&video, bytes).unwrap();
         let cfg = write_config(dir.path(), &format!("{name}.toml"), &video, &model(), |t| t);
         let out = dir.path().join(format!("{name}.jpg"));
-        fails_with(
-            &["snapshot", "--config", &cfg, "--out", out.to_str().unwrap()],
-            &[&format!("{name}.mp4"), why],
-        );
+        let args = ["snapshot", "--config", &cfg, "--out", out.to_str().unwrap()];
+        if cfg!(feature = "ffmpeg") && *name == "faststart-mdat" {
+            // With libavcodec the built-in reader's refusal is a fallback, not an error: the
+            // index is whole, so libav reads the frames that are there, and the log says why.
+            let (status, stderr) = run(&args);
+            assert!(
+                status.status.success(),
+                "speedcamd {args:?} failed:\n{stderr}"
+            );
+            for n in [
+                &format!("{name}.mp4"),
+                *why,
+                "decoding it with libavcodec instead",
+            ] {
+                assert!(stderr.contains(n), "message lacks {n:?}:\n{stderr}");
+            }
+            continue;
+        }
+        fails_with(&args, &[&format!("{name}.mp4"), why]);
     }
     // replay checks the video before loading anything else.
     let video = dir.path().join("in-moov.mp4");
