@@ -64,10 +64,11 @@ if [ "$run_tests" = 1 ]; then
     # speedcam-core's tests (the pipeline logic: tracking, speed, scheduling, config, parsers),
     # compiled in release so they share the release build's dependencies, and run by
     # qemu-aarch64-static (the runner in .cargo/config.toml). The daemon's own tests and the
-    # integration tests stay native; the binary itself gets a smoke run below. Extra libtest
+    # integration tests stay native; the binary itself gets a smoke run below. `--lib`: the
+    # doc-tests would need a rustdoc with the aarch64 std (rustup's has none). Extra libtest
     # arguments (a filter, --test-threads=N) can be passed in SPEEDCAM_QEMU_TEST_ARGS.
     # shellcheck disable=SC2086
-    $cargo test --release --locked --target $target -p speedcam-core --features openh264 -- \
+    $cargo test --release --locked --target $target -p speedcam-core --features openh264 --lib -- \
         ${SPEEDCAM_QEMU_TEST_ARGS:-}
     t2=$(date +%s)
     echo "cross-aarch64: speedcam-core tests under qemu $((t2 - t1)) s"
