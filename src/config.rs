@@ -21,17 +21,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut cfg = speedcam_core::config::parse(text, path)?;
-    if let Some(files) = cfg.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
-        let loaded = MqttTls::load_files(files).map_err(|problem| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            problems: vec![problem],
-        })?;
-        files.material_hash = loaded.material_hash();
+    if let Some(loaded) = mqtt_tls(&cfg)? {
+        if let Some(files) = cfg.mqtt.as_mut().and_then(|m| m.tls.as_mut()) {
+            files.material_hash = loaded.material_hash();
+        }
     }
     Ok(cfg)
 }
 
-/// The loaded TLS material of a config [`load`]ed or [`parse`]d here (None for `mqtt://`).
+/// The loaded TLS material of a config [`load`]ed or [`parse`]d here (None for `mqtt://`); a
+/// file that cannot be used is a problem on its key, at its line.
 pub fn mqtt_tls(cfg: &Config) -> Result<Option<MqttTls>, ConfigError> {
     cfg.mqtt
         .as_ref()

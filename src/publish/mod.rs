@@ -224,12 +224,7 @@ impl Publisher {
         // TLS whenever the URL asks for it: rumqttc then never opens a plain TCP session.
         match (&cfg.tls, cfg.url_wants_tls()) {
             (Some(files), true) => {
-                let ca = files.ca_file.as_deref();
-                let client = files
-                    .client_cert
-                    .as_ref()
-                    .map(|(c, k)| (c.as_path(), k.as_path()));
-                opts.set_transport(MqttTls::load(ca, client)?.transport());
+                opts.set_transport(MqttTls::from_files(files)?.transport());
             }
             (None, false) => {}
             _ => {

@@ -138,6 +138,15 @@ impl MqttTls {
         })
     }
 
+    /// [`MqttTls::load`] on the files `[mqtt]` names.
+    pub fn from_files(files: &TlsFiles) -> Result<MqttTls, SecurityFileError> {
+        let client = files
+            .client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        MqttTls::load(files.ca_file.as_deref(), client)
+    }
+
     /// Loads the files `[mqtt]` names ([`MqttTls::load`]); a failure is a config problem on
     /// the key of the file concerned, at its line.
     pub fn load_files(files: &TlsFiles) -> Result<MqttTls, Problem> {
@@ -146,7 +155,7 @@ impl MqttTls {
             .client_cert
             .as_ref()
             .map(|(c, k)| (c.as_path(), k.as_path()));
-        MqttTls::load(ca, client).map_err(|e| {
+        MqttTls::from_files(files).map_err(|e| {
             let path = match &e {
                 SecurityFileError::Read { path, .. } | SecurityFileError::Content { path, .. } => {
                     Some(path.as_path())
