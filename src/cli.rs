@@ -194,7 +194,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     let cfg = config::load(path)?;
     if let Some(log) = LOG.get() {
         if let Err(e) = log.apply_config(cfg.log_level.as_deref()) {
-            tracing::warn!("{e}");
+            tracing::warn!(err = %e, "log_level not applied");
         }
     }
     Ok(cfg)

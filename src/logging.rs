@@ -7,6 +7,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
+/// Prefix of our fields in the journal: the camera span's `camera` becomes `SPEEDCAM_CAMERA`,
+/// an error's `err` becomes `SPEEDCAM_ERR` (tracing-journald's default, `F_`/`S0_`, says nothing
+/// to an operator typing `journalctl SPEEDCAM_CAMERA=front`). The README lists the fields.
+pub const JOURNAL_FIELD_PREFIX: &str = "SPEEDCAM";
+
 /// The filter when neither `RUST_LOG` nor the config sets one.
 pub(crate) const DEFAULT_FILTER: &str = "info";
 
@@ -90,7 +95,9 @@ pub fn init() -> LogHandle {
     let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let (filter, reload) = reload::Layer::new(filter);
     let journald = if stderr_is_journal() {
-        tracing_journald::layer().ok()
+        tracing_journald::layer()
+            .ok()
+            .map(|l| l.with_field_prefix(Some(JOURNAL_FIELD_PREFIX.into())))
     } else {
         None
     };
@@ -114,6 +121,92 @@ pub fn init() -> LogHandle {
         reload,
         env_filter,
         target,
+    }
+}
+
+/// A tracing layer that keeps every event with its fields and those of its spans, for tests
+/// that check what an operator would filter on (`camera` from the span, `err` as a field).
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::collections::BTreeMap;
+    use std::fmt;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing::{Event, Subscriber};
+    use tracing_subscriber::layer::Context;
+    use tracing_subscriber::registry::LookupSpan;
+
+    /// One event as a subscriber saw it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Captured {
+        /// The event's own fields, `message` included.
+        pub fields: BTreeMap<String, String>,
+        /// `span_name.field` for every field of every span the event is inside.
+        pub span_fields: BTreeMap<String, String>,
+        /// The thread that emitted it.
+        pub thread: String,
+    }
+
+    /// Records into a shared list; clone it to read the list after the run.
+    #[derive(Clone, Default)]
+    pub(crate) struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+    impl Capture {
+        /// Everything recorded so far.
+        pub(crate) fn events(&self) -> Vec<Captured> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+    }
+
+    struct Fields(BTreeMap<String, String>);
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_string(), value.to_string());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0
+                .insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            let mut fields = Fields(BTreeMap::new());
+            attrs.record(&mut fields);
+            if let Some(span) = ctx.span(id) {
+                let name = span.name();
+                let named = fields
+                    .0
+                    .into_iter()
+                    .map(|(k, v)| (format!("{name}.{k}"), v))
+                    .collect::<BTreeMap<_, _>>();
+                span.extensions_mut().insert(named);
+            }
+        }
+
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            let mut fields = Fields(BTreeMap::new());
+            event.record(&mut fields);
+            let mut span_fields = BTreeMap::new();
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope.from_root() {
+                    if let Some(f) = span.extensions().get::<BTreeMap<String, String>>() {
+                        span_fields.extend(f.clone());
+                    }
+                }
+            }
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Captured {
+                    fields: fields.0,
+                    span_fields,
+                    thread,
+                });
+        }
     }
 }
 

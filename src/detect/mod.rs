@@ -80,7 +80,9 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
                 let device = cfg.onnxruntime.device_id as usize;
                 match det.enable_gpu_preprocessing(device) {
                     Ok(()) => tracing::info!(device, "preprocessing on the GPU"),
-                    Err(e) => tracing::warn!("{e}; preprocessing stays on the CPU"),
+                    Err(e) => {
+                        tracing::warn!(err = %e, "GPU preprocessing unavailable; it stays on the CPU")
+                    }
                 }
             }
             Ok(Box::new(det))

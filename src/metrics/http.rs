@@ -86,7 +86,7 @@ fn run(server: &tiny_http::Server, stop: &AtomicBool, metrics: &Metrics) {
             Err(_) if stop.load(Ordering::SeqCst) => return,
             Err(e) => {
                 // An accept error (e.g. out of file descriptors): say so, back off, go on.
-                tracing::warn!("metrics endpoint: {e}");
+                tracing::warn!(err = %e, "metrics endpoint failed");
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -120,6 +120,6 @@ fn respond(request: tiny_http::Request, metrics: &Metrics) {
             .with_status_code(404),
     };
     if let Err(e) = request.respond(response) {
-        tracing::debug!("metrics endpoint: answering a scrape: {e}");
+        tracing::debug!(err = %e, "metrics endpoint: answering a scrape failed");
     }
 }

@@ -387,7 +387,7 @@ impl Metrics {
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         {
-            tracing::warn!("encoding metrics: {e}");
+            tracing::warn!(err = %e, "encoding metrics failed");
         }
         out
     }

@@ -417,14 +417,14 @@ fn run_in(
         &stop,
         loop_opts,
         &mut |_| {},
-    )?;
+    );
     match end {
         LoopEnd::EndOfStream | LoopEnd::Stopped => {}
         LoopEnd::Stalled { after_s } => bail!(
             "{} delivered no frame for {after_s:.1} s: check that the camera is streaming",
             crate::source::redact_uri(uri)
         ),
-        LoopEnd::Failed(e) => bail!(e),
+        LoopEnd::Failed(e) => return Err(e.into()),
     }
     let mut notes = Vec::new();
     if let Some(n) = opts.max_frames {
@@ -496,7 +496,8 @@ impl Drop for TempDataDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             tracing::warn!(
-                "cannot remove the benchmark's temporary store {}: {e}",
+                err = %e,
+                "cannot remove the benchmark's temporary store {}",
                 self.0.display()
             );
         }

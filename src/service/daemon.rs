@@ -245,7 +245,7 @@ impl Control<'_> {
         let mut signals = match Signals::new() {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("cannot listen for signals: {e}");
+                tracing::error!(err = %e, "cannot listen for signals");
                 return "no signal handling";
             }
         };
@@ -315,13 +315,13 @@ impl Control<'_> {
                 if let Some(log) = self.log {
                     let level = self.live_cfg.current().log_level.clone();
                     if let Err(e) = log.apply_config(level.as_deref()) {
-                        tracing::warn!("{e}");
+                        tracing::warn!(err = %e, "log_level not applied");
                     }
                 }
                 summary
             }
             Err(e) => {
-                tracing::error!("reload rejected, the running config stays: {e}");
+                tracing::error!(err = %e, "reload rejected, the running config stays");
                 let first = e.to_string();
                 let first = first.lines().last().unwrap_or_default().trim();
                 format!("reload rejected, running config kept: {first}")
@@ -432,10 +432,14 @@ struct CameraContext {
 /// One camera's life in the daemon: the supervisor opens, streams and reopens its source
 /// until shutdown; state changes are logged and published retained at `<camera>/state`.
 fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
+    // Every line this camera's thread (and its decode thread) logs carries its id:
+    // `SPEEDCAM_CAMERA=<id>` in the journal (see README, "Logs").
+    let span = tracing::info_span!("camera", camera = %cam.id);
+    let _entered = span.enter();
     let clock = crate::clock::RealClock::default();
     let opener = DefaultOpener::for_camera(cam).with_replay(cam.live.replay);
     let report = |state: &supervisor::CameraState| {
-        tracing::info!(camera = %cam.id, state = ?state, "camera state");
+        tracing::info!(state = ?state, "camera state");
         ctx.board.set(&cam.id, state);
         if let Some(m) = &ctx.hooks.metrics {
             m.set_source_state(state.name());
@@ -457,9 +461,15 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
         hooks: ctx.hooks.clone(),
     };
     let totals = sup.run(&mut |v| {
-        tracing::info!(camera = %v.event.camera, kind = ?v.event.kind, speed_kmh = v.event.speed_kmh, track = v.event.track_id, "verdict");
+        tracing::info!(kind = ?v.event.kind, speed_kmh = v.event.speed_kmh, track = v.event.track_id, "verdict");
     });
-    tracing::info!(camera = %cam.id, connections = totals.connections, failures = totals.failures, frames = totals.sum.frames, dropped = totals.sum.dropped, "camera stopped");
+    tracing::info!(
+        connections = totals.connections,
+        failures = totals.failures,
+        frames = totals.sum.frames,
+        dropped = totals.sum.dropped,
+        "camera stopped"
+    );
 }
 
 #[cfg(test)]

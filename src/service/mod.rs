@@ -263,7 +263,7 @@ impl LoopOptions {
 pub const LIVE_STAGE_SAMPLES: usize = 1024;
 
 /// Why [`run_source`] returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum LoopEnd {
     /// The source has no more frames (end of file, or a live stream that ended).
     EndOfStream,
@@ -274,8 +274,28 @@ pub enum LoopEnd {
         /// Seconds waited.
         after_s: f64,
     },
-    /// The source failed; the message says why.
-    Failed(String),
+    /// The source failed (or the loop could not start).
+    Failed(LoopFailure),
+}
+
+/// How a camera loop failed, with the cause kept typed (the supervisor reports it, `replay`
+/// and `bench` return it). The message prints the cause, so it is not also `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopFailure {
+    /// The source returned an error while reading.
+    #[error("reading {describe}: {cause}")]
+    Source {
+        /// The source, credentials redacted.
+        describe: String,
+        /// What the source reported.
+        cause: SourceError,
+    },
+    /// The decode thread could not be started (out of threads or memory).
+    #[error("cannot start the decode thread: {cause}")]
+    Spawn {
+        /// The operating system's error.
+        cause: std::io::Error,
+    },
 }
 
 /// Runs one camera's frames through detection, tracking, speed and the sink until the source
@@ -290,7 +310,7 @@ pub fn run_source(
     stop: &AtomicBool,
     opts: LoopOptions,
     on_verdict: &mut dyn FnMut(&Verdict),
-) -> anyhow::Result<(RunSummary, LoopEnd)> {
+) -> (RunSummary, LoopEnd) {
     let model_id = detector.lock(false).model_id().to_string();
     // After a reload the camera's settings in force are the reloaded ones, also on a reconnect.
     let reloads = opts.hooks.config.as_deref();
@@ -317,10 +337,23 @@ pub fn run_source(
     let describe = source.describe();
     let decoder = {
         let handoff = handoff.clone();
-        std::thread::Builder::new()
+        // The decode thread logs inside the camera's span, to the loop's subscriber (a test's
+        // scoped one too), like the loop itself.
+        let span = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let spawned = std::thread::Builder::new()
             .name(format!("decode-{}", cam.id))
-            .spawn(move || decode_thread(source, &handoff))
-            .context("spawning decode thread")?
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| decode_thread(source, &handoff))
+                })
+            });
+        match spawned {
+            Ok(handle) => handle,
+            Err(cause) => {
+                return (sum, LoopEnd::Failed(LoopFailure::Spawn { cause }));
+            }
+        }
     };
     let mut first_t: Option<f64> = None;
     let mut last_t = 0.0;
@@ -338,7 +371,12 @@ pub fn run_source(
                 if let Some(c) = live.camera(&cam.id) {
                     pipe.reconfigure(&c);
                     sched.reconfigure(c.schedule, c.zone.clone());
-                    tracing::info!(camera = %cam.id, limit_kmh = c.speed_limit_kmh, tolerance_kmh = c.tolerance_kmh, strict = c.strict, "reloaded settings applied; live tracks kept");
+                    tracing::info!(
+                        limit_kmh = c.speed_limit_kmh,
+                        tolerance_kmh = c.tolerance_kmh,
+                        strict = c.strict,
+                        "reloaded settings applied; live tracks kept"
+                    );
                 }
             }
         }
@@ -363,7 +401,12 @@ pub fn run_source(
         let (frame, decode_ms) = match item {
             Ok(x) => x,
             Err(SourceError::Stalled { after_s, .. }) => break LoopEnd::Stalled { after_s },
-            Err(e) => break LoopEnd::Failed(format!("reading {describe}: {e}")),
+            Err(cause) => {
+                break LoopEnd::Failed(LoopFailure::Source {
+                    describe: describe.clone(),
+                    cause,
+                })
+            }
         };
         sum.frames += 1;
         if let Some(m) = metrics {
@@ -404,7 +447,7 @@ pub fn run_source(
                 Err(e) => {
                     sum.detect_errors += 1;
                     metrics.inspect(|m| m.detect_error());
-                    tracing::warn!(camera = %cam.id, frame = frame.seq, "detector failed: {e}");
+                    tracing::warn!(frame = frame.seq, err = %e, "detector failed");
                     None
                 }
             },
@@ -421,17 +464,23 @@ pub fn run_source(
         m.dropped(sum.dropped.saturating_sub(dropped_seen));
     }
     let c = sched.counts();
-    tracing::debug!(camera = %cam.id, busy = c.busy, motion = c.motion, idle = c.idle, skipped = c.skipped, "frame scheduler");
+    tracing::debug!(
+        busy = c.busy,
+        motion = c.motion,
+        idle = c.idle,
+        skipped = c.skipped,
+        "frame scheduler"
+    );
     if matches!(end, LoopEnd::Stalled { .. }) {
         // The decode thread may be blocked inside the source; it exits on its next hand-off.
-        tracing::warn!(camera = %cam.id, "leaving a stalled decode thread for {describe} to finish on its own");
+        tracing::warn!("leaving a stalled decode thread for {describe} to finish on its own");
     } else {
         let _ = decoder.join();
     }
     deliver(pipe.finish(), sink, &mut sum, metrics, on_verdict);
     sum.wall_s = started.elapsed().as_secs_f64();
     sum.video_s = first_t.map(|f| last_t - f).unwrap_or(0.0);
-    Ok((sum, end))
+    (sum, end)
 }
 
 /// The recording a file camera replays (its frames recur when the daemon restarts it, so its
@@ -443,11 +492,14 @@ fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
     }
     match crate::store::Recording::of_file(Path::new(&cam.source)) {
         Ok(r) => {
-            tracing::debug!(camera = %cam.id, recording = r.fingerprint(), "file source: events get origin keys");
+            tracing::debug!(
+                recording = r.fingerprint(),
+                "file source: events get origin keys"
+            );
             Some(r)
         }
         Err(e) => {
-            tracing::debug!(camera = %cam.id, "cannot fingerprint {}: {e}; events get no origin keys", cam.source);
+            tracing::debug!(err = %e, "cannot fingerprint {}; events get no origin keys", cam.source);
             None
         }
     }
@@ -464,9 +516,9 @@ pub(crate) fn camera_loop(
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<RunSummary> {
     let opts = LoopOptions::for_source(false, Duration::MAX);
-    let (sum, end) = run_source(cam, cfg, source, detector, sink, stop, opts, on_verdict)?;
+    let (sum, end) = run_source(cam, cfg, source, detector, sink, stop, opts, on_verdict);
     match end {
-        LoopEnd::Failed(e) => bail!(e),
+        LoopEnd::Failed(e) => Err(e.into()),
         _ => Ok(sum),
     }
 }
@@ -507,7 +559,7 @@ fn deliver(
             Err(e) => {
                 sum.store_errors += 1;
                 metrics.inspect(|m| m.store_error());
-                tracing::error!(event = %v.event.event_id, "cannot store event: {e}");
+                tracing::error!(event = %v.event.event_id, err = %e, "cannot store event");
             }
         }
     }
@@ -563,6 +615,8 @@ pub fn replay(
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<RunSummary> {
     let cam = pick_camera(cfg, opts.camera.as_deref())?;
+    let span = tracing::info_span!("camera", camera = %cam.id);
+    let _entered = span.enter();
     let uri = match &opts.video {
         Some(v) => v.display().to_string(),
         None => cam.source.clone(),
@@ -596,11 +650,11 @@ pub fn replay(
     };
     let mut sum = if opts.realtime {
         let live = LoopOptions::for_source(true, cam.reconnect.stall_timeout);
-        let (sum, end) = run_source(cam, cfg, source, &detector, &sink, &stop, live, on_verdict)?;
+        let (sum, end) = run_source(cam, cfg, source, &detector, &sink, &stop, live, on_verdict);
         match end {
             LoopEnd::EndOfStream | LoopEnd::Stopped => sum,
             LoopEnd::Stalled { after_s } => bail!("replay stalled: no frame for {after_s:.1} s"),
-            LoopEnd::Failed(e) => bail!(e),
+            LoopEnd::Failed(e) => return Err(e.into()),
         }
     } else {
         camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?
@@ -779,9 +833,8 @@ pub(crate) mod tests {
             &stop,
             opts,
             &mut |_| {},
-        )
-        .unwrap();
-        assert_eq!(end, LoopEnd::EndOfStream);
+        );
+        assert!(matches!(end, LoopEnd::EndOfStream), "{end:?}");
         let v = latencies.lock().unwrap().clone();
         (sum, v)
     }
@@ -880,6 +933,132 @@ pub(crate) mod tests {
         }
     }
 
+    /// Serves `frames` tiny frames (logging once from the decode thread), then reports a
+    /// disconnect.
+    struct BreakingSource {
+        seq: u64,
+        frames: u64,
+    }
+
+    impl Source for BreakingSource {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            if self.seq == 0 {
+                tracing::info!("first frame decoded");
+            }
+            if self.seq == self.frames {
+                return Err(SourceError::Disconnected {
+                    uri: "rtsp://cam/x".into(),
+                    reason: "connection reset by peer".into(),
+                });
+            }
+            self.seq += 1;
+            Ok(Some(tiny_frame(self.seq, self.seq as f64 / 30.0)))
+        }
+        fn describe(&self) -> String {
+            "breaking test camera".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
+    /// Fails every call, like a backend whose runtime broke.
+    struct FailingDetector;
+
+    impl Detector for FailingDetector {
+        fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+            Err(DetectError::Run("CUDA error 700: illegal address".into()))
+        }
+        fn model_id(&self) -> &str {
+            "failing"
+        }
+    }
+
+    #[test]
+    fn camera_logs_carry_the_camera_span_on_both_threads_and_errors_as_fields() {
+        use crate::logging::capture::Capture;
+        use tracing_subscriber::layer::SubscriberExt;
+        let (cfg, _dir) = fixture_config("rtsp://cam/x");
+        let sink = memory_sink(&cfg);
+        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(FailingDetector)));
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(capture.clone());
+        let (sum, end) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("camera", camera = "cam-log");
+            let _entered = span.enter();
+            run_source(
+                &cfg.cameras[0],
+                &cfg,
+                Box::new(BreakingSource { seq: 0, frames: 3 }),
+                &detector,
+                &sink,
+                &AtomicBool::new(false),
+                LoopOptions::for_source(false, Duration::MAX),
+                &mut |_| {},
+            )
+        });
+        assert_eq!(sum.frames, 3, "{sum:?}");
+        assert!(sum.detect_errors >= 1, "{sum:?}");
+        let events = capture.events();
+        assert!(!events.is_empty());
+        for e in &events {
+            assert_eq!(
+                e.span_fields.get("camera.camera").map(String::as_str),
+                Some("cam-log"),
+                "every line names its camera through the span: {e:?}"
+            );
+            assert!(
+                !e.fields.contains_key("camera"),
+                "no second camera field: {e:?}"
+            );
+        }
+        let decoded: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                e.fields
+                    .get("message")
+                    .is_some_and(|m| m == "first frame decoded")
+            })
+            .collect();
+        assert_eq!(decoded.len(), 1, "{events:?}");
+        assert!(decoded[0].thread.starts_with("decode-"), "{:?}", decoded[0]);
+        let failed: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                e.fields
+                    .get("message")
+                    .is_some_and(|m| m == "detector failed")
+            })
+            .collect();
+        assert_eq!(failed.len() as u64, sum.detect_errors, "{events:?}");
+        assert_eq!(
+            failed[0].fields.get("err").map(String::as_str),
+            Some("inference failed: CUDA error 700: illegal address"),
+            "the error is a field of its own, not message text: {:?}",
+            failed[0]
+        );
+        // The loop's end keeps the source's error typed, and prints its cause once.
+        let LoopEnd::Failed(failure) = end else {
+            panic!("expected a failure, got {end:?}");
+        };
+        assert!(
+            matches!(
+                &failure,
+                LoopFailure::Source {
+                    cause: SourceError::Disconnected { .. },
+                    ..
+                }
+            ),
+            "{failure:?}"
+        );
+        let shown = format!("{:#}", anyhow::Error::from(failure));
+        assert_eq!(
+            shown.matches("connection reset by peer").count(),
+            1,
+            "{shown}"
+        );
+    }
+
     #[test]
     fn adaptive_skipping_idles_on_an_empty_road_and_runs_full_rate_through_the_zone() {
         let (cfg, _dir) = fixture_config("synthetic.mp4");
@@ -897,8 +1076,7 @@ pub(crate) mod tests {
             &AtomicBool::new(false),
             LoopOptions::for_source(false, Duration::MAX),
             &mut |_| {},
-        )
-        .unwrap();
+        );
         let ran = ran.lock().unwrap().clone();
         assert_eq!(sum.frames, 180);
         assert_eq!(sum.detected + sum.skipped, 180);
@@ -1128,7 +1306,8 @@ pub(crate) mod tests {
                     opts,
                     &mut |_| {},
                 )
-                .map(|(s, _)| s.detected)
+                .0
+                .detected
             })
         };
         // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.
@@ -1150,7 +1329,7 @@ pub(crate) mod tests {
         }
         release.store(true, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
-        let detected = worker.join().expect("camera loop").expect("run_source");
+        let detected = worker.join().expect("camera loop");
         assert!(detected > 5, "the loop ran before the wedge: {detected}");
         assert!(pings_before >= 3, "pinged while healthy: {pings_before}");
         assert_eq!(

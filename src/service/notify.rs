@@ -24,7 +24,7 @@ impl Notify for SystemdNotify {
     fn send(&self, states: &[NotifyState<'_>]) {
         if let Err(e) = sd_notify::notify(states) {
             // Nothing else to do: systemd will time us out if it never hears READY.
-            tracing::warn!("cannot notify systemd: {e}");
+            tracing::warn!(err = %e, "cannot notify systemd");
         }
     }
 

@@ -131,7 +131,7 @@ impl EventSink {
                         self.publish_measurements,
                     )
                     .unwrap_or_else(|e| {
-                        tracing::error!(event = %v.event.event_id, "cannot encode event for MQTT: {e}");
+                        tracing::error!(event = %v.event.event_id, err = %e, "cannot encode event for MQTT");
                         Vec::new()
                     })
             }
@@ -145,7 +145,7 @@ impl EventSink {
         )?;
         if let Recorded::SameOrigin { event_id } = recorded {
             self.already_recorded.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(camera = %v.event.camera, track = v.event.track_id, kind = ?v.event.kind, stored_as = %event_id, "already recorded before a restart; not stored again");
+            tracing::debug!(track = v.event.track_id, kind = ?v.event.kind, stored_as = %event_id, "already recorded before a restart; not stored again");
             times.lap(Stage::Store, start);
             return Ok(Accepted::AlreadyRecorded { event_id });
         }

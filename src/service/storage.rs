@@ -153,7 +153,8 @@ impl StorageGuard {
         if !matches!(*state, StorageState::Failed { .. }) {
             tracing::error!(
                 data_dir = %self.dir.display(),
-                "STORAGE FAILED: {e}; sled cannot write to data_dir {} again in this process: new verdicts are held in memory; free disk space there and restart speedcamd (held verdicts are lost at the restart)",
+                err = %e,
+                "STORAGE FAILED: sled cannot write to data_dir {} again in this process: new verdicts are held in memory; free disk space there and restart speedcamd (held verdicts are lost at the restart)",
                 self.dir.display()
             );
         }
@@ -256,7 +257,7 @@ impl StorageGuard {
                 Err(e) => {
                     // A record that can never be stored (a bug); keeping it would block the queue.
                     self.lost(&v);
-                    tracing::error!(event = %v.event.event_id, "held verdict cannot be stored: {e}");
+                    tracing::error!(event = %v.event.event_id, err = %e, "held verdict cannot be stored");
                 }
             }
         }
@@ -372,7 +373,7 @@ fn worker(
                     guard.metrics.pruned.inc_by(r.by_age + r.by_bytes);
                 }
                 Err(e) if StorageGuard::is_storage_failure(&e) => guard.fail(&e),
-                Err(e) => tracing::error!("retention pass failed: {e}"),
+                Err(e) => tracing::error!(err = %e, "retention pass failed"),
             }
         }
         if !clock.sleep_unless(RETRY_EVERY, stop) {

@@ -162,10 +162,7 @@ impl Supervisor<'_> {
                         opts.clone(),
                         on_verdict,
                     );
-                    let (sum, end) = match streamed {
-                        Ok(x) => x,
-                        Err(e) => (RunSummary::default(), LoopEnd::Failed(format!("{e:#}"))),
-                    };
+                    let (sum, end) = streamed;
                     // Frames arrived (some may have been superseded before detection): the
                     // connection worked, so the next failure starts the schedule afresh.
                     if sum.frames + sum.dropped > 0 {
@@ -176,7 +173,11 @@ impl Supervisor<'_> {
                     match end {
                         LoopEnd::Stopped => break,
                         LoopEnd::EndOfStream if !live => {
-                            tracing::info!(camera = %cam.id, frames = sum.frames, measurements = sum.measurements, "file source ended; camera stopped");
+                            tracing::info!(
+                                frames = sum.frames,
+                                measurements = sum.measurements,
+                                "file source ended; camera stopped"
+                            );
                             (self.report)(&CameraState::Stopped {
                                 reason: "end of file".into(),
                             });
@@ -190,7 +191,7 @@ impl Supervisor<'_> {
                             (self.report)(&CameraState::Stalled { after_s });
                             format!("no frame for {after_s:.1} s")
                         }
-                        LoopEnd::Failed(e) => e,
+                        LoopEnd::Failed(e) => e.to_string(),
                     }
                 }
             };
@@ -200,7 +201,7 @@ impl Supervisor<'_> {
             totals.failures += 1;
             attempt += 1;
             let delay = backoff.next_delay(unit_random());
-            tracing::warn!(camera = %cam.id, attempt, "source {shown}: {reason}; retrying in {:.1} s", delay.as_secs_f64());
+            tracing::warn!(attempt, err = %reason, "source {shown} failed; retrying in {:.1} s", delay.as_secs_f64());
             (self.report)(&CameraState::Reconnecting {
                 reason,
                 attempt,

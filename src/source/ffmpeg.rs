@@ -193,7 +193,6 @@ impl FfmpegSource {
     pub fn open(path: &Path, camera: Arc<str>, opts: &FfmpegOptions) -> Result<Self, SourceError> {
         let s = open_stream(path, opts)?;
         tracing::debug!(
-            camera = %camera,
             path = %path.display(),
             codec = s.codec_name,
             decoder = %s.decoder_name,
@@ -263,7 +262,7 @@ impl FfmpegSource {
         self.pictures += 1;
         let Some(ticks) = self.decoded.timestamp() else {
             self.counters.decode_errors += 1;
-            tracing::warn!(camera = %self.camera, "decoded frame has no timestamp, dropped");
+            tracing::warn!("decoded frame has no timestamp, dropped");
             return Ok(None);
         };
         let pts_ns = match self.clock.stamp(ticks) {
@@ -271,7 +270,6 @@ impl FfmpegSource {
             Err(last_pts_ns) => {
                 self.counters.pts_backwards_dropped += 1;
                 tracing::warn!(
-                    camera = %self.camera,
                     ticks,
                     last_pts_ns,
                     "timestamp does not move forward, frame dropped"
@@ -284,7 +282,7 @@ impl FfmpegSource {
             Ok(data) => data,
             Err(e) => {
                 self.counters.decode_errors += 1;
-                tracing::warn!(camera = %self.camera, pts_ns, "frame dropped: {e}");
+                tracing::warn!(pts_ns, err = %e, "frame dropped");
                 return Ok(None);
             }
         };
@@ -325,9 +323,9 @@ impl FfmpegSource {
                         Err(e) => {
                             self.counters.decode_errors += 1;
                             tracing::warn!(
-                                camera = %self.camera,
                                 packet = self.counters.samples_read,
-                                "{} decode error, packet skipped: {e}",
+                                err = %e,
+                                "{} decode error, packet skipped",
                                 self.codec_name
                             );
                         }
@@ -339,9 +337,9 @@ impl FfmpegSource {
                     read_errors += 1;
                     if read_errors >= MAX_READ_ERRORS {
                         tracing::warn!(
-                            camera = %self.camera,
                             path = %self.path.display(),
-                            "cannot read further ({e}); ending the file here"
+                            err = %e,
+                            "cannot read further; ending the file here"
                         );
                         break;
                     }
@@ -350,7 +348,7 @@ impl FfmpegSource {
         }
         self.eof_sent = true;
         if let Err(e) = self.decoder.send_eof() {
-            tracing::debug!(camera = %self.camera, "draining the decoder: {e}");
+            tracing::debug!(err = %e, "draining the decoder");
         }
     }
 
@@ -586,9 +584,9 @@ impl Source for FfmpegSource {
                 Err(e) => {
                     self.counters.decode_errors += 1;
                     errors += 1;
-                    tracing::warn!(camera = %self.camera, "{} decode error: {e}", self.codec_name);
+                    tracing::warn!(err = %e, "{} decode error", self.codec_name);
                     if errors >= MAX_DECODE_ERRORS {
-                        tracing::warn!(camera = %self.camera, "decoder keeps failing; ending the file here");
+                        tracing::warn!("decoder keeps failing; ending the file here");
                         self.finish();
                     }
                     Ok(None)

@@ -48,10 +48,7 @@ pub fn open_file_with_decoder(
                 | SourceError::NoH264Track { .. }
                 | SourceError::Corrupt { .. }),
             ) => {
-                tracing::info!(
-                    camera = %camera,
-                    "{e}; decoding it with libavcodec instead"
-                );
+                tracing::info!(err = %e, "decoding it with libavcodec instead");
                 let source = FfmpegSource::open(path, camera, &FfmpegOptions::default())?;
                 Ok(Box::new(source))
             }

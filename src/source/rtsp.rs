@@ -476,7 +476,6 @@ impl RtspSource {
             Ok(Ok(s)) => s,
         };
         tracing::info!(
-            camera = %camera,
             url = %shown,
             transport = ?opts.transport,
             codec = %info.codec,
@@ -516,7 +515,7 @@ impl RtspSource {
                 None => std::mem::forget(session),
             }
         }
-        tracing::warn!(camera = %self.camera, url = %self.url, "RTSP session ended: {reason}");
+        tracing::warn!(url = %self.url, err = %reason, "RTSP session ended");
         self.ended = Some(reason.clone());
         SourceError::Disconnected {
             uri: self.url.clone(),
@@ -534,7 +533,7 @@ impl RtspSource {
         };
         let Some(wall) = ntp_to_wall(sr.ntp_timestamp().0) else {
             if self.sender_report.is_none() {
-                tracing::debug!(camera = %self.camera, "RTCP sender report with an unset clock ignored");
+                tracing::debug!("RTCP sender report with an unset clock ignored");
             }
             return;
         };
@@ -542,7 +541,6 @@ impl RtspSource {
         if self.sender_report.is_none() {
             let local = OffsetDateTime::from(SystemTime::from(pkt.ctx().received_wall()));
             tracing::info!(
-                camera = %self.camera,
                 camera_minus_local_s = (wall - local).as_seconds_f64(),
                 "RTCP sender reports present: frame wall times follow the camera clock"
             );
@@ -593,17 +591,17 @@ impl RtspSource {
             Ok(Err(e)) => {
                 self.counters.decode_errors += 1;
                 if worth_logging(self.counters.decode_errors) {
-                    tracing::warn!(camera = %self.camera, errors = self.counters.decode_errors, "H.264 decode error, access unit skipped: {e}");
+                    tracing::warn!(errors = self.counters.decode_errors, err = %e, "H.264 decode error, access unit skipped");
                 }
                 None
             }
             Err(_) => {
                 self.counters.decode_errors += 1;
-                tracing::error!(camera = %self.camera, "H.264 decoder panicked; restarting it at the next key frame");
+                tracing::error!("H.264 decoder panicked; restarting it at the next key frame");
                 match H264Decoder::new() {
                     Ok(d) => self.decoder = d,
                     Err(e) => {
-                        tracing::error!(camera = %self.camera, "cannot restart the decoder: {e}")
+                        tracing::error!(err = %e, "cannot restart the decoder")
                     }
                 }
                 self.awaiting_keyframe = true;
@@ -638,7 +636,6 @@ impl RtspSource {
             self.counters.pts_backwards_dropped += 1;
             if worth_logging(self.counters.pts_backwards_dropped) {
                 tracing::warn!(
-                    camera = %self.camera,
                     pts_ns,
                     last_pts_ns = self.clock.last_pts_ns(),
                     "RTP timestamp does not move forward, frame dropped"
@@ -676,7 +673,7 @@ impl RtspSource {
             }
             Err(e) => {
                 self.counters.decode_errors += 1;
-                tracing::warn!(camera = %self.camera, "decoded picture unusable: {e}");
+                tracing::warn!(err = %e, "decoded picture unusable");
                 Ok(None)
             }
         }
@@ -828,7 +825,7 @@ impl Source for RtspSource {
                     if is_packet_error(&e) {
                         self.counters.decode_errors += 1;
                         if worth_logging(self.counters.decode_errors) {
-                            tracing::warn!(camera = %self.camera, errors = self.counters.decode_errors, "bad RTP packet skipped: {}", one_line(&e));
+                            tracing::warn!(errors = self.counters.decode_errors, err = %one_line(&e), "bad RTP packet skipped");
                         }
                         continue;
                     }

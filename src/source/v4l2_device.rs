@@ -176,12 +176,11 @@ impl V4l2Source {
             set.height,
             set_interval,
         )? {
-            tracing::warn!(camera = %camera, device = %uri, "{warning}");
+            tracing::warn!(device = %uri, "{warning}");
         }
         let stream = new_stream(&device, opts.stall_timeout)
             .map_err(|e| open_error_or(&path, &e, "mmap buffers"))?;
         tracing::info!(
-            camera = %camera,
             device = %uri,
             card = %caps.card,
             driver = %caps.driver,
@@ -229,7 +228,7 @@ impl V4l2Source {
         self.counters.decode_errors += 1;
         let n = self.counters.decode_errors;
         if n == 1 || n.is_multiple_of(100) {
-            tracing::warn!(camera = %self.camera, skipped = n, "V4L2 buffer skipped: {why}");
+            tracing::warn!(skipped = n, err = %why, "V4L2 buffer skipped");
         }
     }
 }
@@ -350,7 +349,6 @@ impl Source for V4l2Source {
             if d.driver_ns.is_none() && !self.warned_clock {
                 self.warned_clock = true;
                 tracing::warn!(
-                    camera = %self.camera,
                     flags = %d.flags,
                     "driver gives no monotonic buffer timestamps; using the dequeue time \
                      (jitter of a few ms on speeds)"
@@ -360,7 +358,7 @@ impl Source for V4l2Source {
                 capture_times(d.driver_ns, monotonic_now_ns(), OffsetDateTime::now_utc());
             let Some(pts_ns) = self.timeline.pts_ns(capture_ns) else {
                 self.counters.pts_backwards_dropped += 1;
-                tracing::warn!(camera = %self.camera, capture_ns, "timestamp does not move forward, frame dropped");
+                tracing::warn!(capture_ns, "timestamp does not move forward, frame dropped");
                 continue;
             };
             let frame = Frame::new(

@@ -15,6 +15,7 @@ mod bench_cli;
 mod broker_outage;
 mod calibrate_cli;
 mod crash_replay;
+mod daemon_logs;
 mod disk_full;
 mod e2e_replay;
 // The `ffmpeg` feature's source; needs the libav* libraries to build.

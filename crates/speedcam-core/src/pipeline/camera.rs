@@ -298,7 +298,7 @@ impl CameraPipeline {
                 candidate.and_then(|c| match thumbnail::encode_jpeg(&c.crop, 85) {
                     Ok(j) => Some(j),
                     Err(e) => {
-                        tracing::warn!(camera = %self.cam.id, "{e}");
+                        tracing::warn!(err = %e, "thumbnail not encoded; the event goes out without it");
                         None
                     }
                 });

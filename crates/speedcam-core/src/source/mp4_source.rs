@@ -265,7 +265,6 @@ impl Mp4Source {
             reason,
         })?;
         tracing::debug!(
-            camera = %camera,
             path = %path.display(),
             frames = track.sample_count,
             "opened MP4 source"
@@ -325,7 +324,7 @@ impl Source for Mp4Source {
             let pts_ns = self.pts_ns(&sample);
             if let Err(e) = self.access_unit(&sample, id) {
                 self.counters.decode_errors += 1;
-                tracing::warn!(camera = %self.camera, sample = id, "skipping corrupt sample: {e}");
+                tracing::warn!(sample = id, err = %e, "skipping corrupt sample");
                 continue;
             }
             let started = Instant::now();
@@ -339,14 +338,13 @@ impl Source for Mp4Source {
                 }
                 Err(e) => {
                     self.counters.decode_errors += 1;
-                    tracing::warn!(camera = %self.camera, sample = id, "H.264 decode error, sample skipped: {e}");
+                    tracing::warn!(sample = id, err = %e, "H.264 decode error, sample skipped");
                     continue;
                 }
             };
             if let Some(last) = self.last_pts_ns.filter(|&last| pts_ns <= last) {
                 self.counters.pts_backwards_dropped += 1;
                 tracing::warn!(
-                    camera = %self.camera,
                     sample = id,
                     pts_ns,
                     last_pts_ns = last,
