@@ -948,7 +948,10 @@ pub(crate) mod tests {
             if self.seq == self.frames {
                 return Err(SourceError::Disconnected {
                     uri: "rtsp://cam/x".into(),
-                    reason: "connection reset by peer".into(),
+                    cause: speedcam_core::source::link::LinkError::Io {
+                        step: "reading the stream",
+                        cause: std::io::Error::other("connection reset by peer"),
+                    },
                 });
             }
             self.seq += 1;

@@ -230,6 +230,7 @@ mod tests {
     use crate::clock::SimulatedClock;
     use crate::frame::{Frame, PixelFormat};
     use crate::source::{Source, SourceCounters, SourceError};
+    use speedcam_core::source::link::LinkError;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -250,7 +251,7 @@ mod tests {
             if self.left == 0 {
                 return Err(SourceError::Disconnected {
                     uri: "rtsp://cam/x".into(),
-                    reason: "connection reset".into(),
+                    cause: LinkError::Closed,
                 });
             }
             self.left -= 1;
@@ -282,7 +283,10 @@ mod tests {
                 *f -= 1;
                 return Err(SourceError::Connect {
                     uri: redact_uri(uri),
-                    reason: "connection refused".into(),
+                    cause: LinkError::Io {
+                        step: "connecting",
+                        cause: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    },
                 });
             }
             Ok(Box::new(Frames {

@@ -87,9 +87,7 @@ fn expand_credentials_dir(path: &Path) -> Result<PathBuf, SourceError> {
             let dir =
                 std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| SourceError::Connect {
                     uri: s.to_string(),
-                    reason: "CREDENTIALS_DIRECTORY is not set: systemd sets it for units with \
-                             LoadCredential=; outside systemd give a plain path"
-                        .into(),
+                    cause: speedcam_core::source::link::LinkError::NoCredentialsDirectory,
                 })?;
             return Ok(PathBuf::from(dir).join(rest.trim_start_matches('/')));
         }

@@ -69,6 +69,7 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use speedcam_core::source::decode::H264Decoder;
+use speedcam_core::source::link::{one_line, LinkError};
 use speedcam_core::source::sps::parse_sps;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -162,11 +163,11 @@ pub struct RtspOptions {
 
 /// Splits `raw` into a URL without credentials and the credentials it embedded (percent-decoded).
 fn split_url_credentials(raw: &str) -> Result<(Url, Option<Credentials>), SourceError> {
-    let bad = |reason: String| SourceError::Connect {
+    let bad = |cause: LinkError| SourceError::Connect {
         uri: redact_uri(raw),
-        reason,
+        cause,
     };
-    let mut url = Url::parse(raw).map_err(|e| bad(format!("not a valid URL ({e})")))?;
+    let mut url = Url::parse(raw).map_err(|e| bad(LinkError::InvalidUrl { cause: Box::new(e) }))?;
     match url.scheme() {
         "rtsp" => {}
         "rtsps" => {
@@ -178,24 +179,28 @@ fn split_url_credentials(raw: &str) -> Result<(Url, Option<Credentials>), Source
                         .into(),
             })
         }
-        other => return Err(bad(format!("scheme `{other}` is not rtsp://"))),
+        other => {
+            return Err(bad(LinkError::Scheme {
+                scheme: other.to_string(),
+            }))
+        }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("the URL has no host".into()));
+        return Err(bad(LinkError::NoHost));
     }
     let credentials = if url.username().is_empty() && url.password().is_none() {
         None
     } else {
-        let decode = |s: &str, what: &str| {
+        let decode = |s: &str, part: &'static str| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| bad(format!("the {what} in the URL is not UTF-8 once decoded")))
+                .map_err(|_| bad(LinkError::CredentialsNotUtf8 { part }))
         };
         let username = decode(url.username(), "username")?;
         let password = decode(url.password().unwrap_or(""), "password")?;
         if url.set_username("").is_err() || url.set_password(None).is_err() {
-            return Err(bad("cannot remove the credentials from the URL".into()));
+            return Err(bad(LinkError::CredentialsNotStripped));
         }
         Some(Credentials { username, password })
     };
@@ -314,23 +319,12 @@ impl SenderReport {
 }
 
 /// Whether a `retina` error concerns one packet (the session can go on) rather than the
-/// connection. `retina`'s errors are opaque; its packet errors (bad RTP header, depacketisation,
-/// bad RTCP) are the ones whose message carries the packet context line `pkt: ...`.
+/// connection. `retina`'s errors are opaque: 0.4 offers `status_code()` and nothing else to
+/// inspect, so its packet errors (bad RTP header, wrong SSRC, depacketisation, bad RTCP) are told
+/// by the packet context line `pkt: ...` their message carries. A retina upgrade that changes this
+/// fails `tests::a_bad_packet_is_skipped_and_a_closed_connection_ends_the_session`.
 fn is_packet_error(e: &retina::Error) -> bool {
     e.to_string().contains("\npkt: ")
-}
-
-/// A `retina` error on one line, for logs and error reasons.
-fn one_line(e: &retina::Error) -> String {
-    let s = e.to_string();
-    let mut parts = s.lines().filter(|l| !l.trim().is_empty());
-    let head = parts.next().unwrap_or("unknown error").to_string();
-    let rest: Vec<&str> = parts.collect();
-    if rest.is_empty() {
-        head
-    } else {
-        format!("{head} ({})", rest.join("; "))
-    }
 }
 
 /// Whether the `n`th occurrence of something is worth a log line (the first few, then powers of 2).
@@ -411,8 +405,8 @@ pub struct RtspSource {
     awaiting_keyframe: bool,
     /// Decoded frames dropped in a row because their pts did not move forward.
     backwards_in_a_row: u32,
-    /// Why the session ended, once it has.
-    ended: Option<String>,
+    /// Whether the session ended (the next read says so instead of reading).
+    ended: bool,
     seq: u64,
     counters: SourceCounters,
 }
@@ -426,9 +420,9 @@ impl RtspSource {
         let (url, url_credentials) = split_url_credentials(&opts.url)?;
         let shown = redact_uri(url.as_str());
         let credentials = opts.credentials.or(url_credentials);
-        let connect = |reason: String| SourceError::Connect {
+        let connect = |cause: LinkError| SourceError::Connect {
             uri: shown.clone(),
-            reason,
+            cause,
         };
         // Before connecting: a session must not be dropped outside its runtime.
         let decoder = H264Decoder::new().map_err(|reason| SourceError::Decoder {
@@ -438,7 +432,12 @@ impl RtspSource {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| connect(format!("cannot start the network runtime: {e}")))?;
+            .map_err(|cause| {
+                connect(LinkError::Io {
+                    step: "starting the network runtime",
+                    cause,
+                })
+            })?;
         let group = Arc::new(SessionGroup::default());
         let session_options = SessionOptions::default()
             .creds(credentials.map(|c| retina::client::Credentials {
@@ -463,13 +462,11 @@ impl RtspSource {
         });
         let (session, stream_id, info) = match started {
             Err(_) => {
-                return Err(connect(format!(
-                    "no answer to DESCRIBE/SETUP/PLAY within {:.1} s; check the host, port and \
-                     that the camera is up",
-                    timeout.as_secs_f64()
-                )));
+                return Err(connect(LinkError::NoAnswer {
+                    after_s: timeout.as_secs_f64(),
+                }));
             }
-            Ok(Err(Refusal::Connect(reason))) => return Err(connect(reason)),
+            Ok(Err(Refusal::Connect(cause))) => return Err(connect(cause)),
             Ok(Err(Refusal::Unsupported(reason))) => {
                 return Err(SourceError::Unsupported { uri: shown, reason })
             }
@@ -498,14 +495,14 @@ impl RtspSource {
             info,
             awaiting_keyframe: true,
             backwards_in_a_row: 0,
-            ended: None,
+            ended: false,
             seq: 0,
             counters: SourceCounters::default(),
         })
     }
 
-    /// Marks the session ended (dropping it inside the runtime) and builds the error.
-    fn end(&mut self, reason: String) -> SourceError {
+    /// Marks the session ended, dropping it inside the runtime (its teardown is spawned there).
+    fn close_session(&mut self, why: &dyn std::fmt::Display) {
         if let Some(session) = self.session.take() {
             match &self.rt {
                 Some(rt) => {
@@ -515,11 +512,16 @@ impl RtspSource {
                 None => std::mem::forget(session),
             }
         }
-        tracing::warn!(url = %self.url, err = %reason, "RTSP session ended");
-        self.ended = Some(reason.clone());
+        tracing::warn!(url = %self.url, err = %why, "RTSP session ended");
+        self.ended = true;
+    }
+
+    /// Ends the session because of `cause` and builds the error.
+    fn end(&mut self, cause: LinkError) -> SourceError {
+        self.close_session(&cause);
         SourceError::Disconnected {
             uri: self.url.clone(),
-            reason,
+            cause,
         }
     }
 
@@ -568,7 +570,7 @@ impl RtspSource {
         };
         if let Some(evidence) = reordering_evidence(params.extra_data()) {
             let reason = bframes_reason(&evidence);
-            let _ = self.end(reason.clone());
+            self.close_session(&reason);
             return Err(SourceError::Unsupported {
                 uri: self.url.clone(),
                 reason,
@@ -644,10 +646,9 @@ impl RtspSource {
             self.backwards_in_a_row += 1;
             if self.backwards_in_a_row >= MAX_BACKWARDS_IN_A_ROW {
                 // The camera restarted its RTP clock: a new session starts pts afresh.
-                return Err(self.end(format!(
-                    "RTP timestamps went back for {} frames in a row (camera clock reset?)",
-                    self.backwards_in_a_row
-                )));
+                return Err(self.end(LinkError::ClockReset {
+                    frames: self.backwards_in_a_row,
+                }));
             }
             return Ok(None);
         }
@@ -691,7 +692,7 @@ fn bframes_reason(evidence: &str) -> String {
 /// Why a session could not be started.
 enum Refusal {
     /// Network or server failure (retried by the caller).
-    Connect(String),
+    Connect(LinkError),
     /// The stream is not one this source can decode.
     Unsupported(String),
 }
@@ -702,16 +703,13 @@ async fn start_session(
     options: SessionOptions,
     transport: retina::client::Transport,
 ) -> Result<(Demuxed, usize, StreamInfo), Refusal> {
-    let step = |what: &'static str| {
+    let step = |step: &'static str| {
         move |e: retina::Error| {
-            let hint = match e.status_code() {
-                Some(401) | Some(403) => {
-                    "; authentication failed: check the username and password (credentials file or URL)"
-                }
-                Some(404) => "; the server has no such stream: check the URL path",
-                _ => "",
-            };
-            Refusal::Connect(format!("{what} failed: {}{hint}", one_line(&e)))
+            Refusal::Connect(LinkError::Rtsp {
+                step,
+                status: e.status_code(),
+                cause: Box::new(e),
+            })
         }
     };
     let mut session = retina::client::Session::describe(url, options)
@@ -786,25 +784,23 @@ async fn start_session(
         )
         .await
         .map_err(step("PLAY"))?;
-    let demuxed = playing
-        .demuxed()
-        .map_err(|e| Refusal::Connect(format!("cannot demux the stream: {}", one_line(&e))))?;
+    let demuxed = playing.demuxed().map_err(step("demuxing the stream"))?;
     Ok((demuxed, stream_id, info))
 }
 
 impl Source for RtspSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        if let Some(reason) = &self.ended {
+        if self.ended {
             return Err(SourceError::Disconnected {
                 uri: self.url.clone(),
-                reason: format!("{reason} (session already ended; open the source again)"),
+                cause: LinkError::Ended,
             });
         }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.stall_timeout;
         loop {
             let (Some(rt), Some(session)) = (&self.rt, &mut self.session) else {
-                return Err(self.end("the session is gone".into()));
+                return Err(self.end(LinkError::Ended));
             };
             let polled = catch_unwind(AssertUnwindSafe(|| {
                 // The timer is built inside the runtime: it needs its time driver.
@@ -812,7 +808,7 @@ impl Source for RtspSource {
             }));
             let item = match polled {
                 Err(_) => {
-                    return Err(self.end("the RTSP client panicked on the stream".into()));
+                    return Err(self.end(LinkError::Panicked));
                 }
                 Ok(Err(_elapsed)) => {
                     return Err(SourceError::Stalled {
@@ -820,7 +816,7 @@ impl Source for RtspSource {
                         after_s: started.elapsed().as_secs_f64(),
                     });
                 }
-                Ok(Ok(None)) => return Err(self.end("the server closed the connection".into())),
+                Ok(Ok(None)) => return Err(self.end(LinkError::Closed)),
                 Ok(Ok(Some(Err(e)))) => {
                     if is_packet_error(&e) {
                         self.counters.decode_errors += 1;
@@ -829,7 +825,11 @@ impl Source for RtspSource {
                         }
                         continue;
                     }
-                    return Err(self.end(one_line(&e)));
+                    return Err(self.end(LinkError::Rtsp {
+                        step: "reading the stream",
+                        status: e.status_code(),
+                        cause: Box::new(e),
+                    }));
                 }
                 Ok(Ok(Some(Ok(item)))) => item,
             };
@@ -1045,9 +1045,10 @@ mod tests {
         drop(listener);
     }
 
-    /// A one-connection RTSP server answering every request with `respond(method, cseq)`.
+    /// A one-connection RTSP server answering every request with `respond(method, cseq)`: the
+    /// bytes to write, and whether to close the connection after them.
     fn fake_server(
-        respond: fn(&str, &str) -> String,
+        respond: fn(&str, &str) -> (Vec<u8>, bool),
     ) -> (String, std::thread::JoinHandle<Vec<String>>) {
         use std::io::{BufRead, BufReader};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1076,10 +1077,8 @@ mod tests {
                     .unwrap_or("0")
                     .to_string();
                 seen.push(head.join("\n"));
-                if writer
-                    .write_all(respond(&method, &cseq).as_bytes())
-                    .is_err()
-                {
+                let (bytes, close) = respond(&method, &cseq);
+                if writer.write_all(&bytes).is_err() || close {
                     return seen;
                 }
             }
@@ -1092,11 +1091,12 @@ mod tests {
         let (addr, server) = fake_server(|_, cseq| {
             let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n\
                        m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=control:trackID=1\r\n";
-            format!(
+            let answer = format!(
                 "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n\
                  Content-Length: {}\r\n\r\n{sdp}",
                 sdp.len()
-            )
+            );
+            (answer.into_bytes(), false)
         });
         let opts = RtspOptions {
             url: format!("rtsp://{addr}/h265"),
@@ -1116,10 +1116,11 @@ mod tests {
     #[test]
     fn refused_authentication_is_a_connect_error_without_the_password() {
         let (addr, server) = fake_server(|_, cseq| {
-            format!(
+            let answer = format!(
                 "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n\
                  WWW-Authenticate: Basic realm=\"cam\"\r\nContent-Length: 0\r\n\r\n"
-            )
+            );
+            (answer.into_bytes(), false)
         });
         let opts = RtspOptions {
             url: format!("rtsp://admin:hunter2@{addr}/s"),
@@ -1140,6 +1141,97 @@ mod tests {
             .all(|r| !r.lines().next().unwrap_or("").contains("hunter2")));
         assert!(
             requests.iter().any(|r| r.contains("Authorization: Basic")),
+            "{requests:?}"
+        );
+    }
+
+    /// One interleaved RTP packet on channel 0: H.264 payload type 96, no marker, an access
+    /// unit delimiter NAL as payload.
+    fn interleaved_rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut rtp = vec![0x80, 96];
+        rtp.extend_from_slice(&seq.to_be_bytes());
+        rtp.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+        rtp.extend_from_slice(&ssrc.to_be_bytes());
+        rtp.extend_from_slice(&[0x09, 0xf0]);
+        let mut out = vec![b'$', 0];
+        out.extend_from_slice(&(rtp.len() as u16).to_be_bytes());
+        out.extend_from_slice(&rtp);
+        out
+    }
+
+    /// Pins how this crate reads the retina version in Cargo.lock (its errors have no kind to ask
+    /// for): an RTP packet with a wrong SSRC is a packet error, counted and skipped, and the
+    /// server closing the connection ends the session with `Disconnected`.
+    #[test]
+    fn a_bad_packet_is_skipped_and_a_closed_connection_ends_the_session() {
+        let (addr, server) = fake_server(|method, cseq| match method {
+            "DESCRIBE" => {
+                let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\n\
+                           m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+                           a=fmtp:96 packetization-mode=1\r\na=control:trackID=1\r\n";
+                let answer = format!(
+                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n\
+                     Content-Length: {}\r\n\r\n{sdp}",
+                    sdp.len()
+                );
+                (answer.into_bytes(), false)
+            }
+            "SETUP" => {
+                let answer = format!(
+                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\
+                     Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\
+                     Session: 12345678;timeout=60\r\nContent-Length: 0\r\n\r\n"
+                );
+                (answer.into_bytes(), false)
+            }
+            "PLAY" => {
+                let mut answer = format!(
+                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 12345678\r\n\
+                     Content-Length: 0\r\n\r\n"
+                )
+                .into_bytes();
+                answer.extend(interleaved_rtp(1, 0x1111_1111));
+                answer.extend(interleaved_rtp(2, 0x2222_2222));
+                (answer, true)
+            }
+            _ => (
+                format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n")
+                    .into_bytes(),
+                false,
+            ),
+        });
+        let opts = RtspOptions {
+            url: format!("rtsp://{addr}/s"),
+            transport: RtspTransport::Tcp,
+            credentials: None,
+            stall_timeout: Duration::from_secs(10),
+        };
+        let mut source = RtspSource::open(opts, "cam".into()).expect("session starts");
+        let err = source
+            .next_frame()
+            .expect_err("the server closed the connection");
+        assert!(
+            matches!(
+                err,
+                SourceError::Disconnected {
+                    cause: LinkError::Closed | LinkError::Rtsp { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(source.counters().decode_errors, 1, "{err}");
+        // Once ended, the source says so instead of reading.
+        assert!(matches!(
+            source.next_frame(),
+            Err(SourceError::Disconnected {
+                cause: LinkError::Ended,
+                ..
+            })
+        ));
+        let requests = server.join().unwrap();
+        assert!(
+            requests.iter().any(|r| r.starts_with("PLAY ")),
             "{requests:?}"
         );
     }

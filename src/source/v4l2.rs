@@ -24,7 +24,7 @@ pub fn open(opts: V4l2Options, camera: Arc<str>) -> Result<Box<dyn Source>, Sour
 pub fn open(opts: V4l2Options, _camera: Arc<str>) -> Result<Box<dyn Source>, SourceError> {
     Err(SourceError::Connect {
         uri: opts.device.display().to_string(),
-        reason: NOT_BUILT.to_string(),
+        cause: speedcam_core::source::link::LinkError::NotBuilt,
     })
 }
 

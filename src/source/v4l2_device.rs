@@ -8,6 +8,7 @@ use crate::frame::{Frame, PixelFormat};
 use crate::source::convert::ConvertError;
 use crate::source::SourceCounters;
 use bytes::Bytes;
+use speedcam_core::source::link::LinkError;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -133,22 +134,28 @@ impl V4l2Source {
     pub fn open(opts: V4l2Options, camera: Arc<str>) -> Result<Self, SourceError> {
         let path = opts.device.clone();
         let uri = path.display().to_string();
-        let connect = |reason: String| SourceError::Connect {
+        let connect = |cause: LinkError| SourceError::Connect {
             uri: uri.clone(),
-            reason,
+            cause,
         };
-        let device = Device::with_path(&path).map_err(|e| open_error(&path, &e))?;
-        let caps = device
-            .query_caps()
-            .map_err(|e| connect(format!("not a V4L2 device (VIDIOC_QUERYCAP: {e})")))?;
-        let modes = enumerate_modes(&device, &opts)
-            .map_err(|e| connect(format!("cannot list its formats (VIDIOC_ENUM_FMT: {e})")))?;
+        let device = Device::with_path(&path).map_err(|e| open_error(&path, e))?;
+        let caps = device.query_caps().map_err(|cause| {
+            connect(LinkError::Io {
+                step: "VIDIOC_QUERYCAP (is it a V4L2 device?)",
+                cause,
+            })
+        })?;
+        let modes = enumerate_modes(&device, &opts).map_err(|cause| {
+            connect(LinkError::Io {
+                step: "listing its formats (VIDIOC_ENUM_FMT)",
+                cause,
+            })
+        })?;
         if modes.is_empty() {
-            return Err(connect(format!(
-                "{} ({}) lists no video capture formats; it may be a metadata node (UVC cameras \
-                 create two): try the other /dev/video* of the camera (`v4l2-ctl --list-devices`)",
-                caps.card, caps.driver
-            )));
+            return Err(connect(LinkError::NoCaptureFormats {
+                card: caps.card,
+                driver: caps.driver,
+            }));
         }
         let chosen = negotiate(&opts, &modes)?;
         let set = device
@@ -157,7 +164,7 @@ impl V4l2Source {
                 chosen.height,
                 FourCC::new(&chosen.format.fourcc()),
             ))
-            .map_err(|e| open_error_or(&path, &e, "VIDIOC_S_FMT"))?;
+            .map_err(|e| open_error_or(&path, e, "VIDIOC_S_FMT"))?;
         let set_interval = match chosen.interval {
             Some(i) => device
                 .set_params(&v4l::video::capture::Parameters::new(Fraction::new(
@@ -179,7 +186,7 @@ impl V4l2Source {
             tracing::warn!(device = %uri, "{warning}");
         }
         let stream = new_stream(&device, opts.stall_timeout)
-            .map_err(|e| open_error_or(&path, &e, "mmap buffers"))?;
+            .map_err(|e| open_error_or(&path, e, "mapping the buffers (mmap)"))?;
         tracing::info!(
             device = %uri,
             card = %caps.card,
@@ -215,10 +222,10 @@ impl V4l2Source {
         }
     }
 
-    fn disconnected(&self, what: String) -> SourceError {
+    fn disconnected(&self, cause: LinkError) -> SourceError {
         SourceError::Disconnected {
             uri: self.opts.device.display().to_string(),
-            reason: what,
+            cause,
         }
     }
 
@@ -241,14 +248,14 @@ fn new_stream(device: &Device, timeout: Duration) -> io::Result<MmapStream<'stat
 }
 
 /// A setup ioctl failure: busy/permission/missing as for open, else naming the step.
-fn open_error_or(device: &Path, err: &io::Error, step: &str) -> SourceError {
-    match err.raw_os_error() {
+fn open_error_or(device: &Path, cause: io::Error, step: &'static str) -> SourceError {
+    match cause.raw_os_error() {
         Some(libc::EBUSY) | Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENODEV) => {
-            open_error(device, err)
+            open_error(device, cause)
         }
         _ => SourceError::Connect {
             uri: device.display().to_string(),
-            reason: format!("{step} failed: {err}"),
+            cause: LinkError::Io { step, cause },
         },
     }
 }
@@ -276,11 +283,16 @@ impl Source for V4l2Source {
             }
             if self.stream.is_none() {
                 let Some(device) = self.device.as_ref() else {
-                    return Err(self.disconnected("device closed".into()));
+                    return Err(self.disconnected(LinkError::Ended));
                 };
                 match new_stream(device, self.opts.stall_timeout - waited) {
                     Ok(s) => self.stream = Some(s),
-                    Err(e) => return Err(self.disconnected(format!("restarting capture: {e}"))),
+                    Err(cause) => {
+                        return Err(self.disconnected(LinkError::Io {
+                            step: "restarting capture",
+                            cause,
+                        }))
+                    }
                 }
             }
             let Some(stream) = self.stream.as_mut() else {
@@ -324,8 +336,11 @@ impl Source for V4l2Source {
                     }
                     StreamFault::Gone => {
                         self.stop_stream();
-                        let reason = stream_error_reason(&e, self.opts.device.exists());
-                        return Err(self.disconnected(reason));
+                        let node_exists = self.opts.device.exists();
+                        return Err(self.disconnected(LinkError::Capture {
+                            cause: e,
+                            node_exists,
+                        }));
                     }
                 },
             };
@@ -371,7 +386,12 @@ impl Source for V4l2Source {
                 PixelFormat::I420,
                 Bytes::from(data),
             )
-            .map_err(|e| self.disconnected(format!("internal frame size error: {e}")))?;
+            .map_err(|e| {
+                self.disconnected(LinkError::Internal {
+                    what: "frame size",
+                    cause: Box::new(e),
+                })
+            })?;
             self.seq += 1;
             self.counters.frames_decoded += 1;
             return Ok(Some(frame));

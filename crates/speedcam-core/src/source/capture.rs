@@ -66,6 +66,7 @@
 //! (the UV plane is taken at `bytes_per_line * height`, as the V4L2 spec defines it). `v4l2-ctl --list-formats-ext` shows what a camera offers.
 
 use super::convert::{mjpeg_to_i420, nv12_to_i420, yuyv_to_i420, ConvertError};
+use super::link::LinkError;
 use super::SourceError;
 use std::fmt;
 use std::io;
@@ -450,25 +451,13 @@ pub fn check_applied(
     }
 }
 
-/// How a failed open of the device node is reported: missing node, permissions, busy.
-pub fn open_error(device: &Path, err: &io::Error) -> SourceError {
-    let uri = device.display().to_string();
-    let reason = match err.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => format!(
-            "no such device ({err}); is the camera plugged in? `v4l2-ctl --list-devices` lists \
-             the capture devices (prefer a stable /dev/v4l/by-id/... path)"
-        ),
-        Some(libc::EACCES) | Some(libc::EPERM) => format!(
-            "permission denied ({err}); add the service user to group `video` \
-             (`usermod -aG video USER`, then restart the service)"
-        ),
-        Some(libc::EBUSY) => format!(
-            "device busy ({err}); another program is capturing from it (another speedcamd, a \
-             browser, a video call); stop it or use another device"
-        ),
-        _ => format!("{err}"),
-    };
-    SourceError::Connect { uri, reason }
+/// A failed open of `device`: [`LinkError::Device`] names the remedy for missing, not
+/// permitted and busy devices.
+pub fn open_error(device: &Path, cause: io::Error) -> SourceError {
+    SourceError::Connect {
+        uri: device.display().to_string(),
+        cause: LinkError::Device { cause },
+    }
 }
 
 /// What a failed poll / QBUF / DQBUF means for the stream.
@@ -493,22 +482,6 @@ pub fn classify_stream_error(err: &io::Error) -> StreamFault {
         _ if err.kind() == io::ErrorKind::Interrupted => StreamFault::Retry,
         _ => StreamFault::Gone,
     }
-}
-
-/// Why streaming broke off, for [`SourceError::Disconnected`], with a hint where the errno has
-/// a known cause (ENOSPC at STREAMON: the USB controller has no bandwidth left for the mode).
-pub fn stream_error_reason(err: &io::Error, node_exists: bool) -> String {
-    let mut reason = format!("capture failed: {err}");
-    if err.raw_os_error() == Some(libc::ENOSPC) {
-        reason.push_str(
-            "; not enough USB bandwidth for this mode: use MJPEG, a lower size or rate, or plug \
-             the camera into another USB controller",
-        );
-    }
-    if !node_exists {
-        reason.push_str("; the device node is gone (unplugged?)");
-    }
-    reason
 }
 
 /// A V4L2 `timeval` timestamp in nanoseconds; `None` for 0 (not stamped) or out of range.
@@ -812,14 +785,17 @@ mod tests {
     #[test]
     fn open_errors_name_the_remedy() {
         let dev = Path::new("/dev/video7");
-        let msg = |errno| open_error(dev, &io::Error::from_raw_os_error(errno)).to_string();
+        let msg = |errno| open_error(dev, io::Error::from_raw_os_error(errno)).to_string();
         assert!(msg(libc::ENOENT).contains("v4l2-ctl --list-devices"));
         assert!(msg(libc::ENOENT).contains("/dev/video7"));
         assert!(msg(libc::EACCES).contains("group `video`"));
         assert!(msg(libc::EBUSY).contains("another program"));
         assert!(matches!(
-            open_error(dev, &io::Error::from_raw_os_error(libc::EINVAL)),
-            SourceError::Connect { .. }
+            open_error(dev, io::Error::from_raw_os_error(libc::EINVAL)),
+            SourceError::Connect {
+                cause: LinkError::Device { .. },
+                ..
+            }
         ));
     }
 
@@ -834,8 +810,13 @@ mod tests {
         assert_eq!(e(libc::EAGAIN), StreamFault::Retry);
         let timeout = io::Error::new(io::ErrorKind::TimedOut, "VIDIOC_DQBUF");
         assert_eq!(classify_stream_error(&timeout), StreamFault::Timeout);
-        let reason =
-            |errno, exists| stream_error_reason(&io::Error::from_raw_os_error(errno), exists);
+        let reason = |errno, node_exists| {
+            LinkError::Capture {
+                cause: io::Error::from_raw_os_error(errno),
+                node_exists,
+            }
+            .to_string()
+        };
         assert!(reason(libc::ENOSPC, true).contains("USB bandwidth"));
         assert!(reason(libc::ENODEV, false).contains("node is gone"));
         assert!(!reason(libc::EIO, true).contains("gone"));

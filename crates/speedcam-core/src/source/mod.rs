@@ -32,6 +32,7 @@ pub mod decode;
 /// Entry points of the cargo-fuzz targets in `fuzz/` (not an API).
 #[doc(hidden)]
 pub mod fuzz;
+pub mod link;
 pub mod mot;
 #[cfg(feature = "openh264")]
 mod mp4_source;
@@ -176,21 +177,21 @@ pub enum SourceError {
     },
     /// A live source could not be reached or refused the session (network down, wrong URL,
     /// authentication failed, device missing). Live sources retry with backoff.
-    #[error("cannot connect to {uri}: {reason}")]
+    #[error("cannot connect to {uri}: {cause}")]
     Connect {
         /// The URI or device, credentials redacted.
         uri: String,
-        /// What failed, and what to check.
-        reason: String,
+        /// What failed (its message says what to check).
+        cause: link::LinkError,
     },
     /// A live source that was streaming broke off (connection reset, server gone, device
     /// unplugged). Live sources reconnect with backoff.
-    #[error("{uri} disconnected: {reason}")]
+    #[error("{uri} disconnected: {cause}")]
     Disconnected {
         /// The URI or device, credentials redacted.
         uri: String,
         /// What happened.
-        reason: String,
+        cause: link::LinkError,
     },
     /// A live source delivered no frame for `after_s` seconds; it is reopened.
     #[error("{uri} stalled: no frame for {after_s:.1} s")]
