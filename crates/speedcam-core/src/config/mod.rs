@@ -170,12 +170,12 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source} (pass an existing file with --config)")]
+    #[error("cannot read config {path}: {cause} (pass an existing file with --config)")]
     Read {
         /// The path given.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not chained, so it is printed once).
+        cause: std::io::Error,
     },
     /// Not valid TOML, an unknown key or a wrong type; the message names the line.
     #[error("config {path}: {message}")]
@@ -197,9 +197,9 @@ pub enum ConfigError {
 
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse(&text, path)
 }
