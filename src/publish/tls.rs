@@ -95,9 +95,9 @@ impl MqttTls {
         let roots = store.len();
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|source| SecurityFileError::Rejected {
+            .map_err(|cause| SecurityFileError::Rejected {
                 what: "TLS protocol versions".into(),
-                source: Box::new(source),
+                cause: Box::new(cause),
             })?
             .with_root_certificates(store);
         let client = match client_cert {
@@ -119,13 +119,13 @@ impl MqttTls {
                 material.push(key_bytes);
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|source| SecurityFileError::Rejected {
+                    .map_err(|cause| SecurityFileError::Rejected {
                         what: format!(
                             "client certificate {} with key {} (check that the key belongs to the certificate)",
                             cert_path.display(),
                             key_path.display()
                         ),
-                        source: Box::new(source),
+                        cause: Box::new(cause),
                     })?
             }
         };

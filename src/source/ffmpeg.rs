@@ -376,9 +376,9 @@ struct OpenedStream {
 
 /// Opens `path` with libavformat and the decoder for its best video stream.
 fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, SourceError> {
-    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+    let meta = std::fs::metadata(path).map_err(|cause| SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     if meta.len() == 0 {
         return Err(SourceError::Empty {

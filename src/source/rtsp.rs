@@ -114,9 +114,9 @@ impl fmt::Debug for Credentials {
 /// the password. The username must not be empty. Errors name the file and the expected format,
 /// never its contents.
 pub fn read_credentials_file(path: &Path) -> Result<Credentials, SourceError> {
-    let bytes = std::fs::read(path).map_err(|source| SourceError::Io {
+    let bytes = std::fs::read(path).map_err(|cause| SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     parse_credentials(&bytes).map_err(|reason| SourceError::Credentials {
         path: path.to_path_buf(),

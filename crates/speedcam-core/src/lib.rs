@@ -18,6 +18,8 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod detect;
+#[doc(hidden)]
+pub mod error_chain;
 pub mod event;
 pub mod frame;
 pub mod pipeline;

@@ -241,12 +241,12 @@ impl fmt::Display for Secret {
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityFileError {
     /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         /// The resolved path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not chained, so it is printed once).
+        cause: std::io::Error,
     },
     /// The file is read but its contents cannot be used.
     #[error("{}: {why}", path.display())]
@@ -267,12 +267,12 @@ pub enum SecurityFileError {
         why: String,
     },
     /// rustls refused the material (e.g. the client key does not match the certificate).
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Rejected {
         /// What was being set up, with the files involved.
         what: String,
-        /// The TLS library's error.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// The TLS library's error (in the message, not chained, so it is printed once).
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -333,8 +333,8 @@ pub fn read_password_file(path: &Path) -> Result<Secret, SecurityFileError> {
 
 /// Reads a security file whole; the error names it, never its contents.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, SecurityFileError> {
-    std::fs::read(path).map_err(|source| SecurityFileError::Read {
+    std::fs::read(path).map_err(|cause| SecurityFileError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }

@@ -119,12 +119,12 @@ pub struct VideoInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}; check the path and its permissions")]
+    #[error("cannot read {path}: {cause}; check the path and its permissions")]
     Io {
         /// File concerned.
         path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// Underlying error (in the message, not chained, so it is printed once).
+        cause: std::io::Error,
     },
     /// The file has zero bytes.
     #[error("{path} is empty (0 bytes); point the camera at a recorded MP4 file")]

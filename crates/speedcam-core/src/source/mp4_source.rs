@@ -59,9 +59,9 @@ fn read_sample(
 }
 
 fn open_track(path: &Path) -> Result<OpenedTrack, SourceError> {
-    let io = |source| SourceError::Io {
+    let io = |cause| SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let corrupt = |reason: String| SourceError::Corrupt {
         path: path.to_path_buf(),

@@ -1,0 +1,164 @@
+//! Test helper: an error's cause is printed once. A thiserror field named `source` (or marked
+//! `#[source]`/`#[from]`) is returned by [`Error::source`]; when the `#[error]` message prints
+//! it too, chain printers such as anyhow's `{e:#}` show the cause twice. The rule here: the
+//! cause stays in the message (logs print `{e}`) and the field is named `cause`, so it is not
+//! chained. Public but hidden so the daemon's tests can use it as well.
+
+use std::error::Error;
+
+/// Walks `err`'s [`Error::source`] chain and panics when a message contains its source's
+/// message; returns the chain as anyhow's `{e:#}` prints it (messages joined by `": "`).
+#[doc(hidden)]
+#[track_caller]
+pub fn assert_cause_printed_once(err: &(dyn Error + 'static)) -> String {
+    let mut shown = err.to_string();
+    let mut outer = shown.clone();
+    let mut next = err.source();
+    while let Some(source) = next {
+        let inner = source.to_string();
+        assert!(
+            inner.is_empty() || !outer.contains(&inner),
+            "the cause is printed twice: {outer:?} contains its source's message {inner:?}; \
+             name the field `cause` (not chained) or drop it from the message"
+        );
+        shown.push_str(": ");
+        shown.push_str(&inner);
+        outer = inner;
+        next = source.source();
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assert_cause_printed_once;
+    use crate::config::mqtt::{read_file, read_password_file, SecurityFileError};
+    use crate::config::{load, parse, ConfigError};
+    use crate::source::SourceError;
+    use std::path::{Path, PathBuf};
+
+    /// A path in a fresh temporary directory that does not exist, and the directory.
+    fn missing(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join(name);
+        (dir, path)
+    }
+
+    /// The error reading `path` (which must not exist), as the callers get it.
+    fn io_error(path: &Path) -> std::io::Error {
+        std::fs::read(path).expect_err("the file does not exist")
+    }
+
+    /// `err`'s chain names `cause` exactly once.
+    #[track_caller]
+    fn shows_cause_once(err: &(dyn std::error::Error + 'static), cause: &str) {
+        let shown = assert_cause_printed_once(err);
+        assert_eq!(shown.matches(cause).count(), 1, "{shown}");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x: {source}")]
+    struct Doubled {
+        source: std::io::Error,
+    }
+
+    #[test]
+    #[should_panic(expected = "the cause is printed twice")]
+    fn a_cause_in_message_and_source_is_caught() {
+        let (_dir, path) = missing("x");
+        assert_cause_printed_once(&Doubled {
+            source: io_error(&path),
+        });
+    }
+
+    #[test]
+    fn chained_causes_are_joined_like_anyhow() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read x")]
+        struct Chained {
+            source: std::io::Error,
+        }
+        let (_dir, path) = missing("x");
+        let cause = io_error(&path).to_string();
+        let shown = assert_cause_printed_once(&Chained {
+            source: io_error(&path),
+        });
+        assert_eq!(shown, format!("cannot read x: {cause}"));
+    }
+
+    #[test]
+    fn config_errors_print_their_cause_once() {
+        let (_dir, path) = missing("speedcam.toml");
+        let cause = io_error(&path).to_string();
+        let err = load(&path).expect_err("missing config");
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        shows_cause_once(&err, &cause);
+
+        let err = parse("device_id = ", &path).expect_err("not TOML");
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert_cause_printed_once(&err);
+
+        let err = parse(
+            "device_id = \"a b\"\n[detector]\nmodel = \"no.onnx\"\n",
+            &path,
+        )
+        .expect_err("invalid values");
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+        assert_cause_printed_once(&err);
+    }
+
+    #[test]
+    fn security_file_errors_print_their_cause_once() {
+        let (dir, path) = missing("password");
+        let cause = io_error(&path).to_string();
+        let err = read_file(&path).expect_err("missing file");
+        assert!(matches!(err, SecurityFileError::Read { .. }), "{err}");
+        shows_cause_once(&err, &cause);
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").expect("write the empty file");
+        let err = read_password_file(&empty).expect_err("empty password file");
+        assert!(matches!(err, SecurityFileError::Content { .. }), "{err}");
+        assert_cause_printed_once(&err);
+
+        let err = SecurityFileError::Rejected {
+            what: "client certificate".into(),
+            cause: Box::new(io_error(&path)),
+        };
+        shows_cause_once(&err, &cause);
+
+        let err = SecurityFileError::NoSystemRoots {
+            why: "no certificate".into(),
+        };
+        assert_cause_printed_once(&err);
+    }
+
+    #[test]
+    fn source_io_error_prints_its_cause_once() {
+        let (_dir, path) = missing("video.mp4");
+        let cause = io_error(&path).to_string();
+        let err = SourceError::Io {
+            path: path.clone(),
+            cause: io_error(&path),
+        };
+        shows_cause_once(&err, &cause);
+    }
+
+    #[cfg(feature = "openh264")]
+    #[test]
+    fn mp4_probe_of_a_missing_file_prints_its_cause_once() {
+        let (_dir, path) = missing("video.mp4");
+        let cause = io_error(&path).to_string();
+        let err = crate::source::probe(&path).expect_err("missing file");
+        assert!(matches!(err, SourceError::Io { .. }), "{err}");
+        shows_cause_once(&err, &cause);
+    }
+
+    #[test]
+    fn mot_io_error_prints_its_cause_once() {
+        let (_dir, path) = missing("det.txt");
+        let cause = io_error(&path).to_string();
+        let err = crate::source::mot::read_mot(&path).expect_err("missing file");
+        shows_cause_once(&err, &cause);
+    }
+}
