@@ -29,10 +29,10 @@ impl std::fmt::Debug for MetricsServer {
 /// 200 with the Prometheus text format; 405 for other methods on `/metrics`; 404 elsewhere.
 /// Port 0 picks a free port ([`MetricsServer::local_addr`] says which).
 pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<MetricsServer, MetricsError> {
-    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).map_err(|cause| MetricsError::Bind { addr, cause })?;
     let local = listener
         .local_addr()
-        .map_err(|source| MetricsError::Bind { addr, source })?;
+        .map_err(|cause| MetricsError::Bind { addr, cause })?;
     let server =
         tiny_http::Server::from_listener(listener, None).map_err(|e| MetricsError::Start {
             addr,

@@ -66,12 +66,12 @@ pub use speedcam_core::config::metrics::{MetricsConfig, DEFAULT_STATS_INTERVAL_S
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The address could not be bound (in use, not local, no permission).
-    #[error("cannot listen on {addr} for the metrics endpoint: {source} (change [metrics] listen in the config, e.g. to another port, or remove it to run without the endpoint)")]
+    #[error("cannot listen on {addr} for the metrics endpoint: {cause} (change [metrics] listen in the config, e.g. to another port, or remove it to run without the endpoint)")]
     Bind {
         /// The configured address.
         addr: SocketAddr,
-        /// The socket error.
-        source: std::io::Error,
+        /// The socket error (printed in the message).
+        cause: std::io::Error,
     },
     /// The HTTP server or its thread could not be started.
     #[error("cannot start the metrics endpoint on {addr}: {message}")]

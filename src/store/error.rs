@@ -7,16 +7,15 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// The data directory could not be created or opened.
     #[error(
-        "cannot open the event store in {dir}: {source}; check that the directory exists and is \
+        "cannot open the event store in {dir}: {cause}; check that the directory exists and is \
          writable by this user (systemd: StateDirectory=speedcam) and that no other speedcamd \
          process uses it"
     )]
     Open {
         /// Data directory.
         dir: PathBuf,
-        /// Underlying error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Underlying error (printed in the message, so not chained as `source()`).
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The store was written by a newer speedcam with an incompatible layout.
     #[error(
@@ -36,20 +35,27 @@ pub enum StoreError {
     BadEventId(String),
     /// A stored record could not be decoded.
     #[error(
-        "corrupt record in tree {tree}: {source}; the store may have been written by an \
+        "corrupt record in tree {tree}: {cause}; the store may have been written by an \
          incompatible version, move the data directory aside to start fresh"
     )]
     Corrupt {
         /// Tree name.
         tree: &'static str,
-        /// Decoding error.
-        #[source]
-        source: serde_json::Error,
+        /// Decoding error (printed in the message).
+        cause: serde_json::Error,
     },
     /// A record could not be encoded (should not happen for well-formed records).
     #[error("cannot encode a record as JSON: {0}; this is a bug, please report it")]
-    Encode(#[source] serde_json::Error),
+    Encode(serde_json::Error),
     /// sled failed (I/O error, disk full, corruption).
     #[error("event store I/O failed: {0}; check free disk space and the health of the storage")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+}
+
+// By hand, not `#[from]`: that would also chain the error as `source()`, and the message
+// already prints it.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
 }

@@ -66,9 +66,9 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in `data_dir` and checks its schema version.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+        let open_err = |cause: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             dir: data_dir.to_path_buf(),
-            source,
+            cause,
         };
         std::fs::create_dir_all(data_dir).map_err(|e| open_err(Box::new(e)))?;
         // A store dropped a moment ago in this process (a reload, a test) may still hold the
@@ -250,9 +250,9 @@ impl Store {
         for value in iter.values() {
             let value = value?;
             let head: Head<'_> =
-                serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                serde_json::from_slice(&value).map_err(|cause| StoreError::Corrupt {
                     tree: "events",
-                    source,
+                    cause,
                 })?;
             let tally = match out.get_mut(head.camera.as_ref()) {
                 Some(t) => t,
@@ -304,7 +304,7 @@ impl Store {
             let (k, v) = item?;
             let key = OutboxKey::from_be_slice(&k).ok_or_else(|| StoreError::Corrupt {
                 tree: "outbox",
-                source: serde::de::Error::custom("outbox key is not 8 bytes"),
+                cause: serde::de::Error::custom("outbox key is not 8 bytes"),
             })?;
             out.push((key, decode("outbox", &v)?));
         }
@@ -353,7 +353,7 @@ fn decode<T: serde::de::DeserializeOwned>(
     tree: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+    serde_json::from_slice(bytes).map_err(|cause| StoreError::Corrupt { tree, cause })
 }
 
 /// Writes the schema version into a fresh store; refuses a store from a newer version.

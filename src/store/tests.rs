@@ -484,3 +484,22 @@ fn recording_fingerprint_is_size_and_head_hash() {
     );
     assert!(Recording::of_file(std::path::Path::new("/nonexistent/x.mp4")).is_err());
 }
+
+#[test]
+fn store_errors_print_their_cause_once() {
+    use speedcam_core::error_chain::assert_cause_printed_once;
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the data directory should be: the directory cannot be created.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file.join("data"))
+        .err()
+        .expect("cannot open under a file");
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let shown = assert_cause_printed_once(&err);
+    assert!(shown.contains("cannot open the event store"), "{shown}");
+    let corrupt = decode::<serde_json::Value>("events", b"{not json").unwrap_err();
+    assert_cause_printed_once(&corrupt);
+    let sled: StoreError = sled::Error::Unsupported("test".into()).into();
+    assert_cause_printed_once(&sled);
+}
