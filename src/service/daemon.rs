@@ -20,6 +20,7 @@ use super::{
     open_detector, open_store, start_publisher, supervisor, warn_achievable_rate, EventSink,
     LoopHooks, SharedDetector,
 };
+use crate::clock::{Clock, RealClock};
 use crate::config::{CameraConfig, Config};
 use crate::logging::LogHandle;
 use crate::metrics::Metrics;
@@ -49,6 +50,8 @@ pub struct DaemonOptions<'a> {
     pub notify: Arc<dyn Notify>,
     /// Changes the log filter when a reload changes `log_level`.
     pub log: Option<&'a LogHandle>,
+    /// Time for the camera supervisors' backoff, the heartbeats and the storage worker.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for DaemonOptions<'_> {
@@ -56,6 +59,7 @@ impl Default for DaemonOptions<'_> {
         DaemonOptions {
             notify: Arc::new(SystemdNotify),
             log: None,
+            clock: Arc::new(RealClock::default()),
         }
     }
 }
@@ -91,6 +95,7 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
         storage.clone(),
         store.clone(),
         cfg.storage.prune_interval,
+        opts.clock.clone(),
     )
     .context("starting the storage thread")?;
     if let Some(w) = cfg.metrics.exposure_warning() {
@@ -110,7 +115,7 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let live_cfg = LiveConfig::new(cfg.clone());
-    let liveness = Liveness::new(Arc::new(crate::clock::RealClock::default()));
+    let liveness = Liveness::new(opts.clock.clone());
     let board = Arc::new(Board::default());
     n.send(&[NotifyState::Status("opening cameras")]);
     tracing::info!(cameras = cfg.cameras.len(), "speedcamd running");
@@ -121,6 +126,7 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
             detector: detector.clone(),
             sink: sink.clone(),
             stop: stop.clone(),
+            clock: opts.clock.clone(),
             board: board.clone(),
             hooks: LoopHooks {
                 heartbeat: Some(liveness.register(&cam.id)),
@@ -146,6 +152,7 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
         metrics,
         sink: sink.clone(),
         stats_every: cfg.metrics.stats_interval,
+        clock: opts.clock.clone(),
     };
     let why = rt.block_on(control.run());
     tracing::info!("{why}: stopping");
@@ -237,6 +244,37 @@ struct Control<'a> {
     sink: Arc<EventSink>,
     /// Period of the MQTT `stats` topic.
     stats_every: Duration,
+    /// Time for the STATUS= and `stats` cadence.
+    clock: Arc<dyn Clock>,
+}
+
+/// "Every `every`" on a clock: due at once, then `every` after the last time it was done.
+#[derive(Debug, Clone, Copy)]
+struct Cadence {
+    every: Duration,
+    last: Option<Duration>,
+}
+
+impl Cadence {
+    fn new(every: Duration) -> Self {
+        Cadence { every, last: None }
+    }
+
+    /// Records that it was done at `now` (clock time).
+    fn done(&mut self, now: Duration) {
+        self.last = Some(now);
+    }
+
+    /// Whether it is due at `now`; if so, counts it as done.
+    fn take(&mut self, now: Duration) -> bool {
+        let due = self
+            .last
+            .is_none_or(|t| now.saturating_sub(t) >= self.every);
+        if due {
+            self.done(now);
+        }
+        due
+    }
 }
 
 impl Control<'_> {
@@ -252,8 +290,8 @@ impl Control<'_> {
         let watchdog = self.notify.watchdog();
         let mut gate = WatchdogGate::new(watchdog, DEFAULT_WEDGE_LIMIT);
         let mut ready = false;
-        let mut last_status: Option<Instant> = None;
-        let mut last_stats: Option<Instant> = None;
+        let mut status_due = Cadence::new(STATUS_EVERY);
+        let mut stats_due = Cadence::new(self.stats_every);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -272,7 +310,7 @@ impl Control<'_> {
                 tracing::info!("ready: {status}");
                 self.notify
                     .send(&[NotifyState::Ready, NotifyState::Status(&status)]);
-                last_status = Some(Instant::now());
+                status_due.done(self.clock.now());
             }
             let wedged = self.liveness.check(gate.limit());
             match gate.tick(self.liveness.now(), wedged.clone()) {
@@ -284,14 +322,13 @@ impl Control<'_> {
                     }
                 }
             }
-            if last_stats.is_none_or(|t| t.elapsed() >= self.stats_every) {
+            let now = self.clock.now();
+            if stats_due.take(now) {
                 self.publish_stats();
-                last_stats = Some(Instant::now());
             }
-            if last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+            if status_due.take(now) {
                 self.notify
                     .send(&[NotifyState::Status(&self.status_line(&wedged))]);
-                last_status = Some(Instant::now());
             }
         }
     }
@@ -425,6 +462,7 @@ struct CameraContext {
     detector: SharedDetector,
     sink: Arc<EventSink>,
     stop: Arc<AtomicBool>,
+    clock: Arc<dyn Clock>,
     board: Arc<Board>,
     hooks: LoopHooks,
 }
@@ -436,7 +474,6 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
     // `SPEEDCAM_CAMERA=<id>` in the journal (see README, "Logs").
     let span = tracing::info_span!("camera", camera = %cam.id);
     let _entered = span.enter();
-    let clock = crate::clock::RealClock::default();
     let opener = DefaultOpener::for_camera(cam).with_replay(cam.live.replay);
     let report = |state: &supervisor::CameraState| {
         tracing::info!(state = ?state, "camera state");
@@ -455,7 +492,7 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
         detector: &ctx.detector,
         sink: &ctx.sink,
         stop: &ctx.stop,
-        clock: &clock,
+        clock: ctx.clock.as_ref(),
         policy: cam.reconnect,
         report: &report,
         hooks: ctx.hooks.clone(),
@@ -476,6 +513,22 @@ fn camera_thread(cam: &CameraConfig, ctx: CameraContext) {
 mod tests {
     use super::*;
     use supervisor::CameraState;
+
+    #[test]
+    fn status_and_stats_cadence_follow_the_clock() {
+        let s = Duration::from_secs;
+        let mut c = Cadence::new(s(5));
+        assert!(c.take(s(0)), "due at once");
+        assert!(!c.take(s(4)));
+        assert!(c.take(s(5)));
+        assert!(!c.take(s(9)));
+        // A READY line counts as a status line: the next is due `every` after it.
+        c.done(s(12));
+        assert!(!c.take(s(16)));
+        assert!(c.take(s(17)));
+        // A clock that stood still (or a tick that came early) never makes it due twice.
+        assert!(!c.take(s(17)));
+    }
 
     #[test]
     fn status_reasons_are_cut_on_a_char_boundary() {

@@ -9,6 +9,7 @@
 //! guard), the guard marks the store failed, keeps queueing and says that a restart is needed.
 
 use super::camera::Verdict;
+use crate::clock::Clock;
 use crate::config::StorageConfig;
 use crate::event::EventType;
 use crate::metrics::StorageMetrics;
@@ -301,18 +302,29 @@ pub struct StorageWorker {
 pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 impl StorageWorker {
-    /// Starts the worker for `sink`'s store (the sink must carry `guard`).
+    /// Starts the worker for `sink`'s store (the sink must carry `guard`); its retries, its
+    /// retention period and the age cut-off of retention come from `clock`.
     pub fn start(
         sink: Arc<dyn VerdictWriter>,
         guard: Arc<StorageGuard>,
         store: Store,
         prune_every: Duration,
+        clock: Arc<dyn Clock>,
     ) -> std::io::Result<StorageWorker> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("storage".into())
-            .spawn(move || worker(sink.as_ref(), &guard, &store, prune_every, &s))?;
+            .spawn(move || {
+                worker(
+                    sink.as_ref(),
+                    &guard,
+                    &store,
+                    prune_every,
+                    clock.as_ref(),
+                    &s,
+                )
+            })?;
         Ok(StorageWorker {
             stop,
             thread: Some(thread),
@@ -334,10 +346,9 @@ impl Drop for StorageWorker {
     }
 }
 
-fn unix_ms_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// Milliseconds since the Unix epoch of `clock`'s wall time (0 before 1970).
+fn unix_ms(clock: &dyn Clock) -> u64 {
+    u64::try_from(clock.realtime().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 fn worker(
@@ -345,10 +356,9 @@ fn worker(
     guard: &StorageGuard,
     store: &Store,
     prune_every: Duration,
+    clock: &dyn Clock,
     stop: &AtomicBool,
 ) {
-    use crate::clock::Clock;
-    let clock = crate::clock::RealClock::default();
     let mut last_prune: Option<Duration> = None;
     let mut last_walk: Option<Duration> = None;
     loop {
@@ -368,7 +378,7 @@ fn worker(
         let failed = matches!(guard.state(), StorageState::Failed { .. });
         if !failed && last_prune.is_none_or(|t| now.saturating_sub(t) >= prune_every) {
             last_prune = Some(now);
-            match guard.retention.prune(store, unix_ms_now()) {
+            match guard.retention.prune(store, unix_ms(clock)) {
                 Ok(r) => {
                     guard.metrics.pruned.inc_by(r.by_age + r.by_bytes);
                 }
@@ -487,5 +497,57 @@ mod tests {
             .unwrap();
         assert_eq!(g.drain(&sink), 0);
         assert_eq!(g.abandon(), 1);
+    }
+
+    #[test]
+    fn retention_ages_events_by_the_clock_wall_time_and_retries_pace_on_it() {
+        use crate::clock::SimulatedClock;
+        // The test events are stamped 2025-06-15 (their ULIDs); retention keeps 30 days.
+        let stamped = time::OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        for (wall, kept) in [
+            (stamped + Duration::from_secs(86_400), 3),
+            (SimulatedClock::EPOCH, 0),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("data")).unwrap();
+            let cfg = StorageConfig {
+                min_free_bytes: 1,
+                max_age: Some(Duration::from_secs(30 * 86_400)),
+                ..StorageConfig::default()
+            };
+            let g = StorageGuard::new(dir.path(), &cfg, StorageMetrics::default());
+            let sink =
+                Arc::new(EventSink::new(store.clone(), None, None, false).with_storage(g.clone()));
+            for n in 0..3 {
+                let mut v = verdict(n, EventType::Speeding);
+                sink.accept(&mut v, &mut crate::stats::StageTimes::default())
+                    .unwrap();
+            }
+            let clock = Arc::new(SimulatedClock::starting_at(wall));
+            let worker = StorageWorker::start(
+                sink,
+                g,
+                store.clone(),
+                Duration::from_secs(10),
+                clock.clone(),
+            )
+            .unwrap();
+            // The worker's first pass (retention included) is done once it sleeps on the clock.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while clock.sleeps().is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the worker never slept"
+                );
+                std::thread::yield_now();
+            }
+            worker.stop();
+            assert_eq!(
+                store.events(None, None).unwrap().len(),
+                kept,
+                "clock at {wall}"
+            );
+            assert!(clock.sleeps().iter().all(|&d| d == RETRY_EVERY));
+        }
     }
 }

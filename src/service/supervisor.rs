@@ -379,7 +379,10 @@ mod tests {
             CameraState::Reconnecting {
                 reason, attempt, ..
             } => {
-                assert!(reason.contains("connection reset"), "{reason}");
+                assert!(
+                    reason.contains("the server closed the connection"),
+                    "{reason}"
+                );
                 assert_eq!(*attempt, 1);
             }
             other => panic!("{other:?}"),

@@ -1,16 +1,20 @@
-//! Injectable time for long-lived loops (reconnect backoff, stall timers), so their logic is
-//! tested by advancing a simulated clock instead of sleeping.
+//! Injectable time for long-lived loops (reconnect backoff, heartbeats, storage retries and
+//! retention), so their logic is tested by advancing a simulated clock instead of sleeping.
 //!
 //! Speed never uses this clock: it uses capture timestamps carried by each frame.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
-/// A monotonic clock that can also wait.
+/// A monotonic clock that can also wait, and the wall time beside it.
 pub trait Clock: Send + Sync {
     /// Time since an arbitrary fixed origin of this clock.
     fn now(&self) -> Duration;
+    /// Wall-clock time (UTC), for what is kept by date: retention ages, timestamps in reports.
+    /// Unlike [`Clock::now`] it may jump (NTP, an operator setting the date).
+    fn realtime(&self) -> OffsetDateTime;
     /// Waits `d`, returning early (false) once `stop` is set; true when the whole wait elapsed.
     fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool;
 }
@@ -34,6 +38,10 @@ impl Clock for RealClock {
         self.origin.elapsed()
     }
 
+    fn realtime(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
     fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool {
         let until = Instant::now() + d;
         loop {
@@ -49,7 +57,8 @@ impl Clock for RealClock {
     }
 }
 
-/// A clock that only moves when slept on or advanced; records every sleep (for tests).
+/// A clock that only moves when slept on or advanced; records every sleep (for tests). Its
+/// wall time is [`SimulatedClock::EPOCH`] (or [`SimulatedClock::starting_at`]) plus `now`.
 #[derive(Debug, Default)]
 pub struct SimulatedClock {
     inner: Mutex<SimState>,
@@ -59,9 +68,21 @@ pub struct SimulatedClock {
 struct SimState {
     now: Duration,
     sleeps: Vec<Duration>,
+    /// Wall time at `now == 0`; None: [`SimulatedClock::EPOCH`].
+    wall_origin: Option<OffsetDateTime>,
 }
 
 impl SimulatedClock {
+    /// Wall time at `now == 0` unless set: 2026-01-01T00:00:00Z.
+    pub const EPOCH: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+
+    /// A clock whose wall time starts at `wall`.
+    pub fn starting_at(wall: OffsetDateTime) -> Self {
+        let clock = SimulatedClock::default();
+        clock.state().wall_origin = Some(wall);
+        clock
+    }
+
     /// Moves time forward by `d`.
     pub fn advance(&self, d: Duration) {
         self.state().now += d;
@@ -82,6 +103,11 @@ impl Clock for SimulatedClock {
         self.state().now
     }
 
+    fn realtime(&self) -> OffsetDateTime {
+        let s = self.state();
+        s.wall_origin.unwrap_or(Self::EPOCH) + s.now
+    }
+
     fn sleep_unless(&self, d: Duration, stop: &AtomicBool) -> bool {
         if stop.load(Ordering::Relaxed) {
             return false;
@@ -89,6 +115,9 @@ impl Clock for SimulatedClock {
         let mut s = self.state();
         s.now += d;
         s.sleeps.push(d);
+        drop(s);
+        // A loop sleeping on this clock in another thread must not starve the test driving it.
+        std::thread::yield_now();
         true
     }
 }
@@ -108,6 +137,17 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         assert!(!c.sleep_unless(Duration::from_secs(1), &stop));
         assert_eq!(c.sleeps(), vec![Duration::from_secs(3)]);
+        assert_eq!(
+            c.realtime(),
+            SimulatedClock::EPOCH + Duration::from_millis(3500)
+        );
+        let later =
+            SimulatedClock::starting_at(SimulatedClock::EPOCH + Duration::from_secs(86_400));
+        later.advance(Duration::from_secs(1));
+        assert_eq!(
+            later.realtime(),
+            SimulatedClock::EPOCH + Duration::from_secs(86_401)
+        );
     }
 
     #[test]
