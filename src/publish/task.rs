@@ -49,6 +49,8 @@ pub(super) struct Task {
     retry_at: Option<Instant>,
     failures: u64,
     log_limit: LogLimiter,
+    /// Origin of the times given to `log_limit`.
+    started: Instant,
     stopping: Option<(Stopping, ShutdownRequest)>,
 }
 
@@ -75,6 +77,7 @@ impl Task {
             retry_at: None,
             failures: 0,
             log_limit: LogLimiter::new(Duration::from_secs(60)),
+            started: Instant::now(),
             stopping: None,
         }
     }
@@ -283,7 +286,7 @@ impl Task {
                 outbox = self.shared.store.outbox_len(),
                 "lost the MQTT connection: {e}; events stay in the outbox until it is back"
             );
-        } else if let Some(suppressed) = self.log_limit.allow(std::time::Instant::now()) {
+        } else if let Some(suppressed) = self.log_limit.allow(self.started.elapsed()) {
             tracing::warn!(
                 failed_attempts = self.failures + 1,
                 suppressed,
