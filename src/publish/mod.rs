@@ -19,6 +19,7 @@
 //! every reconnect, so it can neither block nor delay events.
 
 pub mod home_assistant;
+mod session;
 mod task;
 pub mod tls;
 mod topics;
