@@ -19,6 +19,7 @@
 //! every reconnect, so it can neither block nor delay events.
 
 pub mod home_assistant;
+mod session;
 mod task;
 pub mod tls;
 mod topics;
@@ -36,8 +37,9 @@ pub use topics::Topics;
 use crate::event::Event;
 use crate::store::{CameraTally, Store};
 use home_assistant::Discovery;
+use session::Live;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,25 +82,16 @@ pub struct PublisherStats {
 struct Shared {
     store: Store,
     wake: tokio::sync::Notify,
-    connected: AtomicBool,
-    published: AtomicU64,
-    acked: AtomicU64,
-    reconnects: AtomicU64,
-    /// Latest retained payload per topic (camera state), resent after every reconnect.
-    retained: Mutex<BTreeMap<String, (Vec<u8>, bool)>>,
-    /// Latest stats payload not yet sent (QoS 0: dropped while disconnected).
-    stats: Mutex<Option<Vec<u8>>>,
+    /// Counters, retained and stats payloads, last error: what the session reads and reports.
+    live: Arc<Live>,
     /// Home Assistant discovery and summaries, when enabled.
     ha: Option<HomeAssistant>,
-    /// Why the last connection attempt failed (cleared on connect), see
-    /// [`Publisher::last_error`].
-    last_error: Mutex<Option<String>>,
 }
 
 impl Shared {
     /// Replaces the retained payload of `topic` (sent once per change and after every reconnect).
     fn set_retained(&self, topic: String, payload: Vec<u8>) {
-        lock(&self.retained).insert(topic, (payload, true));
+        self.live.set_retained(topic, payload);
     }
 }
 
@@ -245,14 +238,8 @@ impl Publisher {
         let shared = Arc::new(Shared {
             store,
             wake: tokio::sync::Notify::new(),
-            connected: AtomicBool::new(false),
-            published: AtomicU64::new(0),
-            acked: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            retained: Mutex::new(BTreeMap::new()),
-            stats: Mutex::new(None),
+            live: Arc::new(Live::default()),
             ha,
-            last_error: Mutex::new(None),
         });
         if shared.ha.is_some() {
             count_stored_verdicts(shared.clone());
@@ -317,16 +304,16 @@ impl Publisher {
 
     /// Queues a `stats` payload (QoS 0); replaces one not yet sent, dropped while disconnected.
     pub fn publish_stats(&self, payload: &[u8]) {
-        *lock(&self.shared.stats) = Some(payload.to_vec());
+        *lock(&self.shared.live.stats) = Some(payload.to_vec());
         self.notify();
     }
 
     /// Current figures.
     pub fn stats(&self) -> PublisherStats {
-        let s = &self.shared;
+        let s = &self.shared.live;
         PublisherStats {
             connected: s.connected.load(Ordering::SeqCst),
-            outbox_depth: s.store.outbox_len(),
+            outbox_depth: self.shared.store.outbox_len(),
             published: s.published.load(Ordering::SeqCst),
             acked: s.acked.load(Ordering::SeqCst),
             reconnects: s.reconnects.load(Ordering::SeqCst),
@@ -336,7 +323,7 @@ impl Publisher {
     /// Why the broker connection is down, in words (a TLS handshake failure or a refused login
     /// is named as such); `None` while connected or before the first attempt failed.
     pub fn last_error(&self) -> Option<String> {
-        lock(&self.shared.last_error).clone()
+        lock(&self.shared.live.last_error).clone()
     }
 
     /// Drains the outbox for up to `drain_timeout`, then publishes the retained `offline`
