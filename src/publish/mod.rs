@@ -56,11 +56,11 @@ pub enum PublishError {
     #[error(transparent)]
     Config(#[from] MqttConfigError),
     /// The TLS material named by the config cannot be loaded.
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] tls::SecurityFileError),
-    /// An event could not be encoded.
+    /// An event could not be encoded (printed in the message, so not chained as `source()`).
     #[error("cannot encode the event as JSON: {0}; this is a bug, please report it")]
-    Encode(#[source] serde_json::Error),
+    Encode(serde_json::Error),
 }
 
 /// Live figures of the publisher (for the `stats` topic, STATUS= and logs).
@@ -482,6 +482,18 @@ mod tests {
             .to_string();
         assert!(!userinfo.contains("hunter2"), "{userinfo}");
         assert!(userinfo.contains("password_file"), "{userinfo}");
+    }
+
+    #[test]
+    fn publish_errors_print_their_cause_once() {
+        use speedcam_core::error_chain::assert_cause_printed_once;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ca.pem");
+        let tls = PublishError::from(speedcam_core::config::mqtt::read_file(&missing).unwrap_err());
+        let shown = assert_cause_printed_once(&tls);
+        assert!(shown.contains("ca.pem"), "{shown}");
+        let encode = PublishError::Encode(serde_json::from_str::<u8>("x").unwrap_err());
+        assert_cause_printed_once(&encode);
     }
 
     #[test]
