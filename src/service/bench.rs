@@ -14,8 +14,8 @@
 //! `--frames N` wraps the source in `FrameLimit`, which ends the stream after N frames.
 
 use super::{
-    open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopOptions,
-    RunSummary, SharedDetector,
+    open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopEnv,
+    LoopOptions, RunSummary, SharedDetector,
 };
 use crate::config::{CameraConfig, Config};
 use crate::frame::Frame;
@@ -406,18 +406,16 @@ fn run_in(
     let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
     let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
     let stop = AtomicBool::new(false);
-    // Files: every frame, as replay. Live sources: latest frame wins, as the daemon.
-    let loop_opts = LoopOptions::for_source(live, cam.reconnect.stall_timeout);
-    let (mut summary, end) = run_source(
+    let env = LoopEnv {
         cam,
         cfg,
-        source,
         detector,
-        &sink,
-        &stop,
-        loop_opts,
-        &mut |_| {},
-    );
+        sink: &sink,
+        stop: &stop,
+        // Files: every frame, as replay. Live sources: latest frame wins, as the daemon.
+        opts: LoopOptions::for_source(live, cam.reconnect.stall_timeout),
+    };
+    let (mut summary, end) = run_source(&env, source, &mut |_| {});
     match end {
         LoopEnd::EndOfStream | LoopEnd::Stopped => {}
         LoopEnd::Stalled { after_s } => bail!(

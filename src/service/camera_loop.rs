@@ -9,13 +9,16 @@
 use super::handoff::{Handoff, HandoffMode, Received};
 use super::{liveness, reload, Accepted, CameraPipeline, EventSink, SharedDetector, Verdict};
 use crate::config::{CameraConfig, Config};
+use crate::detect::Detection;
 use crate::frame::Frame;
+use crate::metrics::CameraMetrics;
 use crate::schedule::{Decision, Scheduler};
 use crate::source::{Source, SourceError};
 use crate::stats::{Stage, StageTimes};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a finished camera loop or replay did.
@@ -101,7 +104,7 @@ pub struct LoopHooks {
     /// Settings to follow when a SIGHUP reloads the config.
     pub config: Option<Arc<reload::LiveConfig>>,
     /// Live counters and stage latencies for the Prometheus endpoint and the `stats` topic.
-    pub metrics: Option<crate::metrics::CameraMetrics>,
+    pub metrics: Option<CameraMetrics>,
 }
 
 impl LoopHooks {
@@ -175,189 +178,316 @@ pub enum LoopFailure {
     },
 }
 
+/// What a camera loop runs with that stays the same for its whole life (in the daemon, for
+/// every connection of the camera): the camera, the config, the shared detector, the sink, the
+/// stop flag and the options.
+pub struct LoopEnv<'a> {
+    /// The camera; after a reload, the reloaded settings of the same camera apply instead.
+    pub cam: &'a CameraConfig,
+    /// The whole config (tracker settings, device id).
+    pub cfg: &'a Config,
+    /// The detector shared by all cameras.
+    pub detector: &'a SharedDetector,
+    /// Where verdicts go.
+    pub sink: &'a EventSink,
+    /// Set to end the loop.
+    pub stop: &'a AtomicBool,
+    /// Hand-off, stall limit, the daemon's hooks, origin keys.
+    pub opts: LoopOptions,
+}
+
 /// Runs one camera's frames through detection, tracking, speed and the sink until the source
 /// ends or `stop` is set, and says why it stopped (`camera_loop` wraps it for files).
-#[allow(clippy::too_many_arguments)]
 pub fn run_source(
-    cam: &CameraConfig,
-    cfg: &Config,
+    env: &LoopEnv<'_>,
     source: Box<dyn Source>,
-    detector: &SharedDetector,
-    sink: &EventSink,
-    stop: &AtomicBool,
-    opts: LoopOptions,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> (RunSummary, LoopEnd) {
-    let model_id = detector.lock(false).model_id().to_string();
-    // After a reload the camera's settings in force are the reloaded ones, also on a reconnect.
-    let reloads = opts.hooks.config.as_deref();
-    let mut generation = reloads.map(|l| l.generation()).unwrap_or(0);
-    let cam = &reloads
-        .and_then(|l| l.camera(&cam.id))
-        .unwrap_or_else(|| cam.clone());
-    let mut pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id)
-        .with_recording(if opts.origin_keys {
-            recording_of(cam)
-        } else {
-            None
-        });
-    let mut sched = Scheduler::new(cam.schedule, cam.zone.clone());
-    let mut sum = RunSummary::default();
-    let metrics = opts.hooks.metrics.as_ref();
-    if let Some(m) = metrics {
-        sum.times = StageTimes::with_capacity(LIVE_STAGE_SAMPLES);
-        sum.times.set_observer(Some(m.observer()));
-    }
-    let mut dropped_seen = 0;
-    let started = Instant::now();
-    let handoff = Arc::new(Handoff::new(opts.handoff));
+    let mut run = CameraRun::new(env);
+    let handoff = Arc::new(Handoff::new(env.opts.handoff));
     let describe = source.describe();
-    let decoder = {
-        let handoff = handoff.clone();
-        // The decode thread logs inside the camera's span, to the loop's subscriber (a test's
-        // scoped one too), like the loop itself.
-        let span = tracing::Span::current();
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let spawned = std::thread::Builder::new()
-            .name(format!("decode-{}", cam.id))
-            .spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    span.in_scope(|| decode_thread(source, &handoff))
-                })
-            });
-        match spawned {
-            Ok(handle) => handle,
-            Err(cause) => {
-                return (sum, LoopEnd::Failed(LoopFailure::Spawn { cause }));
-            }
+    let decoder = match spawn_decoder(&run.cam.id, source, &handoff) {
+        Ok(handle) => handle,
+        Err(cause) => {
+            return (run.sum, LoopEnd::Failed(LoopFailure::Spawn { cause }));
         }
     };
-    let mut first_t: Option<f64> = None;
-    let mut last_t = 0.0;
-    let mut waited = Duration::ZERO;
-    const SLICE: Duration = Duration::from_millis(200);
-    let end = loop {
-        opts.hooks.beat();
-        if stop.load(Ordering::Relaxed) {
-            break LoopEnd::Stopped;
+    let end = run.stream(&handoff, &describe, on_verdict);
+    run.finish(end, &handoff, decoder, &describe, on_verdict)
+}
+
+/// How long one wait for a frame lasts before the loop checks `stop`, reloads and the stall limit.
+const SLICE: Duration = Duration::from_millis(200);
+
+/// One run of a camera loop: the camera's pipeline and scheduler, and the figures so far.
+struct CameraRun<'e> {
+    env: &'e LoopEnv<'e>,
+    /// The camera's settings when the loop started (the reloaded ones, after a reload).
+    cam: CameraConfig,
+    pipe: CameraPipeline,
+    sched: Scheduler,
+    sum: RunSummary,
+    /// The reload generation whose settings are in force.
+    generation: u64,
+    /// Dropped frames already counted in the metrics.
+    dropped_seen: u64,
+    /// Frame times of the first and the latest frame, s.
+    first_t: Option<f64>,
+    last_t: f64,
+    started: Instant,
+}
+
+impl<'e> CameraRun<'e> {
+    /// The camera's pipeline and scheduler, with the settings in force now.
+    fn new(env: &'e LoopEnv<'e>) -> Self {
+        let model_id = env.detector.lock(false).model_id().to_string();
+        // After a reload the camera's settings in force are the reloaded ones, also on a reconnect.
+        let reloads = env.opts.hooks.config.as_deref();
+        let generation = reloads.map(|l| l.generation()).unwrap_or(0);
+        let cam = reloads
+            .and_then(|l| l.camera(&env.cam.id))
+            .unwrap_or_else(|| env.cam.clone());
+        let cfg = env.cfg;
+        let pipe = CameraPipeline::new(cam.clone(), cfg.tracker.clone(), &cfg.device_id, &model_id)
+            .with_recording(if env.opts.origin_keys {
+                recording_of(&cam)
+            } else {
+                None
+            });
+        let sched = Scheduler::new(cam.schedule, cam.zone.clone());
+        let mut sum = RunSummary::default();
+        if let Some(m) = &env.opts.hooks.metrics {
+            sum.times = StageTimes::with_capacity(LIVE_STAGE_SAMPLES);
+            sum.times.set_observer(Some(m.observer()));
         }
-        if let Some(live) = reloads {
-            let now = live.generation();
-            if now != generation {
-                generation = now;
-                if let Some(c) = live.camera(&cam.id) {
-                    pipe.reconfigure(&c);
-                    sched.reconfigure(c.schedule, c.zone.clone());
-                    tracing::info!(
-                        limit_kmh = c.speed_limit_kmh,
-                        tolerance_kmh = c.tolerance_kmh,
-                        strict = c.strict,
-                        "reloaded settings applied; live tracks kept"
-                    );
+        CameraRun {
+            env,
+            cam,
+            pipe,
+            sched,
+            sum,
+            generation,
+            dropped_seen: 0,
+            first_t: None,
+            last_t: 0.0,
+            started: Instant::now(),
+        }
+    }
+
+    /// The daemon's live metrics of this camera, if any.
+    fn metrics(&self) -> Option<&'e CameraMetrics> {
+        let env: &'e LoopEnv<'e> = self.env;
+        env.opts.hooks.metrics.as_ref()
+    }
+
+    /// Takes frames from the decode thread and processes them until the loop has to end.
+    fn stream(
+        &mut self,
+        handoff: &Handoff<DecodedItem>,
+        describe: &str,
+        on_verdict: &mut dyn FnMut(&Verdict),
+    ) -> LoopEnd {
+        let mut waited = Duration::ZERO;
+        loop {
+            self.env.opts.hooks.beat();
+            if self.env.stop.load(Ordering::Relaxed) {
+                return LoopEnd::Stopped;
+            }
+            self.apply_reload();
+            let (item, handed_at) = match handoff.recv_timeout(SLICE) {
+                Received::Item(item, at) => {
+                    waited = Duration::ZERO;
+                    (item, at)
                 }
-            }
-        }
-        let (item, handed_at) = match handoff.recv_timeout(SLICE) {
-            Received::Item(item, at) => {
-                waited = Duration::ZERO;
-                (item, at)
-            }
-            Received::Closed => break LoopEnd::EndOfStream,
-            Received::Timeout => {
-                waited += SLICE;
-                match opts.stall_timeout {
-                    Some(limit) if waited >= limit => {
-                        break LoopEnd::Stalled {
-                            after_s: waited.as_secs_f64(),
+                Received::Closed => return LoopEnd::EndOfStream,
+                Received::Timeout => {
+                    waited += SLICE;
+                    match self.env.opts.stall_timeout {
+                        Some(limit) if waited >= limit => {
+                            return LoopEnd::Stalled {
+                                after_s: waited.as_secs_f64(),
+                            }
                         }
+                        _ => continue,
                     }
-                    _ => continue,
                 }
-            }
+            };
+            let (frame, decode_ms) = match item {
+                Ok(x) => x,
+                Err(SourceError::Stalled { after_s, .. }) => return LoopEnd::Stalled { after_s },
+                Err(cause) => {
+                    return LoopEnd::Failed(LoopFailure::Source {
+                        describe: describe.to_string(),
+                        cause,
+                    })
+                }
+            };
+            self.process(&frame, decode_ms, handed_at, handoff, on_verdict);
+        }
+    }
+
+    /// Follows a SIGHUP reload: the camera's new limits, zone and schedule apply from the next
+    /// frame on; live tracks are kept.
+    fn apply_reload(&mut self) {
+        let Some(live) = self.env.opts.hooks.config.as_deref() else {
+            return;
         };
-        let (frame, decode_ms) = match item {
-            Ok(x) => x,
-            Err(SourceError::Stalled { after_s, .. }) => break LoopEnd::Stalled { after_s },
-            Err(cause) => {
-                break LoopEnd::Failed(LoopFailure::Source {
-                    describe: describe.clone(),
-                    cause,
-                })
-            }
-        };
-        sum.frames += 1;
+        let now = live.generation();
+        if now == self.generation {
+            return;
+        }
+        self.generation = now;
+        if let Some(c) = live.camera(&self.cam.id) {
+            self.pipe.reconfigure(&c);
+            self.sched.reconfigure(c.schedule, c.zone.clone());
+            tracing::info!(
+                limit_kmh = c.speed_limit_kmh,
+                tolerance_kmh = c.tolerance_kmh,
+                strict = c.strict,
+                "reloaded settings applied; live tracks kept"
+            );
+        }
+    }
+
+    /// One frame: scheduled, detected (or skipped), tracked and measured; verdicts delivered.
+    fn process(
+        &mut self,
+        frame: &Frame,
+        decode_ms: f64,
+        handed_at: Instant,
+        handoff: &Handoff<DecodedItem>,
+        on_verdict: &mut dyn FnMut(&Verdict),
+    ) {
+        let metrics = self.metrics();
+        self.sum.frames += 1;
         if let Some(m) = metrics {
             m.frame_in();
             let dropped = handoff.dropped();
-            if dropped > dropped_seen {
-                m.dropped(dropped - dropped_seen);
-                dropped_seen = dropped;
+            if dropped > self.dropped_seen {
+                m.dropped(dropped - self.dropped_seen);
+                self.dropped_seen = dropped;
             }
         }
-        sum.times.record(Stage::Decode, decode_ms);
-        first_t.get_or_insert(frame.pts_s());
-        last_t = frame.pts_s();
+        self.sum.times.record(Stage::Decode, decode_ms);
+        self.first_t.get_or_insert(frame.pts_s());
+        self.last_t = frame.pts_s();
         let t_sched = Instant::now();
-        let decision = sched.decide(&frame, pipe.track_views());
-        sum.times.lap(Stage::Schedule, t_sched);
-        let detections = match decision {
+        let decision = self.sched.decide(frame, self.pipe.track_views());
+        self.sum.times.lap(Stage::Schedule, t_sched);
+        let detections = self.detect(frame, decision, decode_ms, handed_at);
+        let verdicts = self
+            .pipe
+            .process(frame, detections.as_deref(), &mut self.sum.times);
+        deliver(verdicts, self.env.sink, &mut self.sum, metrics, on_verdict);
+        if let Some(m) = metrics {
+            m.frame_age_ms(handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms);
+        }
+    }
+
+    /// Runs the shared detector when the scheduler asks for it; None when the frame is skipped
+    /// or detection failed (the tracker predicts across it).
+    fn detect(
+        &mut self,
+        frame: &Frame,
+        decision: Decision,
+        decode_ms: f64,
+        handed_at: Instant,
+    ) -> Option<Vec<Detection>> {
+        let metrics = self.metrics();
+        let sum = &mut self.sum;
+        match decision {
             Decision::Skip => {
                 sum.skipped += 1;
                 metrics.inspect(|m| m.skipped());
                 None
             }
-            Decision::Detect(reason) => match detector.lock(reason.is_urgent()).detect(&frame) {
-                Ok((dets, t)) => {
-                    sched.detected(frame.pts_s(), reason);
-                    sum.detected += 1;
-                    metrics.inspect(|m| m.detected());
-                    if !dets.is_empty() && sum.first_detection_s.is_none() {
-                        sum.first_detection_s = Some(frame.pts_s());
+            Decision::Detect(reason) => {
+                match self.env.detector.lock(reason.is_urgent()).detect(frame) {
+                    Ok((dets, t)) => {
+                        self.sched.detected(frame.pts_s(), reason);
+                        sum.detected += 1;
+                        metrics.inspect(|m| m.detected());
+                        if !dets.is_empty() && sum.first_detection_s.is_none() {
+                            sum.first_detection_s = Some(frame.pts_s());
+                        }
+                        sum.times.record(Stage::Preprocess, t.preprocess_ms);
+                        sum.times.record(Stage::Inference, t.inference_ms);
+                        sum.times.record(Stage::Postprocess, t.postprocess_ms);
+                        let latency_ms = handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms;
+                        sum.times.record(Stage::Latency, latency_ms);
+                        Some(dets)
                     }
-                    sum.times.record(Stage::Preprocess, t.preprocess_ms);
-                    sum.times.record(Stage::Inference, t.inference_ms);
-                    sum.times.record(Stage::Postprocess, t.postprocess_ms);
-                    let latency_ms = handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms;
-                    sum.times.record(Stage::Latency, latency_ms);
-                    Some(dets)
+                    Err(e) => {
+                        sum.detect_errors += 1;
+                        metrics.inspect(|m| m.detect_error());
+                        tracing::warn!(frame = frame.seq, err = %e, "detector failed");
+                        None
+                    }
                 }
-                Err(e) => {
-                    sum.detect_errors += 1;
-                    metrics.inspect(|m| m.detect_error());
-                    tracing::warn!(frame = frame.seq, err = %e, "detector failed");
-                    None
-                }
-            },
-        };
-        let verdicts = pipe.process(&frame, detections.as_deref(), &mut sum.times);
-        deliver(verdicts, sink, &mut sum, metrics, on_verdict);
-        if let Some(m) = metrics {
-            m.frame_age_ms(handed_at.elapsed().as_secs_f64() * 1e3 + decode_ms);
+            }
         }
-    };
-    handoff.close_consumer();
-    sum.dropped = handoff.dropped();
-    if let Some(m) = metrics {
-        m.dropped(sum.dropped.saturating_sub(dropped_seen));
     }
-    let c = sched.counts();
-    tracing::debug!(
-        busy = c.busy,
-        motion = c.motion,
-        idle = c.idle,
-        skipped = c.skipped,
-        "frame scheduler"
-    );
-    if matches!(end, LoopEnd::Stalled { .. }) {
-        // The decode thread may be blocked inside the source; it exits on its next hand-off.
-        tracing::warn!("leaving a stalled decode thread for {describe} to finish on its own");
-    } else {
-        let _ = decoder.join();
+
+    /// Ends the run: stops the hand-off, waits for the decode thread (unless it is stalled),
+    /// delivers the verdicts of the tracks still open and completes the summary.
+    fn finish(
+        mut self,
+        end: LoopEnd,
+        handoff: &Handoff<DecodedItem>,
+        decoder: JoinHandle<()>,
+        describe: &str,
+        on_verdict: &mut dyn FnMut(&Verdict),
+    ) -> (RunSummary, LoopEnd) {
+        let metrics = self.metrics();
+        handoff.close_consumer();
+        self.sum.dropped = handoff.dropped();
+        if let Some(m) = metrics {
+            m.dropped(self.sum.dropped.saturating_sub(self.dropped_seen));
+        }
+        let c = self.sched.counts();
+        tracing::debug!(
+            busy = c.busy,
+            motion = c.motion,
+            idle = c.idle,
+            skipped = c.skipped,
+            "frame scheduler"
+        );
+        if matches!(end, LoopEnd::Stalled { .. }) {
+            // The decode thread may be blocked inside the source; it exits on its next hand-off.
+            tracing::warn!("leaving a stalled decode thread for {describe} to finish on its own");
+        } else {
+            let _ = decoder.join();
+        }
+        deliver(
+            self.pipe.finish(),
+            self.env.sink,
+            &mut self.sum,
+            metrics,
+            on_verdict,
+        );
+        self.sum.wall_s = self.started.elapsed().as_secs_f64();
+        self.sum.video_s = self.first_t.map(|f| self.last_t - f).unwrap_or(0.0);
+        (self.sum, end)
     }
-    deliver(pipe.finish(), sink, &mut sum, metrics, on_verdict);
-    sum.wall_s = started.elapsed().as_secs_f64();
-    sum.video_s = first_t.map(|f| last_t - f).unwrap_or(0.0);
-    (sum, end)
+}
+
+/// Starts the camera's decode thread, which logs inside the camera's span to the loop's
+/// subscriber (a test's scoped one too), like the loop itself.
+fn spawn_decoder(
+    camera: &str,
+    source: Box<dyn Source>,
+    handoff: &Arc<Handoff<DecodedItem>>,
+) -> std::io::Result<JoinHandle<()>> {
+    let handoff = handoff.clone();
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    std::thread::Builder::new()
+        .name(format!("decode-{camera}"))
+        .spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                span.in_scope(|| decode_thread(source, &handoff))
+            })
+        })
 }
 
 /// The recording a file camera replays (its frames recur when the daemon restarts it, so its
@@ -382,29 +512,26 @@ fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
     }
 }
 
-/// Runs a file (every frame) through one camera's pipeline; a source error is an error.
+/// Runs `source` through one camera's pipeline until it ends; a source failure is an error
+/// (for files: `env.opts` hands over every frame and sets no stall limit).
 pub(crate) fn camera_loop(
-    cam: &CameraConfig,
-    cfg: &Config,
+    env: &LoopEnv<'_>,
     source: Box<dyn Source>,
-    detector: &SharedDetector,
-    sink: &EventSink,
-    stop: &AtomicBool,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<RunSummary> {
-    let opts = LoopOptions::for_source(false, Duration::MAX);
-    let (sum, end) = run_source(cam, cfg, source, detector, sink, stop, opts, on_verdict);
+    let (sum, end) = run_source(env, source, on_verdict);
     match end {
         LoopEnd::Failed(e) => Err(e.into()),
         _ => Ok(sum),
     }
 }
 
+/// Hands verdicts to the sink and counts those it accepted (and passes them to `on_verdict`).
 fn deliver(
     verdicts: Vec<Verdict>,
     sink: &EventSink,
     sum: &mut RunSummary,
-    metrics: Option<&crate::metrics::CameraMetrics>,
+    metrics: Option<&CameraMetrics>,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) {
     // A measurement recorded before a restart keeps its stored id: its speeding event (next in
@@ -442,8 +569,11 @@ fn deliver(
     }
 }
 
+/// A decoded frame and its decode time, ms; or why the source stopped.
 type DecodedItem = Result<(Frame, f64), SourceError>;
 
+/// The decode thread: reads the source and hands each frame over until the source ends or
+/// fails, or the loop no longer takes frames.
 fn decode_thread(mut source: Box<dyn Source>, handoff: &Handoff<DecodedItem>) {
     let mut seen = source.counters();
     loop {
@@ -507,16 +637,15 @@ mod tests {
             origin_keys: false,
         };
         let stop = AtomicBool::new(false);
-        let (sum, end) = run_source(
-            &cfg.cameras[0],
-            &cfg,
-            source,
-            &detector,
-            &sink,
-            &stop,
+        let env = LoopEnv {
+            cam: &cfg.cameras[0],
+            cfg: &cfg,
+            detector: &detector,
+            sink: &sink,
+            stop: &stop,
             opts,
-            &mut |_| {},
-        );
+        };
+        let (sum, end) = run_source(&env, source, &mut |_| {});
         assert!(matches!(end, LoopEnd::EndOfStream), "{end:?}");
         let v = latencies.lock().unwrap().clone();
         (sum, v)
@@ -669,19 +798,20 @@ mod tests {
         let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(FailingDetector)));
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
+        let stop = AtomicBool::new(false);
+        let env = LoopEnv {
+            cam: &cfg.cameras[0],
+            cfg: &cfg,
+            detector: &detector,
+            sink: &sink,
+            stop: &stop,
+            opts: LoopOptions::for_source(false, Duration::MAX),
+        };
         let (sum, end) = tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("camera", camera = "cam-log");
             let _entered = span.enter();
-            run_source(
-                &cfg.cameras[0],
-                &cfg,
-                Box::new(BreakingSource { seq: 0, frames: 3 }),
-                &detector,
-                &sink,
-                &AtomicBool::new(false),
-                LoopOptions::for_source(false, Duration::MAX),
-                &mut |_| {},
-            )
+            let source = Box::new(BreakingSource { seq: 0, frames: 3 });
+            run_source(&env, source, &mut |_| {})
         });
         assert_eq!(sum.frames, 3, "{sum:?}");
         assert!(sum.detect_errors >= 1, "{sum:?}");
@@ -753,16 +883,16 @@ mod tests {
         let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WhiteBoxDetector {
             ran_at_s: ran.clone(),
         })));
-        let (sum, _) = run_source(
-            &cfg.cameras[0],
-            &cfg,
-            Box::new(DrivingBoxSource { seq: 0 }),
-            &detector,
-            &sink,
-            &AtomicBool::new(false),
-            LoopOptions::for_source(false, Duration::MAX),
-            &mut |_| {},
-        );
+        let stop = AtomicBool::new(false);
+        let env = LoopEnv {
+            cam: &cfg.cameras[0],
+            cfg: &cfg,
+            detector: &detector,
+            sink: &sink,
+            stop: &stop,
+            opts: LoopOptions::for_source(false, Duration::MAX),
+        };
+        let (sum, _) = run_source(&env, Box::new(DrivingBoxSource { seq: 0 }), &mut |_| {});
         let ran = ran.lock().unwrap().clone();
         assert_eq!(sum.frames, 180);
         assert_eq!(sum.detected + sum.skipped, 180);
@@ -887,7 +1017,15 @@ mod tests {
                         frames: 60,
                         seq: 0,
                     });
-                    let sum = camera_loop(cam, cfg, source, detector, sink, stop, &mut |v| {
+                    let env = LoopEnv {
+                        cam,
+                        cfg,
+                        detector,
+                        sink,
+                        stop,
+                        opts: LoopOptions::for_source(false, Duration::MAX),
+                    };
+                    let sum = camera_loop(&env, source, &mut |v| {
                         speeds
                             .lock()
                             .unwrap()
@@ -952,18 +1090,15 @@ mod tests {
                     frames: u64::MAX,
                     seq: 0,
                 });
-                run_source(
-                    &cfg.cameras[0],
-                    &cfg,
-                    source,
-                    &detector,
-                    &sink,
-                    &stop,
+                let env = LoopEnv {
+                    cam: &cfg.cameras[0],
+                    cfg: &cfg,
+                    detector: &detector,
+                    sink: &sink,
+                    stop: &stop,
                     opts,
-                    &mut |_| {},
-                )
-                .0
-                .detected
+                };
+                run_source(&env, source, &mut |_| {}).0.detected
             })
         };
         // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.

@@ -16,7 +16,8 @@ pub mod supervisor;
 
 pub(crate) use camera_loop::camera_loop;
 pub use camera_loop::{
-    run_source, LoopEnd, LoopFailure, LoopHooks, LoopOptions, RunSummary, LIVE_STAGE_SAMPLES,
+    run_source, LoopEnd, LoopEnv, LoopFailure, LoopHooks, LoopOptions, RunSummary,
+    LIVE_STAGE_SAMPLES,
 };
 pub use daemon::run;
 
@@ -197,16 +198,24 @@ pub fn replay(
         source: uri.clone(),
         ..cam.clone()
     };
+    let env = LoopEnv {
+        cam,
+        cfg,
+        detector: &detector,
+        sink: &sink,
+        stop: &stop,
+        // Real time: latest frame wins, as a live camera; else every frame, no stall limit.
+        opts: LoopOptions::for_source(opts.realtime, cam.reconnect.stall_timeout),
+    };
     let mut sum = if opts.realtime {
-        let live = LoopOptions::for_source(true, cam.reconnect.stall_timeout);
-        let (sum, end) = run_source(cam, cfg, source, &detector, &sink, &stop, live, on_verdict);
+        let (sum, end) = run_source(&env, source, on_verdict);
         match end {
             LoopEnd::EndOfStream | LoopEnd::Stopped => sum,
             LoopEnd::Stalled { after_s } => bail!("replay stalled: no frame for {after_s:.1} s"),
             LoopEnd::Failed(e) => return Err(e.into()),
         }
     } else {
-        camera_loop(cam, cfg, source, &detector, &sink, &stop, on_verdict)?
+        camera_loop(&env, source, on_verdict)?
     };
     sum.drained = match sink.take_publisher() {
         Some(p) => {
