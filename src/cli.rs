@@ -3,10 +3,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use speedcam::cmds::replay::{self, ReplayOptions};
+use speedcam::cmds::{bench, snapshot};
 use speedcam::config::{self, Config};
 use speedcam::event::{Event, EventType};
 use speedcam::logging::LogHandle;
-use speedcam::service::{self, ReplayOptions, RunSummary, Verdict};
+use speedcam::service::{self, RunSummary, Verdict};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -220,7 +222,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             realtime,
         } => {
             let cfg = load(&config)?;
-            service::check_video(&video)?;
+            replay::check_video(&video)?;
             let opts = ReplayOptions {
                 camera,
                 video: Some(video),
@@ -228,7 +230,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 realtime,
             };
             let mut out = std::io::stdout().lock();
-            let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {
+            let sum = replay::replay(&cfg, &opts, &mut |v: &Verdict| {
                 if json {
                     print_json(&mut out, &v.event);
                 } else {
@@ -400,7 +402,7 @@ fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let cfg = load(&path)?;
     let cam = service::pick_camera(&cfg, None)?;
     let video = PathBuf::from(&cam.source);
-    service::check_video(&video)?;
+    replay::check_video(&video)?;
     let mut out = std::io::stdout().lock();
     if !json {
         let _ = writeln!(
@@ -420,7 +422,7 @@ fn demo(config: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
         realtime: false,
     };
     let mut measured: Vec<Event> = Vec::new();
-    let sum = service::replay(&cfg, &opts, &mut |v: &Verdict| {
+    let sum = replay::replay(&cfg, &opts, &mut |v: &Verdict| {
         if json {
             print_json(&mut out, &v.event);
         } else {
@@ -616,14 +618,14 @@ fn bench(
     max_frames: Option<u64>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let opts = service::bench::BenchOptions {
+    let opts = bench::BenchOptions {
         camera,
         video,
         max_frames,
     };
     opts.validate()?;
     let cfg = load(config)?;
-    let report = service::bench::bench(&cfg, &opts)?;
+    let report = bench::bench(&cfg, &opts)?;
     let text = if json {
         format!("{}\n", report.to_json())
     } else {
@@ -662,7 +664,7 @@ fn snapshot(
     let mut source = DefaultOpener::for_camera(cam)
         .open(&cam.source, cam.id.as_str().into())
         .with_context(|| format!("opening the source of camera {}", cam.id))?;
-    let frame = service::snapshot::grab_frame(source.as_mut(), at_s)
+    let frame = snapshot::grab_frame(source.as_mut(), at_s)
         .with_context(|| format!("grabbing a frame of camera {}", cam.id))?;
     let jpeg = speedcam::event::thumbnail::encode_jpeg(&frame.to_rgb(), 92)?;
     std::fs::write(out, jpeg).with_context(|| {

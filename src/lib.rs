@@ -16,6 +16,7 @@ pub use speedcam_core::{
     backoff, clock, event, frame, pipeline, schedule, speed, stats, track, truth,
 };
 
+pub mod cmds;
 pub mod config;
 pub mod detect;
 pub mod logging;

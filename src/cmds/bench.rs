@@ -13,12 +13,12 @@
 //!
 //! `--frames N` wraps the source in `FrameLimit`, which ends the stream after N frames.
 
-use super::{
+use crate::config::{CameraConfig, Config};
+use crate::frame::Frame;
+use crate::service::{
     open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopEnv,
     LoopOptions, RunSummary, SharedDetector,
 };
-use crate::config::{CameraConfig, Config};
-use crate::frame::Frame;
 use crate::source::{is_live_uri, DefaultOpener, Opener, Source, SourceCounters, SourceError};
 use crate::stats::{Stage, StageSummary};
 use crate::store::Store;
