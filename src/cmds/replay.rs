@@ -1,6 +1,7 @@
 //! `speedcamd replay`: one video through one camera's pipeline, every verdict stored (and
 //! published when `[mqtt]` is configured), then a bounded wait for the outbox to drain.
 
+use super::SYSTEM_CONFIG;
 use crate::config::{CameraConfig, Config};
 use crate::service::{
     camera_loop, open_detector, open_store, pick_camera, run_source, start_publisher, EventSink,
@@ -8,9 +9,53 @@ use crate::service::{
 };
 use crate::source::{DefaultOpener, Opener};
 use anyhow::{bail, Context};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Process a video file as fast as possible (or in real time with --realtime) and exit when
+/// it is done and the outbox is drained.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The video (H.264 MP4; B-frames, H.265, MKV, TS with --features ffmpeg); overrides the camera's configured source.
+    pub video: PathBuf,
+    /// Config file.
+    #[arg(long, default_value = SYSTEM_CONFIG)]
+    pub config: PathBuf,
+    /// Camera whose calibration and zone apply (default: the first).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// Print one JSON object per line per measurement / speeding event on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait at the end for the MQTT outbox to drain.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_timeout: f64,
+    /// Play the video at its own pace, like a live camera: frames are released at their
+    /// timestamps and the detector takes the newest (frames it cannot keep up with are dropped).
+    #[arg(long)]
+    pub realtime: bool,
+}
+
+/// Replays the video, prints each verdict on stdout and the summary on stderr; the exit status
+/// says whether everything was stored and sent ([`super::exit_for`]).
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = super::load(&args.config)?;
+    check_video(&args.video)?;
+    let opts = ReplayOptions {
+        camera: args.camera,
+        video: Some(args.video),
+        drain_timeout: Duration::from_secs_f64(args.drain_timeout.max(0.0)),
+        realtime: args.realtime,
+    };
+    let mut out = std::io::stdout().lock();
+    let sum = replay(&cfg, &opts, &mut |v: &Verdict| {
+        super::print_event(&mut out, &v.event, args.json);
+    })?;
+    eprint!("{}", super::summary_text(&sum));
+    Ok(super::exit_for(&sum))
+}
 
 /// Options of `replay`.
 #[derive(Debug, Clone)]
@@ -18,7 +63,7 @@ pub struct ReplayOptions {
     /// Camera whose calibration and zone apply (default: the first).
     pub camera: Option<String>,
     /// The video; None uses the camera's configured source.
-    pub video: Option<std::path::PathBuf>,
+    pub video: Option<PathBuf>,
     /// How long to wait at the end for the outbox to drain.
     pub drain_timeout: Duration,
     /// Release frames at their timestamps like a live camera (latest frame wins) instead of as
