@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 /// Replays the video, prints each verdict on stdout and the summary on stderr; the exit status
-/// says whether everything was stored and sent ([`super::exit_for`]).
+/// says whether everything was stored (else 1) and sent (else 3).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = super::load(&args.config)?;
     check_video(&args.video)?;
