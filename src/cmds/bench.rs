@@ -549,6 +549,7 @@ impl Drop for TempDataDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             tracing::warn!(
+                target: "speedcam::service::bench",
                 err = %e,
                 "cannot remove the benchmark's temporary store {}",
                 self.0.display()

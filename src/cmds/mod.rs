@@ -45,7 +45,8 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
     let cfg = config::load(path)?;
     if let Some(log) = LOG.get() {
         if let Err(e) = log.apply_config(cfg.log_level.as_deref()) {
-            tracing::warn!(err = %e, "log_level not applied");
+            // Under the binary's target, where this line was logged before `cmds` existed.
+            tracing::warn!(target: "speedcamd::cli", err = %e, "log_level not applied");
         }
     }
     Ok(cfg)

@@ -14,6 +14,10 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+/// `replay` logs under the target it had in `service`, so log filters and the journal's TARGET
+/// field stay the same.
+const LOG_TARGET: &str = "speedcam::service";
+
 /// Process a video file as fast as possible (or in real time with --realtime) and exit when
 /// it is done and the outbox is drained.
 #[derive(Debug, clap::Args)]
@@ -79,7 +83,7 @@ pub fn replay(
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<RunSummary> {
     let cam = pick_camera(cfg, opts.camera.as_deref())?;
-    let span = tracing::info_span!("camera", camera = %cam.id);
+    let span = tracing::info_span!(target: LOG_TARGET, "camera", camera = %cam.id);
     let _entered = span.enter();
     let uri = match &opts.video {
         Some(v) => v.display().to_string(),
@@ -136,6 +140,7 @@ pub fn replay(
             let start = Instant::now();
             let drained = p.shutdown_blocking(opts.drain_timeout);
             tracing::info!(
+                target: LOG_TARGET,
                 drained,
                 outbox = store.outbox_len(),
                 "publisher stopped after {:.1} s",

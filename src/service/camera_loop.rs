@@ -216,6 +216,10 @@ pub fn run_source(
     run.finish(end, &handoff, decoder, &describe, on_verdict)
 }
 
+/// The loop logs under `service`'s target, as it did before it had a module of its own, so
+/// log filters and the journal's TARGET field stay the same.
+const LOG_TARGET: &str = "speedcam::service";
+
 /// How long one wait for a frame lasts before the loop checks `stop`, reloads and the stall limit.
 const SLICE: Duration = Duration::from_millis(200);
 
@@ -341,6 +345,7 @@ impl<'e> CameraRun<'e> {
             self.pipe.reconfigure(&c);
             self.sched.reconfigure(c.schedule, c.zone.clone());
             tracing::info!(
+                target: LOG_TARGET,
                 limit_kmh = c.speed_limit_kmh,
                 tolerance_kmh = c.tolerance_kmh,
                 strict = c.strict,
@@ -420,7 +425,12 @@ impl<'e> CameraRun<'e> {
                     Err(e) => {
                         sum.detect_errors += 1;
                         metrics.inspect(|m| m.detect_error());
-                        tracing::warn!(frame = frame.seq, err = %e, "detector failed");
+                        tracing::warn!(
+                            target: LOG_TARGET,
+                            frame = frame.seq,
+                            err = %e,
+                            "detector failed"
+                        );
                         None
                     }
                 }
@@ -446,6 +456,7 @@ impl<'e> CameraRun<'e> {
         }
         let c = self.sched.counts();
         tracing::debug!(
+            target: LOG_TARGET,
             busy = c.busy,
             motion = c.motion,
             idle = c.idle,
@@ -454,7 +465,10 @@ impl<'e> CameraRun<'e> {
         );
         if matches!(end, LoopEnd::Stalled { .. }) {
             // The decode thread may be blocked inside the source; it exits on its next hand-off.
-            tracing::warn!("leaving a stalled decode thread for {describe} to finish on its own");
+            tracing::warn!(
+                target: LOG_TARGET,
+                "leaving a stalled decode thread for {describe} to finish on its own"
+            );
         } else {
             let _ = decoder.join();
         }
@@ -500,13 +514,19 @@ fn recording_of(cam: &CameraConfig) -> Option<crate::store::Recording> {
     match crate::store::Recording::of_file(Path::new(&cam.source)) {
         Ok(r) => {
             tracing::debug!(
+                target: LOG_TARGET,
                 recording = r.fingerprint(),
                 "file source: events get origin keys"
             );
             Some(r)
         }
         Err(e) => {
-            tracing::debug!(err = %e, "cannot fingerprint {}; events get no origin keys", cam.source);
+            tracing::debug!(
+                target: LOG_TARGET,
+                err = %e,
+                "cannot fingerprint {}; events get no origin keys",
+                cam.source
+            );
             None
         }
     }
@@ -563,7 +583,12 @@ fn deliver(
             Err(e) => {
                 sum.store_errors += 1;
                 metrics.inspect(|m| m.store_error());
-                tracing::error!(event = %v.event.event_id, err = %e, "cannot store event");
+                tracing::error!(
+                    target: LOG_TARGET,
+                    event = %v.event.event_id,
+                    err = %e,
+                    "cannot store event"
+                );
             }
         }
     }
