@@ -9,7 +9,8 @@
 //! Time comes from an injected [`Clock`], so the backoff schedule is tested without sleeping.
 
 use super::{
-    run_source, EventSink, LoopEnd, LoopHooks, LoopOptions, RunSummary, SharedDetector, Verdict,
+    run_source, EventSink, LoopEnd, LoopEnv, LoopHooks, LoopOptions, RunSummary, SharedDetector,
+    Verdict,
 };
 use crate::backoff::{unit_random, Backoff};
 use crate::clock::Clock;
@@ -139,6 +140,14 @@ impl Supervisor<'_> {
         opts.hooks = self.hooks.clone();
         // The daemon restarts a recording from its start after a crash: no vehicle twice.
         opts.origin_keys = true;
+        let env = LoopEnv {
+            cam,
+            cfg: self.cfg,
+            detector: self.detector,
+            sink: self.sink,
+            stop: self.stop,
+            opts,
+        };
         let heartbeat = self.hooks.heartbeat.as_ref();
         while !self.stop.load(Ordering::Relaxed) {
             // Opening gives up within the stall timeout (RTSP, V4L2): that long is not a wedge.
@@ -152,17 +161,7 @@ impl Supervisor<'_> {
                     (self.report)(&CameraState::Streaming {
                         source: shown.clone(),
                     });
-                    let streamed = run_source(
-                        cam,
-                        self.cfg,
-                        source,
-                        self.detector,
-                        self.sink,
-                        self.stop,
-                        opts.clone(),
-                        on_verdict,
-                    );
-                    let (sum, end) = streamed;
+                    let (sum, end) = run_source(&env, source, on_verdict);
                     // Frames arrived (some may have been superseded before detection): the
                     // connection worked, so the next failure starts the schedule afresh.
                     if sum.frames + sum.dropped > 0 {

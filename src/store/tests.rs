@@ -492,7 +492,9 @@ fn store_errors_print_their_cause_once() {
     // A file where the data directory should be: the directory cannot be created.
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let err = Store::open(&file.join("data")).expect_err("cannot open under a file");
+    let Err(err) = Store::open(&file.join("data")) else {
+        panic!("cannot open under a file");
+    };
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
     let shown = assert_cause_printed_once(&err);
     assert!(shown.contains("cannot open the event store"), "{shown}");

@@ -13,19 +13,74 @@
 //!
 //! `--frames N` wraps the source in `FrameLimit`, which ends the stream after N frames.
 
-use super::{
-    open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopOptions,
-    RunSummary, SharedDetector,
-};
 use crate::config::{CameraConfig, Config};
 use crate::frame::Frame;
+use crate::service::{
+    open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopEnv,
+    LoopOptions, RunSummary, SharedDetector,
+};
 use crate::source::{is_live_uri, DefaultOpener, Opener, Source, SourceCounters, SourceError};
 use crate::stats::{Stage, StageSummary};
 use crate::store::Store;
 use anyhow::{bail, Context};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Time one camera's whole pipeline over a video as fast as possible: per-stage table
+/// (count, min / median / p99 ms), frames/s and real-time factor. The store is a temporary
+/// directory (data_dir is not touched); with [mqtt] events are published as <device_id>-bench.
+// This doc is the help text: `[mqtt]` is the config table, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config file.
+    #[arg(long, default_value = super::SYSTEM_CONFIG)]
+    pub config: PathBuf,
+    /// Camera whose pipeline runs (default: the first).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// The video (default: the camera's configured source).
+    #[arg(long)]
+    pub video: Option<PathBuf>,
+    /// Stop after this many frames (default: the whole video; required for live sources).
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// Print one JSON object with the same figures instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the per-stage timing report, as text or one JSON object, on stdout; fails when
+/// events could not be stored in the temporary store.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let opts = BenchOptions {
+        camera: args.camera,
+        video: args.video,
+        max_frames: args.frames,
+    };
+    opts.validate()?;
+    let cfg = super::load(&args.config)?;
+    let report = bench(&cfg, &opts)?;
+    let text = if args.json {
+        format!("{}\n", report.to_json())
+    } else {
+        report.to_text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    if report.summary.store_errors > 0 {
+        eprintln!(
+            "error: {} event(s) could not be stored in the temporary store",
+            report.summary.store_errors
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// How long the benchmark waits at the end for the MQTT outbox to drain (only with `[mqtt]`).
 /// Whatever is still queued then is discarded with the temporary store.
@@ -406,18 +461,16 @@ fn run_in(
     let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
     let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
     let stop = AtomicBool::new(false);
-    // Files: every frame, as replay. Live sources: latest frame wins, as the daemon.
-    let loop_opts = LoopOptions::for_source(live, cam.reconnect.stall_timeout);
-    let (mut summary, end) = run_source(
+    let env = LoopEnv {
         cam,
         cfg,
-        source,
         detector,
-        &sink,
-        &stop,
-        loop_opts,
-        &mut |_| {},
-    );
+        sink: &sink,
+        stop: &stop,
+        // Files: every frame, as replay. Live sources: latest frame wins, as the daemon.
+        opts: LoopOptions::for_source(live, cam.reconnect.stall_timeout),
+    };
+    let (mut summary, end) = run_source(&env, source, &mut |_| {});
     match end {
         LoopEnd::EndOfStream | LoopEnd::Stopped => {}
         LoopEnd::Stalled { after_s } => bail!(
@@ -496,6 +549,7 @@ impl Drop for TempDataDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             tracing::warn!(
+                target: "speedcam::service::bench",
                 err = %e,
                 "cannot remove the benchmark's temporary store {}",
                 self.0.display()

@@ -1,7 +1,70 @@
 //! `speedcamd snapshot`: one frame of a camera's source, for measuring calibration points.
 
+use super::SYSTEM_CONFIG;
 use crate::frame::Frame;
-use crate::source::{Source, SourceError};
+use crate::service::pick_camera;
+use crate::source::{DefaultOpener, Opener, Source, SourceError};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Grab one frame of a camera's source as JPEG (to measure calibration points on).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Config file.
+    #[arg(long, default_value = SYSTEM_CONFIG)]
+    pub config: PathBuf,
+    /// Camera whose source is read (default: the first).
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// Output JPEG file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Time of the frame in the source, s from its start (default: the first frame).
+    #[arg(long)]
+    pub at: Option<f64>,
+}
+
+/// Writes the frame as JPEG and says which frame it was on stderr.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Args {
+        config,
+        camera,
+        out,
+        at: at_s,
+    } = args;
+    if let Some(at) = at_s {
+        if !(at.is_finite() && at >= 0.0) {
+            anyhow::bail!(
+                "--at {at} is not allowed: give seconds from the start of the source, 0 or more"
+            );
+        }
+    }
+    let cfg = super::load(&config)?;
+    let cam = pick_camera(&cfg, camera.as_deref())?;
+    let mut source = DefaultOpener::for_camera(cam)
+        .open(&cam.source, cam.id.as_str().into())
+        .with_context(|| format!("opening the source of camera {}", cam.id))?;
+    let frame = grab_frame(source.as_mut(), at_s)
+        .with_context(|| format!("grabbing a frame of camera {}", cam.id))?;
+    let jpeg = crate::event::thumbnail::encode_jpeg(&frame.to_rgb(), 92)?;
+    std::fs::write(&out, jpeg).with_context(|| {
+        format!(
+            "writing {}: pass --out a path in a writable directory",
+            out.display()
+        )
+    })?;
+    eprintln!(
+        "wrote {} ({}x{}, frame {} at {:.3} s of {})",
+        out.display(),
+        frame.width,
+        frame.height,
+        frame.seq,
+        frame.pts_s(),
+        source.describe()
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Why no frame could be grabbed.
 #[derive(Debug, thiserror::Error)]
