@@ -467,6 +467,7 @@ fn run_in(
         detector,
         sink: &sink,
         stop: &stop,
+        clock: &crate::clock::RealClock::default(),
         // Files: every frame, as replay. Live sources: latest frame wins, as the daemon.
         opts: LoopOptions::for_source(live, cam.reconnect.stall_timeout),
     };

@@ -122,6 +122,7 @@ pub fn replay(
         detector: &detector,
         sink: &sink,
         stop: &stop,
+        clock: &crate::clock::RealClock::default(),
         // Real time: latest frame wins, as a live camera; else every frame, no stall limit.
         opts: LoopOptions::for_source(opts.realtime, cam.reconnect.stall_timeout),
     };

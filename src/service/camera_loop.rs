@@ -8,6 +8,7 @@
 
 use super::handoff::{Handoff, HandoffMode, Received};
 use super::{liveness, reload, Accepted, CameraPipeline, EventSink, SharedDetector, Verdict};
+use crate::clock::Clock;
 use crate::config::{CameraConfig, Config};
 use crate::detect::Detection;
 use crate::frame::Frame;
@@ -192,6 +193,8 @@ pub struct LoopEnv<'a> {
     pub sink: &'a EventSink,
     /// Set to end the loop.
     pub stop: &'a AtomicBool,
+    /// Time for the stall limit and the loop's wall time (the daemon's one clock).
+    pub clock: &'a dyn Clock,
     /// Hand-off, stall limit, the daemon's hooks, origin keys.
     pub opts: LoopOptions,
 }
@@ -238,7 +241,8 @@ struct CameraRun<'e> {
     /// Frame times of the first and the latest frame, s.
     first_t: Option<f64>,
     last_t: f64,
-    started: Instant,
+    /// Clock time at the start.
+    started: Duration,
 }
 
 impl<'e> CameraRun<'e> {
@@ -274,7 +278,7 @@ impl<'e> CameraRun<'e> {
             dropped_seen: 0,
             first_t: None,
             last_t: 0.0,
-            started: Instant::now(),
+            started: env.clock.now(),
         }
     }
 
@@ -291,7 +295,9 @@ impl<'e> CameraRun<'e> {
         describe: &str,
         on_verdict: &mut dyn FnMut(&Verdict),
     ) -> LoopEnd {
-        let mut waited = Duration::ZERO;
+        // The stall limit counts clock time since the last item, not the number of waits: a
+        // wait can end early (spurious wake-up) or late (a busy machine).
+        let mut last_item = self.env.clock.now();
         loop {
             self.env.opts.hooks.beat();
             if self.env.stop.load(Ordering::Relaxed) {
@@ -300,12 +306,12 @@ impl<'e> CameraRun<'e> {
             self.apply_reload();
             let (item, handed_at) = match handoff.recv_timeout(SLICE) {
                 Received::Item(item, at) => {
-                    waited = Duration::ZERO;
+                    last_item = self.env.clock.now();
                     (item, at)
                 }
                 Received::Closed => return LoopEnd::EndOfStream,
                 Received::Timeout => {
-                    waited += SLICE;
+                    let waited = self.env.clock.now().saturating_sub(last_item);
                     match self.env.opts.stall_timeout {
                         Some(limit) if waited >= limit => {
                             return LoopEnd::Stalled {
@@ -479,7 +485,12 @@ impl<'e> CameraRun<'e> {
             metrics,
             on_verdict,
         );
-        self.sum.wall_s = self.started.elapsed().as_secs_f64();
+        self.sum.wall_s = self
+            .env
+            .clock
+            .now()
+            .saturating_sub(self.started)
+            .as_secs_f64();
         self.sum.video_s = self.first_t.map(|f| self.last_t - f).unwrap_or(0.0);
         (self.sum, end)
     }
@@ -668,12 +679,85 @@ mod tests {
             detector: &detector,
             sink: &sink,
             stop: &stop,
+            clock: &crate::clock::RealClock::default(),
             opts,
         };
         let (sum, end) = run_source(&env, source, &mut |_| {});
         assert!(matches!(end, LoopEnd::EndOfStream), "{end:?}");
         let v = latencies.lock().unwrap().clone();
         (sum, v)
+    }
+
+    /// A live source that never delivers a frame until `release` is set (a frozen camera).
+    struct FrozenSource {
+        release: Arc<AtomicBool>,
+    }
+
+    impl Source for FrozenSource {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            while !self.release.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None)
+        }
+        fn describe(&self) -> String {
+            "frozen test camera".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
+    /// The stall limit is clock time without a frame: an hour of simulated silence ends the loop
+    /// as stalled within the moments it takes to simulate it (with the real clock this test
+    /// would wait an hour).
+    #[test]
+    fn a_silent_source_stalls_after_the_limit_in_clock_time() {
+        let (cfg, _dir) = fixture_config("rtsp://cam/x");
+        let sink = memory_sink(&cfg);
+        let detector = crate::service::tests::null_detector();
+        let clock = Arc::new(crate::clock::SimulatedClock::default());
+        let release = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let limit = Duration::from_secs(3600);
+        let run = {
+            let (clock, release, done) = (clock.clone(), release.clone(), done.clone());
+            std::thread::spawn(move || {
+                let stop = AtomicBool::new(false);
+                let env = LoopEnv {
+                    cam: &cfg.cameras[0],
+                    cfg: &cfg,
+                    detector: &detector,
+                    sink: &sink,
+                    stop: &stop,
+                    clock: clock.as_ref(),
+                    opts: LoopOptions::for_source(true, limit),
+                };
+                let ended = run_source(&env, Box::new(FrozenSource { release }), &mut |_| {});
+                done.store(true, Ordering::Relaxed);
+                ended
+            })
+        };
+        // Time passes only here: a minute per step until the loop gives up (bounded by
+        // 10 simulated hours, far beyond the limit).
+        for _ in 0..600 {
+            if done.load(Ordering::Relaxed) {
+                break;
+            }
+            clock.advance(Duration::from_secs(60));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        release.store(true, Ordering::Relaxed);
+        let (sum, end) = run.join().expect("camera loop");
+        let LoopEnd::Stalled { after_s } = end else {
+            panic!("expected a stall, got {end:?}");
+        };
+        assert!(after_s >= limit.as_secs_f64(), "{after_s}");
+        assert_eq!(sum.frames, 0);
+        assert!(
+            sum.wall_s >= limit.as_secs_f64(),
+            "the loop's wall time is clock time too"
+        );
     }
 
     fn quantile(v: &[f64], q: f64) -> f64 {
@@ -830,6 +914,7 @@ mod tests {
             detector: &detector,
             sink: &sink,
             stop: &stop,
+            clock: &crate::clock::RealClock::default(),
             opts: LoopOptions::for_source(false, Duration::MAX),
         };
         let (sum, end) = tracing::subscriber::with_default(subscriber, || {
@@ -915,6 +1000,7 @@ mod tests {
             detector: &detector,
             sink: &sink,
             stop: &stop,
+            clock: &crate::clock::RealClock::default(),
             opts: LoopOptions::for_source(false, Duration::MAX),
         };
         let (sum, _) = run_source(&env, Box::new(DrivingBoxSource { seq: 0 }), &mut |_| {});
@@ -1048,6 +1134,7 @@ mod tests {
                         detector,
                         sink,
                         stop,
+                        clock: &crate::clock::RealClock::default(),
                         opts: LoopOptions::for_source(false, Duration::MAX),
                     };
                     let sum = camera_loop(&env, source, &mut |v| {
@@ -1121,6 +1208,7 @@ mod tests {
                     detector: &detector,
                     sink: &sink,
                     stop: &stop,
+                    clock: &crate::clock::RealClock::default(),
                     opts,
                 };
                 run_source(&env, source, &mut |_| {}).0.detected

@@ -146,6 +146,7 @@ impl Supervisor<'_> {
             detector: self.detector,
             sink: self.sink,
             stop: self.stop,
+            clock: self.clock,
             opts,
         };
         let heartbeat = self.hooks.heartbeat.as_ref();
