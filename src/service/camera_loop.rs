@@ -644,6 +644,7 @@ mod tests {
     use crate::service::tests::{
         fixture_config, memory_sink, tiny_frame, RealTimeSource, SlowDetector,
     };
+    use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;
 
     /// Runs a 30 fps camera for 3 s into a 100 ms detector; returns the summary and the
@@ -1157,17 +1158,24 @@ mod tests {
         assert!((speeds[1].1 - 50.0).abs() < 0.6, "{speeds:?}");
     }
 
-    /// A detector that answers at once until `wedge` is set, then hangs until `release` is.
+    /// A detector that answers at once (counting calls) until `wedge` is set, then says it
+    /// `entered` the wedge and hangs until `release` is set.
     struct WedgingDetector {
+        calls: Arc<AtomicU64>,
         wedge: Arc<AtomicBool>,
+        entered: Arc<AtomicBool>,
         release: Arc<AtomicBool>,
     }
 
     impl Detector for WedgingDetector {
         fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-            while self.wedge.load(Ordering::Relaxed) && !self.release.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(5));
+            if self.wedge.load(Ordering::Relaxed) {
+                self.entered.store(true, Ordering::Relaxed);
+                while !self.release.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
+            self.calls.fetch_add(1, Ordering::Relaxed);
             Ok((Vec::new(), DetectTimings::default()))
         }
         fn model_id(&self) -> &str {
@@ -1175,26 +1183,39 @@ mod tests {
         }
     }
 
+    /// Waits (bounded) until `cond` holds; the camera loop runs on real threads.
+    fn wait_until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The heartbeat and the watchdog gate on one simulated clock: time moves only when the
+    /// test says so, so "wedged for longer than the limit" is exact, whatever the machine's load.
     #[test]
     fn a_wedged_inference_call_stops_the_heartbeat_and_the_watchdog_pings() {
         use liveness::{Liveness, WatchdogAction, WatchdogGate};
         let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
         cfg.cameras[0].schedule.adaptive = false;
         let sink = memory_sink(&cfg);
-        let (wedge, release) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let flag = || Arc::new(AtomicBool::new(false));
+        let (wedge, entered, release) = (flag(), flag(), flag());
+        let calls = Arc::new(AtomicU64::new(0));
         let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WedgingDetector {
+            calls: calls.clone(),
             wedge: wedge.clone(),
+            entered: entered.clone(),
             release: release.clone(),
         })));
-        let live = Liveness::new(Arc::new(crate::clock::RealClock::default()));
+        let clock = Arc::new(crate::clock::SimulatedClock::default());
+        let live = Liveness::new(clock.clone());
         let mut opts = LoopOptions::for_source(true, Duration::from_secs(30));
         opts.hooks.heartbeat = Some(live.register("synth"));
         let stop = Arc::new(AtomicBool::new(false));
         let worker = {
-            let (cfg, stop) = (cfg.clone(), stop.clone());
+            let (cfg, stop, clock) = (cfg.clone(), stop.clone(), clock.clone());
             std::thread::spawn(move || {
                 let source = Box::new(RealTimeSource {
                     origin: Instant::now(),
@@ -1208,7 +1229,7 @@ mod tests {
                     detector: &detector,
                     sink: &sink,
                     stop: &stop,
-                    clock: &crate::clock::RealClock::default(),
+                    clock: clock.as_ref(),
                     opts,
                 };
                 run_source(&env, source, &mut |_| {}).0.detected
@@ -1216,31 +1237,50 @@ mod tests {
         };
         // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.
         let mut gate = WatchdogGate::new(Some(Duration::from_millis(600)), Duration::ZERO);
-        let start = Instant::now();
-        let (mut pings_before, mut pings_after, mut withheld) = (0, 0, 0);
-        while start.elapsed() < Duration::from_millis(2000) {
-            if start.elapsed() >= Duration::from_millis(800) {
-                wedge.store(true, Ordering::Relaxed);
+        let step = Duration::from_millis(100);
+        let mut tick = || {
+            clock.advance(step);
+            gate.tick(live.now(), live.check(gate.limit()))
+        };
+        // Healthy: 1 s of clock time, each 100 ms step after a detection (so after a beat).
+        let mut pings_healthy = 0;
+        for _ in 0..10 {
+            let seen = calls.load(Ordering::Relaxed);
+            wait_until("a detection", || calls.load(Ordering::Relaxed) > seen);
+            match tick() {
+                WatchdogAction::Ping => pings_healthy += 1,
+                WatchdogAction::Withhold { newly } => {
+                    panic!("healthy loop reported wedged: {newly:?}")
+                }
+                WatchdogAction::Wait => {}
             }
-            let wedged = start.elapsed() >= Duration::from_millis(1300);
-            match gate.tick(live.now(), live.check(gate.limit())) {
-                WatchdogAction::Ping if !wedged => pings_before += 1,
-                WatchdogAction::Ping => pings_after += 1,
+        }
+        // Wedged: inference hangs; the loop beats no more.
+        wedge.store(true, Ordering::Relaxed);
+        wait_until("the wedge", || entered.load(Ordering::Relaxed));
+        // Up to the limit (300 ms) plus one step the gate may still ping; after it, never.
+        for _ in 0..4 {
+            tick();
+        }
+        let mut withheld = 0;
+        for _ in 0..10 {
+            match tick() {
+                WatchdogAction::Ping => {
+                    panic!("pinged although the loop was wedged past the limit")
+                }
                 WatchdogAction::Withhold { .. } => withheld += 1,
                 WatchdogAction::Wait => {}
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
         release.store(true, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         let detected = worker.join().expect("camera loop");
-        assert!(detected > 5, "the loop ran before the wedge: {detected}");
-        assert!(pings_before >= 3, "pinged while healthy: {pings_before}");
-        assert_eq!(
-            pings_after, 0,
-            "no ping once the loop was wedged for the limit"
+        assert!(detected >= 10, "the loop ran before the wedge: {detected}");
+        assert!(
+            pings_healthy >= 4,
+            "pinged every 200 ms while healthy: {pings_healthy}"
         );
-        assert!(withheld > 10, "{withheld}");
+        assert!(withheld >= 1, "the wedge was reported");
     }
 }
 
