@@ -131,7 +131,7 @@ pub enum LinkError {
 /// on one line, for logs and error messages.
 pub fn one_line(e: &dyn fmt::Display) -> String {
     let s = e.to_string();
-    let mut parts = s.lines().filter(|l| !l.trim().is_empty());
+    let mut parts = s.lines().map(str::trim).filter(|l| !l.is_empty());
     let head = parts.next().unwrap_or("unknown error").to_string();
     let rest: Vec<&str> = parts.collect();
     if rest.is_empty() {
