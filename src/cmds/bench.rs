@@ -16,8 +16,8 @@
 use crate::config::{CameraConfig, Config};
 use crate::frame::Frame;
 use crate::service::{
-    open_detector, pick_camera, run_source, start_publisher, EventSink, LoopEnd, LoopEnv,
-    LoopOptions, RunSummary, SharedDetector,
+    open_detector, pick_camera, run_source, start_sink, LoopEnd, LoopEnv, LoopOptions, RunSummary,
+    SharedDetector,
 };
 use crate::source::{is_live_uri, DefaultOpener, Opener, Source, SourceCounters, SourceError};
 use crate::stats::{Stage, StageSummary};
@@ -454,12 +454,7 @@ fn run_in(
             cfg.data_dir.display()
         )
     })?;
-    let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
-        Some((p, t)) => (Some(p), Some(t)),
-        None => (None, None),
-    };
-    let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
-    let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
+    let mut sink = start_sink(cfg, &store, rt.handle())?;
     let stop = AtomicBool::new(false);
     let env = LoopEnv {
         cam,

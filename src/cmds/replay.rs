@@ -4,8 +4,8 @@
 use super::SYSTEM_CONFIG;
 use crate::config::{CameraConfig, Config};
 use crate::service::{
-    camera_loop, open_detector, open_store, pick_camera, run_source, start_publisher, EventSink,
-    LoopEnd, LoopEnv, LoopOptions, RunSummary, Verdict,
+    camera_loop, open_detector, open_store, pick_camera, run_source, start_sink, LoopEnd, LoopEnv,
+    LoopOptions, RunSummary, Verdict,
 };
 use crate::source::{DefaultOpener, Opener};
 use anyhow::{bail, Context};
@@ -104,12 +104,7 @@ pub fn replay(
         .with_replay(paced)
         .open(&uri, cam.id.as_str().into())
         .with_context(|| format!("opening video {uri} for camera {}", cam.id))?;
-    let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
-        Some((p, t)) => (Some(p), Some(t)),
-        None => (None, None),
-    };
-    let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
-    let mut sink = EventSink::new(store.clone(), publisher, topics, publish_measurements);
+    let mut sink = start_sink(cfg, &store, rt.handle())?;
     let stop = AtomicBool::new(false);
     // The file actually replayed is the recording its events come from.
     let cam = &CameraConfig {

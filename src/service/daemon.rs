@@ -17,8 +17,8 @@ use super::notify::{self, Notify, SystemdNotify};
 use super::reload::{self, LiveConfig};
 use super::storage::{StorageGuard, StorageWorker};
 use super::{
-    open_detector, open_store, start_publisher, supervisor, warn_achievable_rate, EventSink,
-    LoopHooks, SharedDetector,
+    open_detector, open_store, start_sink, supervisor, warn_achievable_rate, EventSink, LoopHooks,
+    SharedDetector,
 };
 use crate::clock::{Clock, RealClock};
 use crate::config::{CameraConfig, Config};
@@ -79,17 +79,10 @@ pub fn run(cfg: &Config, opts: DaemonOptions<'_>) -> anyhow::Result<()> {
     let detector = open_detector(cfg)?;
     let (_, detect_ms) = warn_achievable_rate(cfg, &detector);
     tracing::info!(detect_ms, "detector ready");
-    let (publisher, topics) = match start_publisher(cfg, &store, rt.handle())? {
-        Some((p, t)) => (Some(p), Some(t)),
-        None => (None, None),
-    };
-    let publish_measurements = cfg.mqtt.as_ref().is_some_and(|m| m.publish_measurements);
+    let sink = start_sink(cfg, &store, rt.handle())?;
     let metrics = Metrics::new(&cfg.device_id);
     let storage = StorageGuard::new(&cfg.data_dir, &cfg.storage, metrics.storage().clone());
-    let sink = Arc::new(
-        EventSink::new(store.clone(), publisher, topics, publish_measurements)
-            .with_storage(storage.clone()),
-    );
+    let sink = Arc::new(sink.with_storage(storage.clone()));
     let storage_worker = StorageWorker::start(
         sink.clone(),
         storage.clone(),

@@ -21,7 +21,7 @@ pub use daemon::run;
 
 use crate::config::Config;
 use crate::frame::Frame;
-use crate::publish::{Publisher, Topics};
+use crate::publish::Publisher;
 use crate::schedule::DetectorGate;
 use crate::store::Store;
 use anyhow::Context;
@@ -119,14 +119,15 @@ pub fn warn_achievable_rate(cfg: &Config, detector: &SharedDetector) -> (Vec<Str
     (out, ms)
 }
 
-/// Starts the publisher when `[mqtt]` is configured.
-pub fn start_publisher(
+/// The sink verdicts go to: `store`, and the MQTT publisher (started on `rt`) when `[mqtt]` is
+/// configured. The daemon, `replay` and `bench` all build theirs here.
+pub fn start_sink(
     cfg: &Config,
     store: &Store,
     rt: &tokio::runtime::Handle,
-) -> anyhow::Result<Option<(Publisher, Topics)>> {
+) -> anyhow::Result<EventSink> {
     let Some(m) = &cfg.mqtt else {
-        return Ok(None);
+        return Ok(EventSink::new(store.clone(), None, None, false));
     };
     let p = Publisher::spawn(m.clone(), store.clone(), rt).with_context(|| {
         format!(
@@ -135,7 +136,12 @@ pub fn start_publisher(
         )
     })?;
     let topics = p.topics().clone();
-    Ok(Some((p, topics)))
+    Ok(EventSink::new(
+        store.clone(),
+        Some(p),
+        Some(topics),
+        m.publish_measurements,
+    ))
 }
 
 #[cfg(test)]
