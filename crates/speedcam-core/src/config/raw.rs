@@ -91,6 +91,8 @@ pub(crate) struct RawTracker {
     pub duplicate_overlap: Option<Spanned<f64>>,
     #[serde(default)]
     pub tentative_buffer: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub class_merge_iou: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! The ByteTrack association loop (Zhang et al., 2022) with time-based track ages.
 //!
 //! One [`Tracker::update`] step:
+//! 0. fuse boxes of different classes on one vehicle (`class_merge_iou`, see `fuse.rs`);
 //! 1. predict every track to the frame time;
 //! 2. match confirmed tracks to high-score detections (IoU, optimal assignment);
 //! 3. match the confirmed tracks that were matched on their previous detection round and are still
@@ -14,6 +15,7 @@
 //!    (`duplicate_overlap`: one vehicle reported twice must not be measured twice);
 //! 6. confirmed tracks unmatched for longer than `max_age_s` die.
 
+use super::fuse::{fuse_classes, Candidate};
 use super::kalman::BoxKalman;
 use super::match_by_iou;
 use super::{EndedTrack, TrackState, TrackerConfig, TrackerOutput};
@@ -50,47 +52,85 @@ struct Track {
     matched_last_round: bool,
     /// Detection matched in the current step.
     detection: Option<Detection>,
-    /// Class votes in first-seen order.
-    votes: Vec<(&'static str, u32)>,
+    /// Per class in first-seen order: detections it won, and the sum of its scores.
+    votes: Vec<Vote>,
+}
+
+/// One class's share of a track's detections.
+#[derive(Debug, Clone, Copy)]
+struct Vote {
+    class: &'static str,
+    /// Detections where it was the best class.
+    wins: u32,
+    /// Sum of its scores over the detections it appeared in, fused or alone.
+    score_sum: f32,
 }
 
 impl Track {
-    fn new(id: u64, t_s: f64, det: &Detection, min_hits: u32) -> Self {
-        Self {
+    fn new(id: u64, t_s: f64, cand: &Candidate, min_hits: u32) -> Self {
+        let mut track = Self {
             id,
-            kf: BoxKalman::new(t_s, &det.bbox),
+            kf: BoxKalman::new(t_s, &cand.det.bbox),
             confirmed: min_hits <= 1,
             hits: 1,
             first_t_s: t_s,
             last_hit_t_s: t_s,
             matched_last_round: true,
-            detection: Some(det.clone()),
-            votes: vec![(det.class, 1)],
-        }
+            detection: Some(cand.det.clone()),
+            votes: Vec::new(),
+        };
+        track.vote(cand);
+        track
     }
 
-    fn hit(&mut self, t_s: f64, det: &Detection, min_hits: u32) {
-        self.kf.update(&det.bbox);
+    fn hit(&mut self, t_s: f64, cand: &Candidate, min_hits: u32) {
+        self.kf.update(&cand.det.bbox);
         self.hits = self.hits.saturating_add(1);
         self.last_hit_t_s = self.last_hit_t_s.max(t_s);
         self.matched_last_round = true;
         self.confirmed |= self.hits >= min_hits;
-        match self.votes.iter_mut().find(|(c, _)| *c == det.class) {
-            Some((_, n)) => *n += 1,
-            None => self.votes.push((det.class, 1)),
+        self.vote(cand);
+        self.detection = Some(cand.det.clone());
+    }
+
+    fn vote(&mut self, cand: &Candidate) {
+        for &(class, score) in &cand.class_scores {
+            let wins = u32::from(class == cand.det.class);
+            match self.votes.iter_mut().find(|v| v.class == class) {
+                Some(v) => {
+                    v.wins += wins;
+                    v.score_sum += score;
+                }
+                None => self.votes.push(Vote {
+                    class,
+                    wins,
+                    score_sum: score,
+                }),
+            }
         }
-        self.detection = Some(det.clone());
     }
 
     /// Majority class; on a tie the class seen first wins (stable, no flicker).
     fn class(&self) -> &'static str {
         let mut best: (&'static str, u32) = ("", 0);
-        for &(c, n) in &self.votes {
-            if n > best.1 {
-                best = (c, n);
+        for v in &self.votes {
+            if v.wins > best.1 {
+                best = (v.class, v.wins);
             }
         }
         best.0
+    }
+
+    /// Mean score per class over the track's detections, best first.
+    fn class_scores(&self) -> Vec<(&'static str, f32)> {
+        let n = self.hits.max(1) as f32;
+        let mut out: Vec<(&'static str, f32)> = self
+            .votes
+            .iter()
+            .map(|v| (v.class, v.score_sum / n))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
     }
 
     fn state(&self) -> TrackState {
@@ -101,6 +141,7 @@ impl Track {
             detection: self.detection.clone(),
             confirmed: self.confirmed,
             class: self.class(),
+            class_scores: self.class_scores(),
             hits: self.hits,
             velocity_px_s: (vx as f32, vy as f32),
         }
@@ -110,6 +151,7 @@ impl Track {
         EndedTrack {
             id: self.id,
             class: self.class(),
+            class_scores: self.class_scores(),
             hits: self.hits,
             first_t_s: self.first_t_s,
             last_t_s: self.last_hit_t_s,
@@ -161,15 +203,19 @@ impl Tracker {
                     .all(|v| v.is_finite())
                 && d.bbox.area() > 0.0
         };
-        let high: Vec<&Detection> = detections
+        let usable: Vec<&Detection> = detections
             .iter()
             .filter(usable)
-            .filter(|d| d.score >= self.cfg.high_score)
+            .filter(|d| d.score >= self.cfg.low_score)
             .collect();
-        let low: Vec<&Detection> = detections
+        let fused = fuse_classes(&usable, self.cfg.class_merge_iou);
+        let high: Vec<&Candidate> = fused
             .iter()
-            .filter(usable)
-            .filter(|d| d.score >= self.cfg.low_score && d.score < self.cfg.high_score)
+            .filter(|c| c.det.score >= self.cfg.high_score)
+            .collect();
+        let low: Vec<&Candidate> = fused
+            .iter()
+            .filter(|c| c.det.score < self.cfg.high_score)
             .collect();
         let mut high_used = vec![false; high.len()];
         let mut track_hit = vec![false; self.tracks.len()];
@@ -242,22 +288,22 @@ impl Tracker {
             .filter_map(|t| t.detection.as_ref().map(|d| d.bbox))
             .collect();
         let mut order: Vec<usize> = (0..high.len()).collect();
-        order.sort_by(|&a, &b| high[b].score.total_cmp(&high[a].score));
+        order.sort_by(|&a, &b| high[b].det.score.total_cmp(&high[a].det.score));
         for i in order {
-            let det = high[i];
-            if high_used[i] || det.score < self.cfg.new_track_score {
+            let cand = high[i];
+            if high_used[i] || cand.det.score < self.cfg.new_track_score {
                 continue;
             }
-            let area = det.bbox.area();
+            let area = cand.det.bbox.area();
             let duplicate = claimed
                 .iter()
-                .any(|c| c.intersection(&det.bbox) >= self.cfg.duplicate_overlap * area);
+                .any(|c| c.intersection(&cand.det.bbox) >= self.cfg.duplicate_overlap * area);
             if !duplicate {
-                claimed.push(det.bbox);
+                claimed.push(cand.det.bbox);
                 let id = self.next_id;
                 self.next_id += 1;
                 self.tracks
-                    .push(Track::new(id, t_s, det, self.cfg.min_hits));
+                    .push(Track::new(id, t_s, cand, self.cfg.min_hits));
             }
         }
 
@@ -318,7 +364,7 @@ impl Tracker {
         &mut self,
         t_s: f64,
         track_idx: &[usize],
-        dets: &[&Detection],
+        dets: &[&Candidate],
         det_used: &mut [bool],
         track_hit: &mut [bool],
         gate: Gate,
@@ -341,7 +387,7 @@ impl Tracker {
             .iter()
             .map(|&i| grow(self.tracks[i].kf.bbox()))
             .collect();
-        let det_boxes: Vec<BBox> = free_dets.iter().map(|&j| grow(dets[j].bbox)).collect();
+        let det_boxes: Vec<BBox> = free_dets.iter().map(|&j| grow(dets[j].det.bbox)).collect();
         for (ti, dj) in match_by_iou(&track_boxes, &det_boxes, min_iou) {
             let (i, j) = (track_idx[ti], free_dets[dj]);
             self.tracks[i].hit(t_s, dets[j], self.cfg.min_hits);

@@ -13,6 +13,7 @@
 
 mod assign;
 mod bytetrack;
+mod fuse;
 mod kalman;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,13 @@ pub struct TrackerConfig {
     /// class, the cab of a truck), and a second track on it would measure it twice. 0..=1; 1
     /// disables the guard for all but exact duplicates.
     pub duplicate_overlap: f32,
+    /// Boxes of different classes that overlap by at least this IoU are one vehicle that the
+    /// detector could not place in one class (bus/truck, van/car: per-class NMS keeps both). They
+    /// are fused before matching: the box is their score-weighted mean, the score the chance that
+    /// either is right (`1 - (1 - s1)(1 - s2)`), so a bus scored 0.46 as bus and 0.45 as truck
+    /// starts a track as surely as a car scored 0.7; the class votes and per-class scores keep
+    /// both. 1 disables fusion.
+    pub class_merge_iou: f32,
     /// Tentative tracks are matched on *buffered* IoU: both boxes grown by this share of their
     /// width and height on every side (C-BIoU, Yang et al. 2023). A new track has no velocity
     /// yet, so when frames are skipped a fast vehicle's next box may not overlap its first one at
@@ -67,6 +75,7 @@ impl Default for TrackerConfig {
             low_match_iou: 0.5,
             new_track_score: 0.45,
             duplicate_overlap: 0.7,
+            class_merge_iou: 0.7,
             tentative_buffer: 0.5,
             min_hits: 3,
             max_age_s: 1.0,
@@ -97,6 +106,9 @@ pub struct TrackState {
     pub confirmed: bool,
     /// Class by majority vote over the matched detections (ties: the earliest seen class).
     pub class: &'static str,
+    /// Mean score per class over the matched detections, best first (a vehicle whose class
+    /// flickers has several; a fused detection counts for each of its classes).
+    pub class_scores: Vec<(&'static str, f32)>,
     /// Matched detections so far.
     pub hits: u32,
     /// Filtered velocity of the box centre, px/s.
@@ -110,6 +122,8 @@ pub struct EndedTrack {
     pub id: u64,
     /// Class by majority vote over the matched detections.
     pub class: &'static str,
+    /// Mean score per class over the matched detections, best first.
+    pub class_scores: Vec<(&'static str, f32)>,
     /// Matched detections.
     pub hits: u32,
     /// Time of the first matched detection, s.

@@ -216,6 +216,7 @@ fn tentative_dies_at_once_and_confirmed_after_max_age() {
         vec![EndedTrack {
             id: 2,
             class: "car",
+            class_scores: vec![("car", 0.9)],
             hits: min_hits + 2,
             first_t_s: 1.0,
             last_t_s,
@@ -372,4 +373,48 @@ fn fast_vehicle_with_skipped_frames_is_confirmed_through_the_buffer() {
         confirmed_ids(0.0).is_empty(),
         "without it every detection starts a new tentative track"
     );
+}
+
+/// A bus the detector scores as bus and truck in the same frames (0.46 / 0.45, below the score
+/// that starts a track on its own) and sometimes only as truck: one track, confirmed, classed
+/// bus by majority, with both classes' mean scores.
+#[test]
+fn a_bus_split_between_bus_and_truck_is_one_confirmed_track() {
+    let mut tracker = Tracker::new(TrackerConfig {
+        new_track_score: 0.5,
+        ..TrackerConfig::default()
+    });
+    let bx = |x: f32, class: &'static str, score: f32, dx: f32| Detection {
+        bbox: BBox {
+            x1: x + dx,
+            y1: 100.0,
+            x2: x + 300.0 + dx,
+            y2: 220.0,
+        },
+        score,
+        class_id: if class == "bus" { 5 } else { 7 },
+        class,
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    let mut last = None;
+    for k in 0..12 {
+        let (t, x) = (k as f64 / 25.0, 10.0 * k as f32);
+        let dets = if k % 4 == 3 {
+            vec![bx(x, "truck", 0.55, 0.0)]
+        } else {
+            vec![bx(x, "bus", 0.46, 0.0), bx(x, "truck", 0.45, 6.0)]
+        };
+        let out = tracker.update(t, &dets);
+        ids.extend(out.tracks.iter().map(|t| t.id));
+        last = out.tracks.last().cloned();
+    }
+    assert_eq!(ids.len(), 1, "one vehicle, one track: {ids:?}");
+    let last = last.expect("a live track");
+    assert!(last.confirmed);
+    assert_eq!(last.class, "bus");
+    let names: Vec<&str> = last.class_scores.iter().map(|c| c.0).collect();
+    assert_eq!(names, ["truck", "bus"], "{:?}", last.class_scores);
+    // Mean over the 12 detections: bus 9 x 0.46; truck 9 x 0.45 + 3 x 0.55.
+    assert!((last.class_scores[1].1 - 9.0 * 0.46 / 12.0).abs() < 1e-4);
+    assert!((last.class_scores[0].1 - (9.0 * 0.45 + 3.0 * 0.55) / 12.0).abs() < 1e-4);
 }

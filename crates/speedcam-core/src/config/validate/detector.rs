@@ -206,6 +206,13 @@ impl Validator<'_> {
                 0.0,
                 2.0,
             ) as f32,
+            class_merge_iou: self.float(
+                "tracker.class_merge_iou",
+                &t.class_merge_iou,
+                TrackerConfig::default().class_merge_iou as f64,
+                0.3,
+                1.01,
+            ) as f32,
             ..TrackerConfig::default()
         }
     }
