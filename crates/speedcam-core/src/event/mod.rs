@@ -7,7 +7,9 @@ pub mod thumbnail;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON shape of [`Event`]; bumped on incompatible changes so consumers can tell.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `speed_kmh` may be null (a vehicle that passed without a trustworthy speed, with a
+/// `reason`); `stopped_s` and `class_scores` added.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What kind of record an [`Event`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,10 +35,22 @@ pub struct Event {
     pub camera: String,
     /// Tracker id of the vehicle, unique per camera and run.
     pub track_id: u64,
-    /// Class name, e.g. "car".
+    /// Class name, e.g. "car": the class the vehicle had most often.
     pub class: String,
-    /// Measured speed, km/h.
-    pub speed_kmh: f64,
+    /// Mean detector score per class over the vehicle's detections, e.g. `{"bus": 0.52,
+    /// "truck": 0.31}` (a big vehicle's class often flickers). Empty in records written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub class_scores: std::collections::BTreeMap<String, f64>,
+    /// Measured speed, km/h; null for a vehicle that passed without a trustworthy speed (then
+    /// `reason` says why). Such a verdict is a measurement, never a speeding event.
+    pub speed_kmh: Option<f64>,
+    /// Why `speed_kmh` is null: `too_few_samples`, `scatter` or `implausible_speed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Time the vehicle stood still in the zone (a queue), s.
+    #[serde(default)]
+    pub stopped_s: f64,
     /// 95% confidence interval of `speed_kmh`, km/h, `[low, high]`: from the scatter of the
     /// detections about the fitted motion and the calibration's residuals. Absent only in records
     /// written before it existed.
@@ -60,7 +74,9 @@ pub struct Event {
     pub samples: u32,
     /// Ground distance covered between first and last sample, m.
     pub distance_m: f64,
-    /// How the speed was computed ("fit": least-squares slope of ground position against time).
+    /// How the speed was computed: "fit" (robust fit of ground position against time),
+    /// "crossings" (zone length over the time between the zone-edge crossings: a vehicle that
+    /// stopped in the zone), "lines", or "none" (no speed).
     pub method: String,
     /// Model that produced the detections.
     pub model: String,
@@ -87,7 +103,10 @@ pub fn test_event(event_id: String, camera: &str, track_id: u64) -> Event {
         camera: camera.into(),
         track_id,
         class: "car".into(),
-        speed_kmh: 70.0,
+        class_scores: [("car".to_string(), 0.8)].into(),
+        speed_kmh: Some(70.0),
+        reason: None,
+        stopped_s: 0.0,
         speed_ci95_kmh: Some([68.0, 72.0]),
         limit_kmh: 50.0,
         tolerance_kmh: 3.0,

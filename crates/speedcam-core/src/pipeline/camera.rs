@@ -12,7 +12,7 @@ use crate::event::origin::{OriginKey, Recording};
 use crate::event::{thumbnail, Event, EventType, SCHEMA_VERSION};
 use crate::frame::Frame;
 use crate::schedule::TrackView;
-use crate::speed::{CalibrationUncertainty, SpeedEstimator, SpeedMeasurement};
+use crate::speed::{CalibrationUncertainty, Passage, SpeedEstimator};
 use crate::stats::{Stage, StageTimes};
 use crate::track::{Tracker, TrackerConfig, TrackerOutput};
 use std::collections::HashMap;
@@ -52,6 +52,9 @@ pub struct CameraPipeline {
     pending: HashMap<u64, Vec<(f64, &'static str, BBox)>>,
     /// Confirmed tracks still alive, to measure them at end of stream.
     live: std::collections::HashSet<u64>,
+    /// Per confirmed track: its majority class and mean score per class, as of its last
+    /// detection (the verdict reports them; a big vehicle's class flickers).
+    classes: HashMap<u64, (&'static str, Vec<(&'static str, f32)>)>,
     /// The last frame's time and wall clock, to date verdicts of tracks that end.
     last_time: Option<(f64, OffsetDateTime)>,
     /// The live tracks after the last frame, for the frame scheduler.
@@ -91,6 +94,7 @@ impl CameraPipeline {
             candidates: HashMap::new(),
             pending: HashMap::new(),
             live: Default::default(),
+            classes: HashMap::new(),
             last_time: None,
             views: Vec::new(),
             recording: None,
@@ -187,6 +191,7 @@ impl CameraPipeline {
                 out.extend(self.verdicts(m));
             }
             self.candidates.remove(&id);
+            self.classes.remove(&id);
         }
         out
     }
@@ -214,6 +219,8 @@ impl CameraPipeline {
                 }
             }
             self.live.insert(tr.id);
+            self.classes
+                .insert(tr.id, (tr.class, tr.class_scores.clone()));
             if let Some(frame) = frame {
                 self.keep_candidate(frame, tr.id, &det.bbox);
             }
@@ -224,10 +231,14 @@ impl CameraPipeline {
         for e in &out.ended {
             self.pending.remove(&e.id);
             self.live.remove(&e.id);
+            if self.classes.contains_key(&e.id) {
+                self.classes.insert(e.id, (e.class, e.class_scores.clone()));
+            }
             if let Some(m) = self.speed.end_track(e.id) {
                 verdicts.extend(self.verdicts(m));
             }
             self.candidates.remove(&e.id);
+            self.classes.remove(&e.id);
         }
         verdicts
     }
@@ -254,38 +265,88 @@ impl CameraPipeline {
         }
     }
 
-    /// The measurement record, plus a speeding record when over limit + tolerance.
-    fn verdicts(&mut self, m: SpeedMeasurement) -> Vec<Verdict> {
+    /// The measurement record, plus a speeding record when over limit + tolerance. A passage
+    /// without a speed gives a measurement record without one, never a speeding record.
+    fn verdicts(&mut self, passage: Passage) -> Vec<Verdict> {
+        let track_id = passage.track_id();
+        let (class, class_scores) = match self.classes.get(&track_id) {
+            Some((class, scores)) => (
+                class.to_string(),
+                scores
+                    .iter()
+                    .map(|(c, s)| (c.to_string(), round3(f64::from(*s))))
+                    .collect(),
+            ),
+            None => match &passage {
+                Passage::Measured(m) => (m.class.clone(), Default::default()),
+                Passage::Unmeasured(u) => (u.class.clone(), Default::default()),
+            },
+        };
+        let t_exit_s = match &passage {
+            Passage::Measured(m) => m.t_exit_s,
+            Passage::Unmeasured(u) => u.t_exit_s,
+        };
         let wall = match self.last_time {
-            Some((t, w)) => wall_at(w, t, m.t_exit_s),
+            Some((t, w)) => wall_at(w, t, t_exit_s),
             None => OffsetDateTime::now_utc(),
         };
         let time = wall
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let measurement = Event {
+        let base = Event {
             kind: EventType::Measurement,
             event_id: ulid::Ulid::new().to_string(),
             device_id: self.device_id.clone(),
             camera: self.cam.id.clone(),
-            track_id: m.track_id,
-            class: m.class.clone(),
-            speed_kmh: round3(m.speed_kmh),
-            speed_ci95_kmh: Some([round3(m.speed_ci95_kmh[0]), round3(m.speed_ci95_kmh[1])]),
+            track_id,
+            class,
+            class_scores,
+            speed_kmh: None,
+            reason: None,
+            stopped_s: 0.0,
+            speed_ci95_kmh: None,
             limit_kmh: self.cam.speed_limit_kmh,
             tolerance_kmh: self.cam.tolerance_kmh,
             strict: self.cam.strict,
-            t_enter_s: round6(m.t_enter_s),
-            t_exit_s: round6(m.t_exit_s),
+            t_enter_s: 0.0,
+            t_exit_s: round6(t_exit_s),
             time,
-            samples: m.samples,
-            distance_m: round3(m.distance_m),
-            method: m.method.to_string(),
+            samples: 0,
+            distance_m: 0.0,
+            method: "none".into(),
             model: self.model_id.clone(),
             calibration: self.calibration_id.clone(),
             measurement_id: None,
             thumbnail_topic: None,
             schema: SCHEMA_VERSION,
+        };
+        let m = match passage {
+            Passage::Measured(m) => m,
+            Passage::Unmeasured(u) => {
+                let event = Event {
+                    reason: Some(u.reason.as_str().to_string()),
+                    t_enter_s: round6(u.t_enter_s),
+                    samples: u.samples,
+                    ..base
+                };
+                let origin = self.recording.as_ref().map(|r| OriginKey::new(r, &event));
+                self.candidates.remove(&track_id);
+                return vec![Verdict {
+                    event,
+                    thumbnail_jpeg: None,
+                    origin,
+                }];
+            }
+        };
+        let measurement = Event {
+            speed_kmh: Some(round3(m.speed_kmh)),
+            speed_ci95_kmh: Some([round3(m.speed_ci95_kmh[0]), round3(m.speed_ci95_kmh[1])]),
+            stopped_s: round3(m.stopped_s),
+            t_enter_s: round6(m.t_enter_s),
+            samples: m.samples,
+            distance_m: round3(m.distance_m),
+            method: m.method.to_string(),
+            ..base
         };
         let measurement_origin = self
             .recording
@@ -447,6 +508,6 @@ mod tests {
         // Samples from before the reload were kept: the same passage, the same samples.
         assert_eq!(m.samples, before[0].samples);
         assert!(m.t_enter_s < 0.8, "entered before the reload: {m:?}");
-        assert!((m.speed_kmh - 60.0).abs() < 1.0, "{m:?}");
+        assert!(m.speed_kmh.is_some_and(|v| (v - 60.0).abs() < 1.0), "{m:?}");
     }
 }

@@ -32,6 +32,8 @@ struct Sample {
     image_px: [f64; 2],
     /// Inside the zone (not in the margin around it).
     in_zone: bool,
+    /// Height of the box, px (big boxes jitter by more pixels).
+    box_h_px: f64,
 }
 
 /// Measurement thresholds.
@@ -82,6 +84,16 @@ pub enum SpeedMethod {
 /// A track is measured only when its first and last in-zone samples lie at least this share of
 /// the zone length apart on the ground.
 pub(crate) const MIN_PASSAGE_SHARE: f64 = 0.25;
+/// A track that leaves the zone with fewer than `min_samples` in-zone samples is still a passage
+/// (not box noise flickering across the entry edge) when it has moved at least this share of the
+/// zone length on the ground since it entered: a fast vehicle with skipped frames.
+const PASSAGE_TRAVEL_SHARE: f64 = 0.5;
+/// Vehicles that stood still this long in the zone are measured by their zone-edge crossing
+/// times (see `crossing.rs`), s.
+const STOPPED_CROSSINGS_S: f64 = 1.0;
+/// The box-noise limit grows with the box: at least `max_noise_px`, and at least this share of
+/// the median box height (a detector's box edges on a bus 300 px tall jitter by several px).
+const MAX_NOISE_BOX_SHARE: f64 = 0.06;
 
 /// Default per-track sample cap, see [`SpeedEstimator::with_state_limits`].
 pub const DEFAULT_MAX_SAMPLES: usize = 4096;
@@ -142,9 +154,82 @@ pub struct SpeedMeasurement {
     /// RMS along-track distance of the samples kept from the fitted motion, m (a quality figure).
     pub residual_rms_m: f64,
     /// How the speed was obtained: `"fit"` (robust least squares over the zone, mean speed
-    /// between the fitted zone entry and exit) or `"lines"` (time between two lines; then
+    /// between the fitted zone entry and exit), `"crossings"` (zone length over the time between
+    /// the zone-edge crossings, each from a local fit: a vehicle that stopped or went
+    /// stop-and-go in the zone) or `"lines"` (time between two lines; then
     /// `t_enter_s`/`t_exit_s` are the crossing times and `distance_m` the configured distance).
     pub method: &'static str,
+    /// Time the vehicle stood still (slower than 0.5 m/s) in the zone, s.
+    pub stopped_s: f64,
+}
+
+/// What one track's passage through the zone gave: one verdict per vehicle, with or without a
+/// speed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Passage {
+    /// A speed.
+    Measured(SpeedMeasurement),
+    /// The vehicle passed through the zone, but its detections give no trustworthy speed. It is
+    /// still a vehicle: counted, stored and published without a speed.
+    Unmeasured(Unmeasured),
+}
+
+impl Passage {
+    /// The measurement, when there is a speed.
+    pub fn measured(self) -> Option<SpeedMeasurement> {
+        match self {
+            Passage::Measured(m) => Some(m),
+            Passage::Unmeasured(_) => None,
+        }
+    }
+
+    /// Tracker id.
+    pub fn track_id(&self) -> u64 {
+        match self {
+            Passage::Measured(m) => m.track_id,
+            Passage::Unmeasured(u) => u.track_id,
+        }
+    }
+}
+
+/// A passage without a speed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmeasured {
+    /// Tracker id.
+    pub track_id: u64,
+    /// Class as reported by the tracker.
+    pub class: String,
+    /// Capture time of the first in-zone sample, s.
+    pub t_enter_s: f64,
+    /// Capture time of the last in-zone sample, s.
+    pub t_exit_s: f64,
+    /// Samples in the zone.
+    pub samples: u32,
+    /// Why there is no speed.
+    pub reason: NoSpeedReason,
+}
+
+/// Why a passage has no speed. The names are the event's `reason` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSpeedReason {
+    /// Too few detections for a fit (a fast vehicle through a short zone with skipped frames).
+    TooFewSamples,
+    /// The detections scatter too much about any motion for one vehicle (box noise beyond the
+    /// limit, or boxes of two vehicles).
+    Scatter,
+    /// The fitted speed is above `max_speed_kmh`.
+    Implausible,
+}
+
+impl NoSpeedReason {
+    /// The name used in events: `too_few_samples`, `scatter`, `implausible_speed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoSpeedReason::TooFewSamples => "too_few_samples",
+            NoSpeedReason::Scatter => "scatter",
+            NoSpeedReason::Implausible => "implausible_speed",
+        }
+    }
 }
 
 /// Where a track stands with respect to the zone.
@@ -187,6 +272,8 @@ pub struct SpeedEstimator {
     zone_ground_m: Option<Vec<[f64; 2]>>,
     /// Fit margin around the zone on the ground, m (0: none).
     margin_m: f64,
+    /// The zone's length on the ground, m (0 when unknown).
+    zone_len_m: f64,
     /// Frame size, px, when known: margin boxes touching its border are not used.
     image_size_px: Option<(f64, f64)>,
     calibration: Option<CalibrationUncertainty>,
@@ -207,11 +294,13 @@ impl SpeedEstimator {
             .map(|p| h.image_to_world(*p))
             .collect::<Option<Vec<_>>>();
         let margin_m = margin_m(&h, &zone, &cfg);
+        let zone_len_m = zone.length_m(&h).unwrap_or(0.0);
         Self {
             h,
             zone,
             zone_ground_m,
             margin_m,
+            zone_len_m,
             image_size_px: None,
             calibration: None,
             cfg,
@@ -263,6 +352,7 @@ impl SpeedEstimator {
             .map(|p| self.h.image_to_world(*p))
             .collect::<Option<Vec<_>>>();
         self.margin_m = margin_m(&self.h, &zone, &cfg);
+        self.zone_len_m = zone.length_m(&self.h).unwrap_or(0.0);
         self.zone = zone;
         self.cfg = cfg;
     }
@@ -282,17 +372,18 @@ impl SpeedEstimator {
         self.tracks.len()
     }
 
-    /// Feeds a matched detection of a confirmed track at frame time `t_s`. Returns the measurement
-    /// when the track's ground point has just left the zone (it was inside before), once per track.
-    /// Leaving with fewer than `min_samples` samples is not a passage (box noise flickering across
-    /// the zone edge): those samples are dropped and the track may enter again.
+    /// Feeds a matched detection of a confirmed track at frame time `t_s`. Returns the passage
+    /// (with or without a speed) when the track's ground point has just left the zone and its
+    /// margin (it was inside before), once per track. Leaving with fewer than `min_samples`
+    /// samples, not far from where it entered, is not a passage (box noise flickering across the
+    /// zone edge): those samples become margin samples and the track may enter again.
     pub fn observe(
         &mut self,
         track_id: u64,
         class: &str,
         t_s: f64,
         bbox: &BBox,
-    ) -> Option<SpeedMeasurement> {
+    ) -> Option<Passage> {
         if !t_s.is_finite() {
             return None;
         }
@@ -307,6 +398,7 @@ impl SpeedEstimator {
             cov_m2_per_px2: cov,
             image_px,
             in_zone,
+            box_h_px: f64::from(bbox.y2 - bbox.y1),
         });
         // Outside the zone, a sample counts only within the margin and from a whole box.
         let cut = self.cut_by_frame(bbox);
@@ -389,7 +481,7 @@ impl SpeedEstimator {
                     }
                     // Left the zone into the margin: collect on until it leaves that too.
                     let left = left || !in_zone;
-                    if !left || count >= min_samples {
+                    if !left || count >= min_samples || self.travelled(&samples) {
                         self.tracks.insert(
                             track_id,
                             TrackZone::Inside {
@@ -419,7 +511,7 @@ impl SpeedEstimator {
                         samples,
                         last_seen_t_s,
                     }
-                } else if count < min_samples {
+                } else if count < min_samples && !self.travelled(&samples) {
                     // The same flicker, and now away from the zone: forget it.
                     return None;
                 } else {
@@ -442,6 +534,19 @@ impl SpeedEstimator {
         None
     }
 
+    /// Whether the samples' vehicle moved at least [`PASSAGE_TRAVEL_SHARE`] of the zone length
+    /// from its first in-zone sample to its last sample: a passage, however few its samples.
+    fn travelled(&self, samples: &[Sample]) -> bool {
+        let first = samples.iter().find(|s| s.in_zone);
+        match (first, samples.last()) {
+            (Some(a), Some(b)) if self.zone_len_m > 0.0 => {
+                let d = (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1]);
+                d >= PASSAGE_TRAVEL_SHARE * self.zone_len_m
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a ground point outside the zone lies within the fit margin.
     fn in_margin(&self, ground_m: [f64; 2]) -> bool {
         self.margin_m > 0.0
@@ -462,13 +567,15 @@ impl SpeedEstimator {
     }
 
     /// The track ended: measures it if it was in the zone and not measured yet, and frees its state.
-    pub fn end_track(&mut self, track_id: u64) -> Option<SpeedMeasurement> {
+    pub fn end_track(&mut self, track_id: u64) -> Option<Passage> {
         let state = self.tracks.remove(&track_id)?;
         self.measure(track_id, state)
     }
 
-    /// Fits the samples of a track that was inside the zone.
-    fn measure(&self, track_id: u64, state: TrackZone) -> Option<SpeedMeasurement> {
+    /// Fits the samples of a track that was inside the zone: a passage with a speed, a passage
+    /// without one (and why), or None when the track was no passage (too few samples near where
+    /// it entered, or a box that stayed put: a parked vehicle, a false detection).
+    fn measure(&self, track_id: u64, state: TrackZone) -> Option<Passage> {
         let TrackZone::Inside {
             class,
             samples,
@@ -478,12 +585,30 @@ impl SpeedEstimator {
         else {
             return None;
         };
-        if in_zone < self.cfg.min_samples as usize {
+        let (t0, t1) = zone_span_s(&samples)?;
+        let min_samples = self.cfg.min_samples as usize;
+        let unmeasured = |reason: NoSpeedReason| {
+            tracing::debug!(
+                track_id,
+                reason = reason.as_str(),
+                "passage without a speed"
+            );
+            Some(Passage::Unmeasured(Unmeasured {
+                track_id,
+                class: class.clone(),
+                t_enter_s: t0,
+                t_exit_s: t1,
+                samples: u32::try_from(in_zone).unwrap_or(u32::MAX),
+                reason,
+            }))
+        };
+        let passage = in_zone >= min_samples || self.travelled(&samples);
+        if !passage {
             tracing::debug!(
                 track_id,
                 samples = in_zone,
-                min_samples = self.cfg.min_samples,
-                "no speed: too few samples in the zone"
+                min_samples,
+                "no passage: too few samples in the zone"
             );
             return None;
         }
@@ -495,64 +620,10 @@ impl SpeedEstimator {
                 .map(|s| (s.t_s, s.image_px))
                 .collect();
             let max_kmh = self.cfg.max_speed_kmh;
-            return super::lines::measure_lines(lines, track_id, class, &px, max_kmh);
-        }
-        // Margin samples only from as long before the entry and after the exit as the margin
-        // takes at the vehicle's pace through the zone: a vehicle that waited beside the zone
-        // (a queue, a red light) did not move at that pace then.
-        let (t0, t1) = zone_span_s(&samples)?;
-        let pad_s = self.cfg.fit_margin_share.max(0.0) * (t1 - t0);
-        let opts = MotionFitOptions {
-            accel_prior_sd_m_s2: self.cfg.accel_prior_sd_m_s2,
-            outlier_z: self.cfg.outlier_z,
-        };
-        let margin_sample = |s: &Sample| !s.in_zone && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s);
-        let fit_of = |use_margin: bool| {
-            let ground: Vec<GroundSample> = samples
-                .iter()
-                .filter(|s| s.in_zone || (use_margin && margin_sample(s)))
-                .map(|s| GroundSample {
-                    t_s: s.t_s,
-                    ground_m: s.ground_m,
-                    cov_m2_per_px2: s.cov_m2_per_px2,
-                })
-                .collect();
-            fit_zone_motion(&ground, self.zone_ground_m.as_deref(), &opts)
-        };
-        let noise_of = |f: &super::MotionFit| f.noise_px.max(f.lateral_noise_px);
-        let with_margin = samples.iter().any(margin_sample);
-        let zone_only = fit_of(false);
-        // The margin's boxes must agree with the zone's: outside the zone a real detector's
-        // boxes can be worse (a vehicle partly hidden by another or by the frame's edge, the far
-        // end where boxes are a few pixels tall). When they scatter clearly more than the zone's
-        // own, the zone's samples alone are used.
-        let fit = match (with_margin.then(|| fit_of(true)).flatten(), zone_only) {
-            (Some(m), Some(z)) if noise_of(&m) > MARGIN_NOISE_RATIO * noise_of(&z) + 0.25 => {
-                tracing::debug!(
-                    track_id,
-                    margin_noise_px = noise_of(&m),
-                    zone_noise_px = noise_of(&z),
-                    "margin samples left out: they scatter more than the zone's"
-                );
-                z
-            }
-            (Some(m), _) => m,
-            (None, Some(z)) => z,
-            (None, None) => {
-                tracing::debug!(track_id, "no speed: samples span no time");
-                return None;
-            }
-        };
-        let speed_kmh = fit.speed_m_s * 3.6;
-        let noise_px = noise_of(&fit);
-        if noise_px > self.cfg.max_noise_px {
-            tracing::debug!(
-                track_id,
-                noise_px,
-                max_noise_px = self.cfg.max_noise_px,
-                "no speed: samples scatter too much for one vehicle"
-            );
-            return None;
+            return match super::lines::measure_lines(lines, track_id, class.clone(), &px, max_kmh) {
+                Some(m) => Some(Passage::Measured(m)),
+                None => unmeasured(NoSpeedReason::TooFewSamples),
+            };
         }
         // A passage moves through the zone; a box that stays put (a false detection on a sign or
         // a shadow, a parked vehicle) is no passage however many samples it has.
@@ -563,24 +634,76 @@ impl SpeedEstimator {
             }
             _ => 0.0,
         };
-        let min_span_m = MIN_PASSAGE_SHARE * self.zone.length_m(&self.h).unwrap_or(0.0);
-        if span_m < min_span_m {
+        let min_span_m = MIN_PASSAGE_SHARE * self.zone_len_m;
+        if span_m < min_span_m && !self.travelled(&samples) {
             tracing::debug!(
                 track_id,
                 span_m,
                 min_span_m,
-                "no speed: the samples cover too little of the zone to be a passage"
+                "no passage: the samples cover too little of the zone"
             );
             return None;
+        }
+        // Margin samples only from as long before the entry and after the exit as the margin
+        // takes at the vehicle's pace through the zone: a vehicle that waited beside the zone
+        // (a queue, a red light) did not move at that pace then.
+        let pad_s = self.cfg.fit_margin_share.max(0.0) * (t1 - t0);
+        let margin_sample = |s: &Sample| !s.in_zone && (t0 - pad_s..=t1 + pad_s).contains(&s.t_s);
+        let ground_of = |use_margin: bool| -> Vec<GroundSample> {
+            samples
+                .iter()
+                .filter(|s| s.in_zone || (use_margin && margin_sample(s)))
+                .map(|s| GroundSample {
+                    t_s: s.t_s,
+                    ground_m: s.ground_m,
+                    cov_m2_per_px2: s.cov_m2_per_px2,
+                })
+                .collect()
+        };
+        let with_margin = samples.iter().any(margin_sample);
+        if in_zone + samples.iter().filter(|s| margin_sample(s)).count() < min_samples {
+            return unmeasured(NoSpeedReason::TooFewSamples);
+        }
+        let Some((fit, ground)) = self.fit_passage(track_id, with_margin, ground_of) else {
+            return unmeasured(NoSpeedReason::TooFewSamples);
+        };
+        let max_noise_px = self.max_noise_px(&samples);
+        let noise_of = |f: &super::MotionFit| f.noise_px.max(f.lateral_noise_px);
+        // A vehicle that stood in the zone, or whose motion the one-model fit does not follow
+        // (stop-and-go), is measured by its zone-edge crossing times instead.
+        let stopped_s = super::crossing::stopped_s(&ground, fit.direction, fit.origin_m, t0, t1);
+        let (fit, method, stopped_s) =
+            if stopped_s >= STOPPED_CROSSINGS_S || noise_of(&fit) > max_noise_px {
+                // The samples on both sides of each zone edge: the margin's too.
+                let around = ground_of(true);
+                match self.zone_ground_m.as_deref().and_then(|z| {
+                    super::crossing::fit_zone_crossings(&around, z, fit.direction, fit.origin_m)
+                }) {
+                    Some(c) => (c.fit, "crossings", c.stopped_s),
+                    None => (fit, "fit", stopped_s),
+                }
+            } else {
+                (fit, "fit", stopped_s)
+            };
+        let speed_kmh = fit.speed_m_s * 3.6;
+        let noise_px = noise_of(&fit);
+        if noise_px > max_noise_px {
+            tracing::debug!(
+                track_id,
+                noise_px,
+                max_noise_px,
+                "no speed: samples scatter too much for one vehicle"
+            );
+            return unmeasured(NoSpeedReason::Scatter);
         }
         if speed_kmh > self.cfg.max_speed_kmh {
             tracing::debug!(
                 track_id,
                 speed_kmh,
                 max_speed_kmh = self.cfg.max_speed_kmh,
-                "no speed: implausible, discarded"
+                "no speed: implausible"
             );
-            return None;
+            return unmeasured(NoSpeedReason::Implausible);
         }
         let (t_enter_s, t_exit_s) = (t0, t1);
         let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
@@ -591,7 +714,7 @@ impl SpeedEstimator {
             .box_bias_rel_sd(&fit)
             .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
         let half_kmh = fit_half_kmh.hypot(cal_half_kmh).hypot(box_half_kmh);
-        Some(SpeedMeasurement {
+        Some(Passage::Measured(SpeedMeasurement {
             track_id,
             class,
             speed_kmh,
@@ -601,8 +724,66 @@ impl SpeedEstimator {
             t_exit_s,
             distance_m: fit.speed_m_s * (t_exit_s - t_enter_s),
             residual_rms_m: fit.residual_rms_m,
-            method: "fit",
-        })
+            method,
+            stopped_s,
+        }))
+    }
+
+    /// The whole-passage motion fit, with or without the margin samples (the margin's boxes must
+    /// agree with the zone's: outside the zone a real detector's boxes can be worse, a vehicle
+    /// partly hidden by another or by the frame's edge, the far end where boxes are a few pixels
+    /// tall; when they scatter clearly more than the zone's own, the zone's samples alone are
+    /// used). Returns the fit and the samples it used.
+    fn fit_passage(
+        &self,
+        track_id: u64,
+        with_margin: bool,
+        ground_of: impl Fn(bool) -> Vec<GroundSample>,
+    ) -> Option<(super::MotionFit, Vec<GroundSample>)> {
+        let opts = MotionFitOptions {
+            accel_prior_sd_m_s2: self.cfg.accel_prior_sd_m_s2,
+            outlier_z: self.cfg.outlier_z,
+        };
+        let zone_m = self.zone_ground_m.as_deref();
+        let noise_of = |f: &super::MotionFit| f.noise_px.max(f.lateral_noise_px);
+        let zone_ground = ground_of(false);
+        let zone_only = fit_zone_motion(&zone_ground, zone_m, &opts);
+        let margin = with_margin
+            .then(|| {
+                let g = ground_of(true);
+                fit_zone_motion(&g, zone_m, &opts).map(|f| (f, g))
+            })
+            .flatten();
+        match (margin, zone_only) {
+            (Some((m, _)), Some(z)) if noise_of(&m) > MARGIN_NOISE_RATIO * noise_of(&z) + 0.25 => {
+                tracing::debug!(
+                    track_id,
+                    margin_noise_px = noise_of(&m),
+                    zone_noise_px = noise_of(&z),
+                    "margin samples left out: they scatter more than the zone's"
+                );
+                Some((z, zone_ground))
+            }
+            (Some(m), _) => Some(m),
+            (None, Some(z)) => Some((z, zone_ground)),
+            (None, None) => {
+                tracing::debug!(track_id, "no speed: samples span no time");
+                None
+            }
+        }
+    }
+
+    /// The box-noise limit for these samples, px: `max_noise_px`, raised for big boxes
+    /// ([`MAX_NOISE_BOX_SHARE`] of the median box height in the zone).
+    fn max_noise_px(&self, samples: &[Sample]) -> f64 {
+        let mut h: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.in_zone)
+            .map(|s| s.box_h_px)
+            .collect();
+        h.sort_by(f64::total_cmp);
+        let median = h.get(h.len() / 2).copied().unwrap_or(0.0);
+        self.cfg.max_noise_px.max(MAX_NOISE_BOX_SHARE * median)
     }
 
     /// Relative standard deviation of the speed due to the calibration, and its degrees of

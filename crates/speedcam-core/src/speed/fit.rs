@@ -176,7 +176,7 @@ fn invert(m: &[[f64; 3]; 3], p: usize) -> Option<[[f64; 3]; 3]> {
 /// Weighted fit of `s(t) = b0 + b1 tau + b2 tau²/2`, `tau = t - tc`, with a Gaussian prior of
 /// precision `prior_prec` on `b2` (p = 3) or without `b2` (p = 2). Returns (beta, posterior
 /// covariance per unit noise variance, effective number of parameters).
-fn solve_motion(
+pub(super) fn solve_motion(
     rows: &[(f64, f64, f64)],
     tc: f64,
     p: usize,
@@ -213,7 +213,11 @@ fn solve_motion(
 }
 
 /// Where the line `origin + s dir` crosses the polygon's edges: the smallest and largest `s`.
-fn line_polygon_span(origin: [f64; 2], dir: [f64; 2], poly: &[[f64; 2]]) -> Option<[f64; 2]> {
+pub(super) fn line_polygon_span(
+    origin: [f64; 2],
+    dir: [f64; 2],
+    poly: &[[f64; 2]],
+) -> Option<[f64; 2]> {
     let mut hits = Vec::new();
     for i in 0..poly.len() {
         let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
@@ -236,7 +240,7 @@ fn line_polygon_span(origin: [f64; 2], dir: [f64; 2], poly: &[[f64; 2]]) -> Opti
 
 /// Time at which `s(t) = b0 + b1 tau + b2 tau²/2` reaches `s`, the root nearest the
 /// constant-speed answer.
-fn time_at(beta: &[f64; 3], tc: f64, s: f64) -> Option<f64> {
+pub(super) fn time_at(beta: &[f64; 3], tc: f64, s: f64) -> Option<f64> {
     let lin = (s - beta[0]) / beta[1];
     if !lin.is_finite() {
         return None;

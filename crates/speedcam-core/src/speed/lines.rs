@@ -537,5 +537,6 @@ pub(super) fn measure_lines_with(
         distance_m,
         residual_rms_m,
         method: "lines",
+        stopped_s: 0.0,
     })
 }

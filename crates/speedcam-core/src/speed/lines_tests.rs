@@ -83,9 +83,9 @@ fn true_crossing_s(speed_kmh: f64, towards_camera: bool, x_m: f64) -> f64 {
 fn run(est: &mut SpeedEstimator, frames: &[(f64, BBox)], id: u64) -> Vec<SpeedMeasurement> {
     let mut out: Vec<SpeedMeasurement> = frames
         .iter()
-        .filter_map(|(t_s, b)| est.observe(id, "car", *t_s, b))
+        .filter_map(|(t_s, b)| est.observe(id, "car", *t_s, b).and_then(Passage::measured))
         .collect();
-    out.extend(est.end_track(id));
+    out.extend(est.end_track(id).and_then(Passage::measured));
     out
 }
 

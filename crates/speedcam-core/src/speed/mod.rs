@@ -25,6 +25,7 @@
 //!   [`CalibrationUncertainty`]), root-sum-square: the two are independent.
 
 pub mod calibrate;
+mod crossing;
 mod estimator;
 mod fit;
 mod homography;
@@ -39,9 +40,9 @@ mod uncertainty;
 mod zone;
 
 pub use estimator::{
-    SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, DEFAULT_ACCEL_PRIOR_SD_M_S2,
-    DEFAULT_FIT_MARGIN_SHARE, DEFAULT_MAX_IDLE_S, DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES,
-    DEFAULT_OUTLIER_Z,
+    NoSpeedReason, Passage, SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, Unmeasured,
+    DEFAULT_ACCEL_PRIOR_SD_M_S2, DEFAULT_FIT_MARGIN_SHARE, DEFAULT_MAX_IDLE_S,
+    DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
 };
 pub use fit::{
     fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,

@@ -41,7 +41,7 @@ impl Drive {
         }
     }
 
-    /// Feeds the drive to `est` as track `id`; returns all measurements (observe + end_track).
+    /// Feeds the drive to `est` as track `id`; returns the measurements with a speed.
     fn run(
         &self,
         est: &mut SpeedEstimator,
@@ -49,6 +49,18 @@ impl Drive {
         id: u64,
         rng: &mut Rng,
     ) -> Vec<SpeedMeasurement> {
+        let passages = self.run_passages(est, cam, id, rng);
+        passages.into_iter().filter_map(Passage::measured).collect()
+    }
+
+    /// Feeds the drive to `est` as track `id`; returns every passage (observe + end_track).
+    fn run_passages(
+        &self,
+        est: &mut SpeedEstimator,
+        cam: &Camera,
+        id: u64,
+        rng: &mut Rng,
+    ) -> Vec<Passage> {
         let v_m_s = self.speed_kmh / 3.6 * if self.towards_camera { -1.0 } else { 1.0 };
         let x0 = if self.towards_camera { 40.0 } else { 10.0 };
         let t0 = 100.0 + 7.0 * id as f64;
@@ -157,11 +169,18 @@ fn track_ending_inside_the_zone_is_measured_once_at_end() {
         if x > drive.stop_at_x_m.unwrap() {
             break;
         }
-        from_observe.extend(est.observe(9, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng)));
+        from_observe.extend(
+            est.observe(9, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng))
+                .and_then(Passage::measured),
+        );
     }
     assert!(from_observe.is_empty());
     assert_eq!(est.held_tracks(), 1);
-    let m: Vec<SpeedMeasurement> = est.end_track(9).into_iter().collect();
+    let m: Vec<SpeedMeasurement> = est
+        .end_track(9)
+        .and_then(Passage::measured)
+        .into_iter()
+        .collect();
     check(&m, 9, 60.0, 1.5);
     assert_eq!(est.end_track(9), None, "measured once");
     assert_eq!(est.held_tracks(), 0);
@@ -182,10 +201,13 @@ fn leaving_measures_once_and_reentry_is_ignored() {
         for k in 0..40 {
             let t_s = pass as f64 * 10.0 + k as f64 / 30.0;
             let x = 10.0 + 50.0 / 3.6 * (k as f64 / 30.0);
-            out.extend(est.observe(5, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng)));
+            out.extend(
+                est.observe(5, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng))
+                    .and_then(Passage::measured),
+            );
         }
     }
-    out.extend(est.end_track(5));
+    out.extend(est.end_track(5).and_then(Passage::measured));
     assert_eq!(out.len(), 1, "{out:?}");
     all.append(&mut out);
     assert!(
@@ -208,9 +230,12 @@ fn entry_flicker_does_not_lose_the_passage() {
         if (12.0..12.5).contains(&x) && k % 2 == 0 {
             x = 11.9;
         }
-        out.extend(est.observe(4, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng)));
+        out.extend(
+            est.observe(4, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng))
+                .and_then(Passage::measured),
+        );
     }
-    out.extend(est.end_track(4));
+    out.extend(est.end_track(4).and_then(Passage::measured));
     check(&out, 4, 30.0, 1.0);
 }
 
@@ -248,6 +273,41 @@ fn too_few_samples_or_implausible_speed_give_nothing() {
 }
 
 #[test]
+fn an_implausible_speed_is_a_passage_without_a_speed() {
+    let cam = Camera::default();
+    let mut rng = Rng(5);
+    let cfg = SpeedConfig {
+        max_speed_kmh: 100.0,
+        ..SpeedConfig::default()
+    };
+    let mut est = estimator(&cam, cfg);
+    let passages = Drive::new(130.0).run_passages(&mut est, &cam, 2, &mut rng);
+    match passages.as_slice() {
+        [Passage::Unmeasured(u)] => {
+            assert_eq!(u.reason, NoSpeedReason::Implausible);
+            assert_eq!(u.track_id, 2);
+            assert!(u.samples >= 5 && u.t_exit_s > u.t_enter_s, "{u:?}");
+        }
+        other => panic!("one passage without a speed: {other:?}"),
+    }
+}
+
+/// A fast vehicle seen on only 3 frames inside the zone (every 4th frame at 130 km/h) still
+/// crossed it: one verdict, from the zone and margin samples together.
+#[test]
+fn a_fast_vehicle_with_few_zone_samples_is_still_one_verdict() {
+    let cam = Camera::default();
+    let mut rng = Rng(12);
+    let mut est = estimator(&cam, SpeedConfig::default());
+    let drive = Drive {
+        every_nth: 5,
+        ..Drive::new(150.0)
+    };
+    let passages = drive.run_passages(&mut est, &cam, 7, &mut rng);
+    assert_eq!(passages.len(), 1, "{passages:?}");
+}
+
+#[test]
 fn state_is_bounded() {
     let cam = Camera::default();
     let mut est = estimator(&cam, SpeedConfig::default()).with_state_limits(16, 5.0);
@@ -271,10 +331,13 @@ fn state_is_bounded() {
     for k in 0..60 {
         let t_s = 110.0 + k as f64 / 30.0;
         let bbox = car_box(&cam, [20.0 + 0.25 * k as f64, 1.75], 1.5, &mut rng);
-        out.extend(est.observe(1, "car", t_s, &bbox));
+        out.extend(
+            est.observe(1, "car", t_s, &bbox)
+                .and_then(Passage::measured),
+        );
     }
     // (Still in the zone's margin: measured when the track ends.)
-    out.extend(est.end_track(1));
+    out.extend(est.end_track(1).and_then(Passage::measured));
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].samples <= 17, "{:?}", out[0]);
 }
@@ -315,9 +378,12 @@ fn systematic_box_offset_is_inside_the_interval_when_declared() {
             }
             let mut bbox = car_box(&cam, [x, 1.75], 0.0, &mut Rng(1));
             bbox.y2 += 3.0;
-            out.extend(est.observe(1, "car", t_s, &bbox));
+            out.extend(
+                est.observe(1, "car", t_s, &bbox)
+                    .and_then(Passage::measured),
+            );
         }
-        out.extend(est.end_track(1));
+        out.extend(est.end_track(1).and_then(Passage::measured));
         assert_eq!(out.len(), 1, "{out:?}");
         out.remove(0)
     };
@@ -352,9 +418,12 @@ fn a_box_that_stays_put_is_no_passage() {
     let mut out = Vec::new();
     for k in 0..30 {
         let bbox = car_box(&cam, [20.0, 1.75], 1.5, &mut rng);
-        out.extend(est.observe(1, "car", k as f64 / 30.0, &bbox));
+        out.extend(
+            est.observe(1, "car", k as f64 / 30.0, &bbox)
+                .and_then(Passage::measured),
+        );
     }
-    out.extend(est.end_track(1));
+    out.extend(est.end_track(1).and_then(Passage::measured));
     assert!(out.is_empty(), "{out:?}");
 }
 
@@ -417,9 +486,12 @@ fn fit_margin_skips_boxes_cut_by_the_frame() {
                     continue;
                 }
             }
-            out.extend(est.observe(1, "car", 100.0 + f64::from(k) / 30.0, &bbox));
+            out.extend(
+                est.observe(1, "car", 100.0 + f64::from(k) / 30.0, &bbox)
+                    .and_then(Passage::measured),
+            );
         }
-        out.extend(est.end_track(1));
+        out.extend(est.end_track(1).and_then(Passage::measured));
         assert_eq!(out.len(), 1, "{out:?}");
         (out.remove(0), cut)
     };
@@ -456,4 +528,72 @@ fn fit_margin_state_of_tracks_passing_by_is_dropped() {
     }
     assert_eq!(est.held_tracks(), 0, "dropped once outside the margin");
     assert_eq!(est.end_track(1), None);
+}
+
+/// Position of a queued car along the road, m: from x = 8 m at 30 km/h it brakes at 3 m/s² to
+/// a stop at x = `stop_x_m` (at least 20 m), stands `stop_s`, then accelerates at 1.5 m/s².
+fn queued_x_m(t_s: f64, stop_x_m: f64, stop_s: f64) -> f64 {
+    let (v0, dec, acc) = (30.0 / 3.6, 3.0, 1.5);
+    let brake_len_m = v0 * v0 / (2.0 * dec);
+    let x_brake = stop_x_m - brake_len_m;
+    let t_brake = (x_brake - 8.0) / v0;
+    let t_stop = t_brake + v0 / dec;
+    if t_s < t_brake {
+        8.0 + v0 * t_s
+    } else if t_s < t_stop {
+        let tau = t_s - t_brake;
+        x_brake + v0 * tau - 0.5 * dec * tau * tau
+    } else if t_s < t_stop + stop_s {
+        stop_x_m
+    } else {
+        let tau = t_s - t_stop - stop_s;
+        stop_x_m + 0.5 * acc * tau * tau
+    }
+}
+
+/// A car that stops in the zone for 8 s (a queue at a light) is measured: its mean speed over
+/// the zone (zone length / the time between entering and leaving it) and the time it stood.
+#[test]
+fn a_vehicle_queued_in_the_zone_gets_its_mean_zone_speed_and_stopped_time() {
+    let cam = Camera::default();
+    let mut est = estimator(&cam, SpeedConfig::default());
+    let mut rng = Rng(21);
+    let (stop_x_m, stop_s) = (24.0, 8.0);
+    let mut out = Vec::new();
+    let (mut t_in, mut t_out) = (f64::NAN, f64::NAN);
+    for k in 0..(30 * 40) {
+        let t_s = k as f64 / 30.0;
+        let x = queued_x_m(t_s, stop_x_m, stop_s);
+        if x > 40.0 {
+            break;
+        }
+        if x >= 12.0 && t_in.is_nan() {
+            t_in = t_s;
+        }
+        if x >= 32.0 && t_out.is_nan() {
+            t_out = t_s;
+        }
+        out.extend(est.observe(3, "car", t_s, &car_box(&cam, [x, 1.75], 1.5, &mut rng)));
+    }
+    out.extend(est.end_track(3));
+    let truth_kmh = ZONE_LEN_M / (t_out - t_in) * 3.6;
+    let m = match out.as_slice() {
+        [Passage::Measured(m)] => m,
+        other => panic!("one measurement: {other:?}"),
+    };
+    assert_eq!(m.method, "crossings");
+    assert!(
+        (m.speed_kmh - truth_kmh).abs() < 0.05 * truth_kmh,
+        "{} km/h, truth {truth_kmh:.2}",
+        m.speed_kmh
+    );
+    assert!(
+        (m.speed_ci95_kmh[0]..=m.speed_ci95_kmh[1]).contains(&truth_kmh),
+        "{m:?}"
+    );
+    assert!(
+        (m.stopped_s - stop_s).abs() < 1.0,
+        "stopped {} s",
+        m.stopped_s
+    );
 }

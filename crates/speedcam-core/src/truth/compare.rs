@@ -19,7 +19,10 @@ pub struct Match {
 impl Match {
     /// Measured minus true speed, km/h.
     pub(crate) fn error_kmh(&self) -> Option<f64> {
-        self.measured.as_ref().map(|m| m.speed_kmh - self.true_kmh)
+        self.measured
+            .as_ref()
+            .and_then(|m| m.speed_kmh)
+            .map(|v| v - self.true_kmh)
     }
 }
 
@@ -114,9 +117,13 @@ pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
                 );
             }
             None => {
+                let what = match &m.measured {
+                    Some(e) => format!("no speed ({})", e.reason.as_deref().unwrap_or("?")),
+                    None => "missed".to_string(),
+                };
                 s += &format!(
                     "{:<8} {:>10.1} {:>10} {:>9}\n",
-                    m.vehicle_id, m.true_kmh, "missed", "-"
+                    m.vehicle_id, m.true_kmh, what, "-"
                 )
             }
         }
