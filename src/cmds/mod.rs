@@ -82,16 +82,23 @@ pub(crate) fn print_human(out: &mut impl Write, e: &Event) {
     };
     let _ = writeln!(
         out,
-        "{tag:<9} {cam} track {tid:>3} {class:<10} {speed:6.1} km/h {ci:<13} (limit {limit:.0}) t={t0:.2}-{t1:.2} s  {n} samples  {method}  {time}  {id}",
+        "{tag:<9} {cam} track {tid:>3} {class:<10} {speed} {ci:<13} (limit {limit:.0}) t={t0:.2}-{t1:.2} s  {n} samples  {method}  {time}  {id}",
         cam = e.camera,
         tid = e.track_id,
         class = e.class,
-        speed = e.speed_kmh,
+        speed = match e.speed_kmh {
+            Some(v) => format!("{v:6.1} km/h"),
+            None => format!("no speed ({})", e.reason.as_deref().unwrap_or("unknown")),
+        },
         ci = e
             .speed_ci95_kmh
             .map(|[lo, hi]| format!("[{lo:.1}-{hi:.1}]"))
             .unwrap_or_default(),
-        method = e.method,
+        method = if e.stopped_s > 0.0 {
+            format!("{} (stopped {:.1} s)", e.method, e.stopped_s)
+        } else {
+            e.method.clone()
+        },
         limit = e.limit_kmh,
         t0 = e.t_enter_s,
         t1 = e.t_exit_s,

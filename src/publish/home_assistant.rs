@@ -163,6 +163,8 @@ struct Summary<'a> {
     last_at: Option<&'a str>,
     speeding_count: u64,
     measurement_count: u64,
+    /// Of `measurement_count`, vehicles that passed without a trustworthy speed.
+    without_speed_count: u64,
     schema: u32,
 }
 
@@ -179,6 +181,7 @@ pub fn summary_payload(camera: &str, tally: &CameraTally) -> Result<Vec<u8>, Pub
         last_at: last.map(|l| l.time.as_str()),
         speeding_count: tally.speeding,
         measurement_count: tally.measurements,
+        without_speed_count: tally.without_speed,
         schema: SUMMARY_SCHEMA_VERSION,
     };
     serde_json::to_vec(&summary).map_err(PublishError::Encode)
@@ -339,10 +342,12 @@ mod tests {
         assert_eq!(
             empty,
             json!({"camera": "north", "last_speed_kmh": null, "last_event_id": null,
-                   "last_at": null, "speeding_count": 0, "measurement_count": 0, "schema": 1})
+                   "last_at": null, "speeding_count": 0, "measurement_count": 0,
+                   "without_speed_count": 0, "schema": 1})
         );
         let tally = CameraTally {
             measurements: 12,
+            without_speed: 2,
             speeding: 3,
             last: Some(LastVehicle {
                 event_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
@@ -357,5 +362,6 @@ mod tests {
         assert_eq!(v["last_at"], "2026-11-27T12:00:00Z");
         assert_eq!(v["speeding_count"], 3);
         assert_eq!(v["measurement_count"], 12);
+        assert_eq!(v["without_speed_count"], 2);
     }
 }

@@ -1139,10 +1139,10 @@ mod tests {
                         opts: LoopOptions::for_source(false, Duration::MAX),
                     };
                     let sum = camera_loop(&env, source, &mut |v| {
-                        speeds
-                            .lock()
-                            .unwrap()
-                            .push((v.event.camera.clone(), v.event.speed_kmh));
+                        speeds.lock().unwrap().push((
+                            v.event.camera.clone(),
+                            v.event.speed_kmh.unwrap_or(f64::NAN),
+                        ));
                     })
                     .unwrap();
                     assert_eq!(sum.detected, 60);

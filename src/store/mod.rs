@@ -232,7 +232,7 @@ impl Store {
             event_id: Cow<'a, str>,
             #[serde(borrow)]
             camera: Cow<'a, str>,
-            speed_kmh: f64,
+            speed_kmh: Option<f64>,
             #[serde(borrow)]
             time: Cow<'a, str>,
             #[serde(default, borrow)]

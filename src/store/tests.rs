@@ -3,7 +3,7 @@ use crate::event::EventType;
 
 fn event_at(ms: u64, camera: &str, track_id: u64) -> Event {
     Event {
-        speed_kmh: 60.0 + track_id as f64,
+        speed_kmh: Some(60.0 + track_id as f64),
         speed_ci95_kmh: Some([59.0, 61.0 + track_id as f64]),
         ..crate::event::test_event(
             ulid::Ulid::from_parts(ms, u128::from(track_id)).to_string(),
@@ -86,7 +86,7 @@ fn duplicate_event_id_is_stored_once_and_adds_no_outbox_entries() {
         .unwrap();
     assert_eq!(keys.len(), 1);
     let mut changed = ev.clone();
-    changed.speed_kmh = 999.0;
+    changed.speed_kmh = Some(999.0);
     let again = store
         .record_event(&changed, Some(b"two"), &[msg("t", b"second")])
         .unwrap();
@@ -261,7 +261,7 @@ fn camera_tallies_count_per_camera_survive_reopen_and_respect_the_cutoff() {
     assert_eq!((cam1.measurements, cam1.speeding), (2, 1));
     let last = cam1.last.as_ref().unwrap();
     assert_eq!(last.event_id, s2.event_id, "the speeding event stays last");
-    assert_eq!(last.speed_kmh, s2.speed_kmh);
+    assert_eq!(Some(last.speed_kmh), s2.speed_kmh);
 
     let mut merged = before["cam1"].clone();
     let mut live = CameraTally::default();

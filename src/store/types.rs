@@ -68,11 +68,13 @@ pub struct LastVehicle {
 /// Per-camera counts of stored verdicts and the latest vehicle (for the retained summary).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CameraTally {
-    /// Measurement records (one per measured vehicle).
+    /// Measurement records (one per vehicle, with or without a speed).
     pub measurements: u64,
+    /// Of those, vehicles that passed without a trustworthy speed.
+    pub without_speed: u64,
     /// Speeding events.
     pub speeding: u64,
-    /// The most recent vehicle, `None` before the first.
+    /// The most recent vehicle with a speed, `None` before the first.
     pub last: Option<LastVehicle>,
 }
 
@@ -92,14 +94,19 @@ impl CameraTally {
         &mut self,
         kind: crate::event::EventType,
         event_id: &str,
-        speed_kmh: f64,
+        speed_kmh: Option<f64>,
         time: &str,
         measurement_id: Option<&str>,
     ) {
         use crate::event::EventType;
+        self.measurements += u64::from(kind == EventType::Measurement);
+        // A vehicle without a speed is counted, but is no "last speed" (Home Assistant's sensor).
+        let Some(speed_kmh) = speed_kmh else {
+            self.without_speed += u64::from(kind == EventType::Measurement);
+            return;
+        };
         match kind {
             EventType::Measurement => {
-                self.measurements += 1;
                 // A speeding event and its measurement get ULIDs in the same millisecond, which
                 // may sort either way: the speeding one stays "last" for its own measurement.
                 let derived = self
@@ -130,6 +137,7 @@ impl CameraTally {
     /// Adds the records of `later`, which all came after this tally's.
     pub fn absorb(&mut self, later: &CameraTally) {
         self.measurements += later.measurements;
+        self.without_speed += later.without_speed;
         self.speeding += later.speeding;
         if later.last.is_some() {
             self.last.clone_from(&later.last);

@@ -3,7 +3,7 @@
 //! the demo config. Checks the speeds against truth, that every measurement carries its interval,
 //! and that strict mode raises speeding only when the interval's low end is over the threshold.
 
-use crate::util::{repo, speedcamd, Rng};
+use crate::util::{repo, speed_of, speedcamd, Rng};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements, SceneTruth};
 use std::path::{Path, PathBuf};
@@ -96,17 +96,14 @@ fn analyze_measures_truth_boxes_at_full_and_half_rate() {
                 .measured
                 .as_ref()
                 .unwrap_or_else(|| panic!("every {every}: vehicle {} not measured", m.vehicle_id));
+            let speed = speed_of(e);
             assert!(
-                (e.speed_kmh - v).abs() < bound_kmh,
-                "every {every}: vehicle {} {v} measured {}",
+                (speed - v).abs() < bound_kmh,
+                "every {every}: vehicle {} {v} measured {speed}",
                 m.vehicle_id,
-                e.speed_kmh
             );
             let [lo, hi] = e.speed_ci95_kmh.expect("interval on every measurement");
-            assert!(
-                lo <= e.speed_kmh && e.speed_kmh <= hi && hi - lo < 5.0,
-                "{e:?}"
-            );
+            assert!(lo <= speed && speed <= hi && hi - lo < 5.0, "{e:?}");
             assert_eq!(e.method, "fit");
             assert!(e.samples >= 5, "{e:?}");
         }
@@ -134,10 +131,10 @@ fn strict_mode_raises_speeding_only_above_the_interval() {
     let base = measurements(&analyze(&write("base.toml", 3.0, false), &det, &ts));
     let fastest = base
         .iter()
-        .max_by(|a, b| a.speed_kmh.total_cmp(&b.speed_kmh))
+        .max_by(|a, b| speed_of(a).total_cmp(&speed_of(b)))
         .expect("measurements");
     let [lo, _] = fastest.speed_ci95_kmh.unwrap();
-    let threshold_kmh = (lo + fastest.speed_kmh) / 2.0;
+    let threshold_kmh = (lo + speed_of(fastest)) / 2.0;
     let tolerance_kmh = threshold_kmh - fastest.limit_kmh;
     let mut raised_count = Vec::new();
     for strict in [false, true] {
@@ -149,7 +146,7 @@ fn strict_mode_raises_speeding_only_above_the_interval() {
             .collect();
         for m in measurements(&events) {
             let [lo, _] = m.speed_ci95_kmh.unwrap();
-            let judged = if strict { lo } else { m.speed_kmh };
+            let judged = if strict { lo } else { speed_of(&m) };
             let raised = speeding
                 .iter()
                 .any(|s| s.measurement_id == Some(m.event_id.clone()));
@@ -241,15 +238,15 @@ fn lines_method_times_vehicles_between_two_lines() {
         assert!((e.distance_m - (x1 - x0)).abs() < 1e-3, "{e:?}");
         // Crossing instants between noisy boxes: about 1% of speed.
         let bound_kmh = 0.5 + 0.03 * m.true_kmh;
+        let speed = speed_of(e);
         assert!(
-            (e.speed_kmh - m.true_kmh).abs() < bound_kmh,
-            "vehicle {} {} measured {}",
+            (speed - m.true_kmh).abs() < bound_kmh,
+            "vehicle {} {} measured {speed}",
             m.vehicle_id,
             m.true_kmh,
-            e.speed_kmh
         );
         let [lo, hi] = e.speed_ci95_kmh.unwrap();
-        assert!(lo < e.speed_kmh && e.speed_kmh < hi, "{e:?}");
+        assert!(lo < speed && speed < hi, "{e:?}");
     }
     assert!(n >= matches.len() - 1, "measured {n} of {}", matches.len());
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A vehicle's record by origin: kind, track id, entry and exit frame times (µs), speed (m km/h).
-type Origin = (&'static str, u64, i64, i64, i64);
+type Origin = (&'static str, u64, i64, i64, Option<i64>);
 
 fn origin(e: &Event) -> Origin {
     let kind = match e.kind {
@@ -35,7 +35,7 @@ fn origin(e: &Event) -> Origin {
         e.track_id,
         (e.t_enter_s * 1e6).round() as i64,
         (e.t_exit_s * 1e6).round() as i64,
-        (e.speed_kmh * 1e3).round() as i64,
+        e.speed_kmh.map(|v| (v * 1e3).round() as i64),
     )
 }
 

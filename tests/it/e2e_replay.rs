@@ -4,7 +4,7 @@
 //! 3 km/h of truth; every speeder a speeding event with a decodable JPEG thumbnail over MQTT.
 
 use crate::util::broker::{start_broker, subscribe};
-use crate::util::{repo, speedcamd, write_demo_config};
+use crate::util::{repo, speed_of, speedcamd, write_demo_config};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements};
 use std::collections::BTreeSet;
@@ -93,24 +93,25 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
                 m.vehicle_id, m.true_kmh
             )
         });
-        let err = e.speed_kmh - m.true_kmh;
+        let speed = speed_of(e);
+        let err = speed - m.true_kmh;
         eprintln!(
             "vehicle {}: true {:.2} measured {:.2} error {:+.2} km/h ({} samples)",
-            m.vehicle_id, m.true_kmh, e.speed_kmh, err, e.samples
+            m.vehicle_id, m.true_kmh, speed, err, e.samples
         );
         assert!(
             err.abs() <= 3.0,
             "vehicle {}: true {:.2}, measured {:.2}",
             m.vehicle_id,
             m.true_kmh,
-            e.speed_kmh
+            speed
         );
         assert!(e.samples >= 5);
     }
 
     // Speeding events: exactly for the measurements over limit + tolerance; every clear speeder has one.
     for m in &measurements {
-        let over = m.speed_kmh > LIMIT_KMH + TOLERANCE_KMH;
+        let over = speed_of(m) > LIMIT_KMH + TOLERANCE_KMH;
         let ev: Vec<&Event> = speeding
             .iter()
             .filter(|s| s.measurement_id.as_deref() == Some(m.event_id.as_str()))
@@ -120,7 +121,7 @@ fn replay_measures_every_vehicle_and_publishes_speeders() {
             usize::from(over),
             "measurement {} at {:.1} km/h",
             m.event_id,
-            m.speed_kmh
+            speed_of(m)
         );
     }
     let clear_speeders = matches

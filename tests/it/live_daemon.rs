@@ -12,7 +12,7 @@
 
 use crate::util::broker::{start_broker, subscribe, Received, Subscriber};
 use crate::util::rtsp::{self, write_live_config, Server};
-use crate::util::{free_port, repo, speedcamd};
+use crate::util::{free_port, repo, speed_of, speedcamd};
 use speedcam::event::{Event, EventType};
 use speedcam::truth::{load_truth, match_measurements};
 use std::process::{Command, Stdio};
@@ -99,10 +99,10 @@ fn daemon_measures_an_rtsp_camera_and_reconnects_after_a_server_restart() {
         match &m.measured {
             Some(e) => {
                 measured += 1;
-                let err = e.speed_kmh - m.true_kmh;
+                let err = speed_of(e) - m.true_kmh;
                 eprintln!(
                     "rtsp vehicle {}: true {:.2} measured {:.2} error {:+.2} km/h ({} samples)",
-                    m.vehicle_id, m.true_kmh, e.speed_kmh, err, e.samples
+                    m.vehicle_id, m.true_kmh, speed_of(e), err, e.samples
                 );
                 // The file replay's tolerance (tests/e2e_replay.rs).
                 assert!(err.abs() <= 3.0, "vehicle {}: {err:+.2} km/h", m.vehicle_id);

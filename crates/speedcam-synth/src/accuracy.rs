@@ -42,7 +42,7 @@ use speedcam_core::config::CameraConfig;
 use speedcam_core::detect::{BBox, Detection};
 use speedcam_core::event::EventType;
 use speedcam_core::pipeline::CameraPipeline;
-use speedcam_core::speed::{CalibrationError, Homography, SpeedConfig, Zone, ZoneError};
+use speedcam_core::speed::{CalibrationError, Homography, Passage, SpeedConfig, Zone, ZoneError};
 use speedcam_core::stats::StageTimes;
 use speedcam_core::track::{Tracker, TrackerConfig};
 use std::collections::HashMap;
@@ -943,9 +943,13 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
     let mut of_vehicle: Vec<Option<Measured>> = vec![None; crossed.len()];
     let mut false_measurements = Vec::new();
     for e in events.iter().filter(|e| e.kind == EventType::Measurement) {
+        // Verdicts without a speed count as unmeasured here.
+        let Some(speed_kmh) = e.speed_kmh else {
+            continue;
+        };
         let m = Measured {
-            speed_kmh: e.speed_kmh,
-            ci95_kmh: e.speed_ci95_kmh.unwrap_or([e.speed_kmh, e.speed_kmh]),
+            speed_kmh,
+            ci95_kmh: e.speed_ci95_kmh.unwrap_or([speed_kmh, speed_kmh]),
             t_enter_s: e.t_enter_s,
             t_exit_s: e.t_exit_s,
             samples: e.samples,
@@ -1023,7 +1027,7 @@ fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<(f64, f64
                 }
             }
         }
-        if let Some(m) = m.or_else(|| est.end_track(id)) {
+        if let Some(Passage::Measured(m)) = m.or_else(|| est.end_track(id)) {
             out.push((m.speed_kmh, v.zone_speed_kmh, m.speed_ci95_kmh));
         }
         est.end_track(id);

@@ -323,3 +323,14 @@ fn missing(tool: Tool, what: &str, why: &str) {
         ));
     }
 }
+
+/// The event's speed, km/h; panics (naming the event and its reason) when the verdict has none.
+#[track_caller]
+pub fn speed_of(e: &speedcam::event::Event) -> f64 {
+    e.speed_kmh.unwrap_or_else(|| {
+        panic!(
+            "track {} of {} has no speed ({:?})",
+            e.track_id, e.camera, e.reason
+        )
+    })
+}
