@@ -992,8 +992,10 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
 
 fn detection(r: &MotBox) -> Detection {
     let b = r.bbox_px;
+    // COCO-80 labels; COCO has no van (the generators report vans as car or truck).
     let (class_id, class) = match r.class {
-        VehicleClass::Car => (2, "car"),
+        VehicleClass::Car | VehicleClass::Van => (2, "car"),
+        VehicleClass::Bus => (5, "bus"),
         VehicleClass::Truck => (7, "truck"),
     };
     Detection {
