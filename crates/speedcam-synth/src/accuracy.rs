@@ -33,6 +33,7 @@
 //! measurement. Matching by time alone is not enough: two vehicles crossing the zone side by side
 //! in opposite directions have the same zone interval.
 
+pub mod cli;
 pub mod hard;
 pub mod report;
 
