@@ -240,3 +240,56 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
     let _ = writeln!(out, "({:.1} s)", start.elapsed().as_secs_f64());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, String> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn family_defaults_come_first_and_options_override_them() {
+        let a = parse(&["--cases", "3", "--family", "hard", "--bench", "--seed", "5"])
+            .expect("valid options");
+        assert_eq!(a.cfg.family, Family::Hard);
+        assert_eq!((a.cfg.cases, a.cfg.seed), (3, 5));
+        assert_eq!(a.cfg.noise, super::super::hard::hard_noise());
+        assert_eq!(parse(&[]).expect("no options").cfg, BenchConfig::default());
+        assert!(parse(&["--family", "easy"]).is_err());
+        assert!(parse(&["--cases"]).is_err());
+        assert!(parse(&["--frobnicate"]).is_err());
+        let e = parse(&["--family", "heldout", "--condition", "every-frame"]).expect_err("name");
+        assert!(e.contains("every-frame@30fps"), "{e}");
+    }
+
+    #[test]
+    fn one_case_runs_and_reports_every_group() {
+        let a = parse(&[
+            "--family",
+            "hard",
+            "--case",
+            "2",
+            "--condition",
+            "every-3rd+jitter5ms@30fps",
+            "--per-vehicle",
+            "--jobs",
+            "2",
+        ])
+        .expect("valid options");
+        let report = run(&a).expect("runs");
+        for group in ["all", "car", "van", "truck", "bus", "queued", "braking"] {
+            assert!(
+                report
+                    .lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some(group)),
+                "{report}"
+            );
+        }
+        assert!(
+            report.contains("case-002/every-3rd+jitter5ms@30fps v1 "),
+            "{report}"
+        );
+    }
+}

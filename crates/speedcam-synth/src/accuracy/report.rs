@@ -1,6 +1,7 @@
 //! Per-class report of the benchmark: for each condition, rows for all vehicles, each true class
-//! (car, van, truck, bus), queued vehicles and braking ones, counting verdicts per vehicle (one,
-//! none, several; with or without a speed) besides the speed errors.
+//! (car, van, truck, bus; vehicles that do not queue), queued vehicles (any class) and braking ones
+//! (any class, not queued), counting verdicts per vehicle (one, none, several; with or without a
+//! speed) besides the speed errors. The class rows and the queued row add up to `all`.
 
 use super::{CaseEval, Measured, MotionProfile};
 use crate::VehicleClass;
@@ -55,7 +56,7 @@ impl VehicleOutcome {
 pub enum Group {
     /// Every vehicle.
     All,
-    /// Vehicles of one true class.
+    /// Vehicles of one true class that do not queue.
     Class(VehicleClass),
     /// Vehicles that stop in the zone (any class).
     Queued,
@@ -89,7 +90,7 @@ impl Group {
     pub fn covers(self, v: &VehicleOutcome) -> bool {
         match self {
             Group::All => true,
-            Group::Class(c) => v.class == c,
+            Group::Class(c) => v.class == c && !v.queued(),
             Group::Queued => v.queued(),
             Group::Braking => v.braking(),
         }
