@@ -987,7 +987,7 @@ pub struct CaseEval {
 }
 
 /// The camera config the pipeline gets for a case: the noisy calibration and the zone.
-pub(crate) fn case_camera_config(
+pub fn case_camera_config(
     case: &AccuracyCase,
     speed: &SpeedConfig,
 ) -> Result<CameraConfig, BenchError> {

@@ -192,12 +192,13 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
                     let err = |kmh: f64| format!("{kmh:.2} ({:+.2})", kmh - v.zone_speed_kmh);
                     let _ = writeln!(
                         vehicles,
-                        "{} v{} {} {} truth {:.2} km/h stopped {:.1} s: {} verdicts ({} with speed), \
-                         measured {}, est-only {}",
+                        "{} v{} {} {} a {:+.2} m/s^2 truth {:.2} km/h stopped {:.1} s: {} verdicts \
+                         ({} with speed), measured {}, est-only {}",
                         e.name,
                         v.id,
                         v.class.name(),
                         v.profile.map_or("-", |p| p.name()),
+                        v.accel_mps2,
                         v.zone_speed_kmh,
                         v.stopped_s,
                         v.verdicts,
