@@ -150,7 +150,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
 }
 
 /// Box area of `b` covered by the boxes in `nearer` (sum of overlaps, capped at 1).
-fn occluded_fraction(b: [f64; 4], nearer: &[[f64; 4]]) -> f64 {
+pub(crate) fn occluded_fraction(b: [f64; 4], nearer: &[[f64; 4]]) -> f64 {
     let area = (b[2] - b[0]) * (b[3] - b[1]);
     // fold from +0.0: an empty f64 `sum()` is -0.0.
     let covered = nearer.iter().fold(0.0, |acc, o| {

@@ -3,7 +3,7 @@
 
 use super::camera::Camera;
 use super::sprite::Sprite;
-use super::{SceneSpec, SynthError, VehicleSpec};
+use super::{SceneSpec, SynthError, VehicleClass, VehicleSpec};
 
 /// Lane width (m).
 pub const LANE_WIDTH_M: f64 = 3.5;
@@ -236,6 +236,15 @@ pub(crate) fn box_in_image(cam: &Camera, b: [f64; 4]) -> bool {
 
 /// Prepares an actor: loads its sprite, finds a start point just out of view.
 pub fn make_actor(spec: &SceneSpec, cam: &Camera, v: &VehicleSpec) -> Result<Actor, SynthError> {
+    if matches!(v.class, VehicleClass::Van | VehicleClass::Bus) {
+        return Err(SynthError::Spec(format!(
+            "vehicle {} is a {}: the pixel renderer has sprites for cars and trucks only; give \
+             class car or truck (vans and buses are in the accuracy benchmark's hard families, \
+             which draw no pixels)",
+            v.id,
+            v.class.name()
+        )));
+    }
     if v.lane >= spec.lanes {
         return Err(SynthError::Spec(format!(
             "vehicle {} is in lane {} but the road has {} lanes (0..{})",

@@ -219,6 +219,10 @@ fn invalid_specs_are_rejected_with_a_fix() {
         render(&spec, dir.path()),
         Err(SynthError::UnknownSprite(_))
     ));
+    let mut spec = tiny_spec();
+    spec.vehicles[1].class = VehicleClass::Bus;
+    let err = render(&spec, dir.path()).expect_err("no bus sprite");
+    assert!(err.to_string().contains("is a bus"), "{err}");
 }
 
 #[test]
