@@ -25,6 +25,7 @@
 //!   [`CalibrationUncertainty`]), root-sum-square: the two are independent.
 
 pub mod calibrate;
+mod contact;
 mod crossing;
 mod estimator;
 mod fit;
@@ -39,6 +40,7 @@ mod tests;
 mod uncertainty;
 mod zone;
 
+pub use contact::{class_size, GroundCamera, VehicleSize};
 pub use estimator::{
     NoSpeedReason, Passage, SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, Unmeasured,
     DEFAULT_ACCEL_PRIOR_SD_M_S2, DEFAULT_FIT_MARGIN_SHARE, DEFAULT_MAX_IDLE_S,

@@ -49,14 +49,36 @@ impl Camera {
         self.cy_px - self.focal_px * self.pitch_deg.to_radians().tan()
     }
 
-    /// Ground (X, Y, 1) -> homogeneous image point; the third component is the depth in metres.
-    pub(crate) fn ground_to_image(&self) -> Matrix3<f64> {
+    /// World -> camera rotation.
+    fn rotation(&self) -> Matrix3<f64> {
         // Base camera axes: x right (= world Y), y down (= -world Z), z forward (= world X).
         let base = Matrix3::new(0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0);
         let yaw = Rotation3::from_axis_angle(&Vector3::z_axis(), -self.yaw_deg.to_radians());
         let pitch = Rotation3::from_axis_angle(&Vector3::x_axis(), self.pitch_deg.to_radians());
         let roll = Rotation3::from_axis_angle(&Vector3::z_axis(), self.roll_deg.to_radians());
-        let r = roll.matrix() * pitch.matrix() * base * yaw.matrix();
+        roll.matrix() * pitch.matrix() * base * yaw.matrix()
+    }
+
+    /// Image size, px.
+    pub(crate) fn image_size(&self) -> (f64, f64) {
+        (self.width_px(), self.height_px())
+    }
+
+    /// Projects a world point (Z up) into the image; None behind the camera.
+    pub(crate) fn project_3d(&self, p_m: [f64; 3]) -> Option<[f64; 2]> {
+        let r = self.rotation();
+        let c = r * Vector3::new(p_m[0], p_m[1], p_m[2]) - self.height_m * r.column(2);
+        (c[2] > 0.0).then(|| {
+            [
+                self.focal_px * c[0] / c[2] + self.cx_px,
+                self.focal_px * c[1] / c[2] + self.cy_px,
+            ]
+        })
+    }
+
+    /// Ground (X, Y, 1) -> homogeneous image point; the third component is the depth in metres.
+    pub(crate) fn ground_to_image(&self) -> Matrix3<f64> {
+        let r = self.rotation();
         let k = Matrix3::new(
             self.focal_px,
             0.0,
