@@ -311,8 +311,10 @@ fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
     let drained = publisher.shutdown_blocking(Duration::from_millis(500));
     let took = t0.elapsed();
     assert!(!drained);
+    // It waited for the deadline (a lower bound no load can break); the upper bound only
+    // guards against a hang.
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(60),
         "{took:?}"
     );
     drop(store);
