@@ -1076,7 +1076,7 @@ mod tests {
         assert_eq!(failed.len() as u64, sum.detect_errors, "{events:?}");
         assert_eq!(
             failed[0].fields.get("err").map(String::as_str),
-            Some("inference failed: CUDA error 700: illegal address"),
+            Some("inference failed (running the model): CUDA error 700: illegal address"),
             "the error is a field of its own, not message text: {:?}",
             failed[0]
         );

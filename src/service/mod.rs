@@ -192,7 +192,10 @@ pub(crate) mod tests {
 
     impl Detector for FailingDetector {
         fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-            Err(DetectError::Run("CUDA error 700: illegal address".into()))
+            Err(DetectError::Inference {
+                step: "running the model".into(),
+                cause: "CUDA error 700: illegal address".into(),
+            })
         }
         fn model_id(&self) -> &str {
             "failing"
