@@ -13,7 +13,7 @@
 //! time, and samples per track are capped ([`SpeedEstimator::with_state_limits`]), so memory stays
 //! bounded however long the stream runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::uncertainty::{student_t_quantile, CalibrationUncertainty};
 use super::{fit_zone_motion, GroundSample, Homography, MotionFitOptions, SpeedLines, Zone};
@@ -168,6 +168,46 @@ enum TrackZone {
     Done { last_seen_t_s: f64 },
 }
 
+/// The next state of a track not inside the zone yet, given the margin `samples` held for it,
+/// this frame's `sample` and where its box is (in the zone; near it, in the margin; cut by the
+/// frame's border): inside once it enters, approaching while in the margin, None (forgotten)
+/// away from the zone.
+fn approach(
+    mut samples: VecDeque<Sample>,
+    class: &str,
+    t_s: f64,
+    sample: Option<Sample>,
+    (in_zone, near, cut): (bool, bool, bool),
+) -> Option<TrackZone> {
+    if in_zone {
+        let mut samples: Vec<Sample> = samples.into();
+        samples.extend(sample);
+        return Some(TrackZone::Inside {
+            class: class.to_owned(),
+            samples,
+            in_zone: 1,
+            left: false,
+            last_seen_t_s: t_s,
+        });
+    }
+    match (sample, near) {
+        (Some(sample), true) => {
+            if samples.len() >= MAX_APPROACH_SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back(sample);
+        }
+        // A cut box says nothing about where the vehicle is: keep what came before.
+        _ if cut && !samples.is_empty() => {}
+        // Away from the zone: nothing to keep.
+        _ => return None,
+    }
+    Some(TrackZone::Approaching {
+        samples,
+        last_seen_t_s: t_s,
+    })
+}
+
 impl TrackZone {
     fn last_seen_t_s(&self) -> f64 {
         match self {
@@ -317,49 +357,9 @@ impl SpeedEstimator {
             Some(TrackZone::Done { last_seen_t_s }) => TrackZone::Done {
                 last_seen_t_s: last_seen_t_s.max(t_s),
             },
-            None | Some(TrackZone::Approaching { .. }) if in_zone => {
-                let mut samples: Vec<Sample> = match state {
-                    Some(TrackZone::Approaching { samples, .. }) => samples.into(),
-                    _ => Vec::new(),
-                };
-                samples.extend(sample);
-                TrackZone::Inside {
-                    class: class.to_owned(),
-                    samples,
-                    in_zone: 1,
-                    left: false,
-                    last_seen_t_s: t_s,
-                }
-            }
-            None | Some(TrackZone::Approaching { .. }) => {
-                let mut samples = match state {
-                    Some(TrackZone::Approaching { samples, .. }) => samples,
-                    _ => Default::default(),
-                };
-                let sample = match (sample, near) {
-                    (Some(sample), true) => sample,
-                    // A cut box says nothing about where the vehicle is: keep what came before.
-                    _ if cut && !samples.is_empty() => {
-                        self.tracks.insert(
-                            track_id,
-                            TrackZone::Approaching {
-                                samples,
-                                last_seen_t_s: t_s,
-                            },
-                        );
-                        return None;
-                    }
-                    // Away from the zone: nothing to keep.
-                    _ => return None,
-                };
-                if samples.len() >= MAX_APPROACH_SAMPLES {
-                    samples.pop_front();
-                }
-                samples.push_back(sample);
-                TrackZone::Approaching {
-                    samples,
-                    last_seen_t_s: t_s,
-                }
+            None => approach(VecDeque::new(), class, t_s, sample, (in_zone, near, cut))?,
+            Some(TrackZone::Approaching { samples, .. }) => {
+                approach(samples, class, t_s, sample, (in_zone, near, cut))?
             }
             Some(TrackZone::Inside {
                 class: held_class,
@@ -544,42 +544,7 @@ impl SpeedEstimator {
             }
         };
         let speed_kmh = fit.speed_m_s * 3.6;
-        let noise_px = noise_of(&fit);
-        if noise_px > self.cfg.max_noise_px {
-            tracing::debug!(
-                track_id,
-                noise_px,
-                max_noise_px = self.cfg.max_noise_px,
-                "no speed: samples scatter too much for one vehicle"
-            );
-            return None;
-        }
-        // A passage moves through the zone; a box that stays put (a false detection on a sign or
-        // a shadow, a parked vehicle) is no passage however many samples it has.
-        let zone_samples = || samples.iter().filter(|s| s.in_zone);
-        let span_m = match (zone_samples().next(), zone_samples().next_back()) {
-            (Some(a), Some(b)) => {
-                (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
-            }
-            _ => 0.0,
-        };
-        let min_span_m = MIN_PASSAGE_SHARE * self.zone.length_m(&self.h).unwrap_or(0.0);
-        if span_m < min_span_m {
-            tracing::debug!(
-                track_id,
-                span_m,
-                min_span_m,
-                "no speed: the samples cover too little of the zone to be a passage"
-            );
-            return None;
-        }
-        if speed_kmh > self.cfg.max_speed_kmh {
-            tracing::debug!(
-                track_id,
-                speed_kmh,
-                max_speed_kmh = self.cfg.max_speed_kmh,
-                "no speed: implausible, discarded"
-            );
+        if !self.is_passage(track_id, &fit, noise_of(&fit), &samples) {
             return None;
         }
         let (t_enter_s, t_exit_s) = (t0, t1);
@@ -603,6 +568,56 @@ impl SpeedEstimator {
             residual_rms_m: fit.residual_rms_m,
             method: "fit",
         })
+    }
+
+    /// Whether `fit` (whose samples scatter by `noise_px`) is one vehicle passing through the
+    /// zone at a plausible speed; logs why not.
+    fn is_passage(
+        &self,
+        track_id: u64,
+        fit: &super::MotionFit,
+        noise_px: f64,
+        samples: &[Sample],
+    ) -> bool {
+        let speed_kmh = fit.speed_m_s * 3.6;
+        if noise_px > self.cfg.max_noise_px {
+            tracing::debug!(
+                track_id,
+                noise_px,
+                max_noise_px = self.cfg.max_noise_px,
+                "no speed: samples scatter too much for one vehicle"
+            );
+            return false;
+        }
+        // A passage moves through the zone; a box that stays put (a false detection on a sign or
+        // a shadow, a parked vehicle) is no passage however many samples it has.
+        let zone_samples = || samples.iter().filter(|s| s.in_zone);
+        let span_m = match (zone_samples().next(), zone_samples().next_back()) {
+            (Some(a), Some(b)) => {
+                (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
+            }
+            _ => 0.0,
+        };
+        let min_span_m = MIN_PASSAGE_SHARE * self.zone.length_m(&self.h).unwrap_or(0.0);
+        if span_m < min_span_m {
+            tracing::debug!(
+                track_id,
+                span_m,
+                min_span_m,
+                "no speed: the samples cover too little of the zone to be a passage"
+            );
+            return false;
+        }
+        if speed_kmh > self.cfg.max_speed_kmh {
+            tracing::debug!(
+                track_id,
+                speed_kmh,
+                max_speed_kmh = self.cfg.max_speed_kmh,
+                "no speed: implausible, discarded"
+            );
+            return false;
+        }
+        true
     }
 
     /// Relative standard deviation of the speed due to the calibration, and its degrees of
