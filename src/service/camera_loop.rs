@@ -642,10 +642,54 @@ mod tests {
     use crate::detect::{DetectError, DetectTimings, Detection, Detector};
     use crate::schedule::DetectorGate;
     use crate::service::tests::{
-        fixture_config, memory_sink, tiny_frame, FailingDetector, RealTimeSource,
+        fixture_config, memory_sink, tiny_frame, FailingDetector, NullDetector, RealTimeSource,
+        TestFrames,
     };
     use std::sync::atomic::AtomicU64;
     use std::sync::{mpsc, Mutex};
+
+    /// What a test camera loop runs with: the fixture config (one demo camera), a store in a
+    /// temporary directory, a detector and a stop flag. Tests edit `cfg` before building an env.
+    struct Fixture {
+        cfg: Config,
+        sink: EventSink,
+        detector: SharedDetector,
+        stop: Arc<AtomicBool>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        /// Camera 0 reads `source`; `detector` serves it.
+        fn new(source: &str, detector: impl Detector + 'static) -> Self {
+            let (cfg, _dir) = fixture_config(source);
+            let sink = memory_sink(&cfg);
+            Fixture {
+                cfg,
+                sink,
+                detector: Arc::new(DetectorGate::new(Box::new(detector))),
+                stop: Arc::new(AtomicBool::new(false)),
+                _dir,
+            }
+        }
+
+        /// The environment of camera 0's loop on `clock` with `opts`.
+        fn env<'a>(&'a self, clock: &'a dyn crate::clock::Clock, opts: LoopOptions) -> LoopEnv<'a> {
+            LoopEnv {
+                cam: &self.cfg.cameras[0],
+                cfg: &self.cfg,
+                detector: &self.detector,
+                sink: &self.sink,
+                stop: &self.stop,
+                clock,
+                opts,
+            }
+        }
+    }
+
+    /// Options of a file camera: every frame, no stall limit.
+    fn file_opts() -> LoopOptions {
+        LoopOptions::for_source(false, Duration::MAX)
+    }
 
     /// A live camera and a slow detector on one simulated clock: frame k is captured at
     /// k / 30 s, a detection takes `detect_time` of clock time, and the clock moves only while
@@ -780,21 +824,19 @@ mod tests {
     /// Runs the simulated 30 fps camera for 60 frames into a 100 ms detector with the given
     /// hand-off; returns the summary and each detection's frame and start time.
     fn simulated_slow_run(mode: HandoffMode) -> (RunSummary, Vec<(u64, Duration)>) {
-        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
-        // The hand-off is under test: the detector must want every frame.
-        cfg.cameras[0].schedule.adaptive = false;
-        let sink = memory_sink(&cfg);
         let cam = SimulatedCamera::new(60);
         let runs = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector =
-            Arc::new(DetectorGate::new(Box::new(SimulatedSlowDetector {
-                cam: cam.clone(),
-                detect_time: SLOW_DETECT,
-                // Every-frame hand-off holds the decoder back (two frames queued), so it
-                // cannot hand over all captured frames; nor does it need to: it drops none.
-                settle: mode == HandoffMode::LatestWins,
-                runs: runs.clone(),
-            })));
+        let detector = SimulatedSlowDetector {
+            cam: cam.clone(),
+            detect_time: SLOW_DETECT,
+            // Every-frame hand-off holds the decoder back (two frames queued), so it cannot
+            // hand over all captured frames; nor does it need to: it drops none.
+            settle: mode == HandoffMode::LatestWins,
+            runs: runs.clone(),
+        };
+        let mut fx = Fixture::new("rtsp://cam/x", detector);
+        // The hand-off is under test: the detector must want every frame.
+        fx.cfg.cameras[0].schedule.adaptive = false;
         let source = Box::new(SimulatedLiveSource {
             cam: cam.clone(),
             seq: 0,
@@ -805,17 +847,7 @@ mod tests {
             hooks: LoopHooks::default(),
             origin_keys: false,
         };
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &cam.clock,
-            opts,
-        };
-        let (sum, end) = run_source(&env, source, &mut |_| {});
+        let (sum, end) = run_source(&fx.env(&cam.clock, opts), source, &mut |_| {});
         assert!(matches!(end, LoopEnd::EndOfStream), "{end:?}");
         let runs = runs.lock().unwrap().clone();
         (sum, runs)
@@ -855,25 +887,19 @@ mod tests {
     /// would wait an hour).
     #[test]
     fn a_silent_source_stalls_after_the_limit_in_clock_time() {
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
-        let sink = memory_sink(&cfg);
-        let detector = crate::service::tests::null_detector();
+        let fx = Fixture::new(
+            "rtsp://cam/x",
+            NullDetector {
+                delay: Duration::ZERO,
+            },
+        );
         let clock = Arc::new(crate::clock::SimulatedClock::default());
         let (release_tx, release) = mpsc::channel();
         let limit = Duration::from_secs(3600);
         let run = {
             let clock = clock.clone();
             std::thread::spawn(move || {
-                let stop = AtomicBool::new(false);
-                let env = LoopEnv {
-                    cam: &cfg.cameras[0],
-                    cfg: &cfg,
-                    detector: &detector,
-                    sink: &sink,
-                    stop: &stop,
-                    clock: clock.as_ref(),
-                    opts: LoopOptions::for_source(true, limit),
-                };
+                let env = fx.env(clock.as_ref(), LoopOptions::for_source(true, limit));
                 run_source(&env, Box::new(FrozenSource { release }), &mut |_| {})
             })
         };
@@ -983,61 +1009,25 @@ mod tests {
         }
     }
 
-    /// Serves `frames` tiny frames (logging once from the decode thread), then reports a
-    /// disconnect.
-    struct BreakingSource {
-        seq: u64,
-        frames: u64,
-    }
-
-    impl Source for BreakingSource {
-        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-            if self.seq == 0 {
-                tracing::info!("first frame decoded");
-            }
-            if self.seq == self.frames {
-                return Err(SourceError::Disconnected {
-                    uri: "rtsp://cam/x".into(),
-                    cause: speedcam_core::source::link::LinkError::Io {
-                        step: "reading the stream",
-                        cause: std::io::Error::other("connection reset by peer"),
-                    },
-                });
-            }
-            self.seq += 1;
-            Ok(Some(tiny_frame(self.seq, self.seq as f64 / 30.0)))
-        }
-        fn describe(&self) -> String {
-            "breaking test camera".into()
-        }
-        fn counters(&self) -> crate::source::SourceCounters {
-            Default::default()
-        }
-    }
-
     #[test]
     fn camera_logs_carry_the_camera_span_on_both_threads_and_errors_as_fields() {
         use crate::logging::capture::Capture;
         use tracing_subscriber::layer::SubscriberExt;
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
-        let sink = memory_sink(&cfg);
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(FailingDetector)));
+        let fx = Fixture::new("rtsp://cam/x", FailingDetector);
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &crate::clock::RealClock::default(),
-            opts: LoopOptions::for_source(false, Duration::MAX),
-        };
+        let clock = crate::clock::RealClock::default();
+        let env = fx.env(&clock, file_opts());
         let (sum, end) = tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("camera", camera = "cam-log");
             let _entered = span.enter();
-            let source = Box::new(BreakingSource { seq: 0, frames: 3 });
+            let source = Box::new(TestFrames::disconnecting(
+                3,
+                speedcam_core::source::link::LinkError::Io {
+                    step: "reading the stream",
+                    cause: std::io::Error::other("connection reset by peer"),
+                },
+            ));
             run_source(&env, source, &mut |_| {})
         });
         assert_eq!(sum.frames, 3, "{sum:?}");
@@ -1104,22 +1094,15 @@ mod tests {
 
     #[test]
     fn adaptive_skipping_idles_on_an_empty_road_and_runs_full_rate_through_the_zone() {
-        let (cfg, _dir) = fixture_config("synthetic.mp4");
-        let sink = memory_sink(&cfg);
         let ran = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WhiteBoxDetector {
-            ran_at_s: ran.clone(),
-        })));
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &crate::clock::RealClock::default(),
-            opts: LoopOptions::for_source(false, Duration::MAX),
-        };
+        let fx = Fixture::new(
+            "synthetic.mp4",
+            WhiteBoxDetector {
+                ran_at_s: ran.clone(),
+            },
+        );
+        let clock = crate::clock::RealClock::default();
+        let env = fx.env(&clock, file_opts());
         let (sum, _) = run_source(&env, Box::new(DrivingBoxSource { seq: 0 }), &mut |_| {});
         let ran = ran.lock().unwrap().clone();
         assert_eq!(sum.frames, 180);
@@ -1234,7 +1217,13 @@ mod tests {
     /// or calibrations would show.
     #[test]
     fn cameras_share_the_detector_but_keep_their_own_tracker_and_calibration() {
-        let (mut cfg, _dir) = fixture_config("synthetic.mp4");
+        let mut fx = Fixture::new(
+            "synthetic.mp4",
+            NullDetector {
+                delay: Duration::ZERO,
+            },
+        );
+        let cfg = &mut fx.cfg;
         cfg.cameras[0].schedule.adaptive = false;
         let mut b = cfg.cameras[0].clone();
         b.id = "b".into();
@@ -1248,15 +1237,13 @@ mod tests {
         b.calibration_report = report;
         cfg.cameras[0].id = "a".into();
         cfg.cameras.push(b);
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
-            homography: cfg.cameras[0].homography.clone(),
+        fx.detector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
+            homography: fx.cfg.cameras[0].homography.clone(),
         })));
-        let sink = memory_sink(&cfg);
-        let stop = AtomicBool::new(false);
         let speeds = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for cam in &cfg.cameras {
-                let (cfg, detector, sink, stop, speeds) = (&cfg, &detector, &sink, &stop, &speeds);
+            for cam in &fx.cfg.cameras {
+                let (fx, speeds) = (&fx, &speeds);
                 scope.spawn(move || {
                     let source = Box::new(RealTimeSource {
                         origin: Instant::now() - Duration::from_secs(10),
@@ -1264,14 +1251,10 @@ mod tests {
                         frames: 60,
                         seq: 0,
                     });
+                    let clock = crate::clock::RealClock::default();
                     let env = LoopEnv {
                         cam,
-                        cfg,
-                        detector,
-                        sink,
-                        stop,
-                        clock: &crate::clock::RealClock::default(),
-                        opts: LoopOptions::for_source(false, Duration::MAX),
+                        ..fx.env(&clock, file_opts())
                     };
                     let sum = camera_loop(&env, source, &mut |v| {
                         speeds
@@ -1331,26 +1314,27 @@ mod tests {
     #[test]
     fn a_wedged_inference_call_stops_the_heartbeat_and_the_watchdog_pings() {
         use liveness::{Liveness, WatchdogAction, WatchdogGate};
-        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
-        cfg.cameras[0].schedule.adaptive = false;
-        let sink = memory_sink(&cfg);
         let wedge = Arc::new(AtomicBool::new(false));
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
         let calls = Arc::new(AtomicU64::new(0));
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WedgingDetector {
-            calls: calls.clone(),
-            wedge: wedge.clone(),
-            entered: entered_tx,
-            release: release_rx,
-        })));
+        let mut fx = Fixture::new(
+            "rtsp://cam/x",
+            WedgingDetector {
+                calls: calls.clone(),
+                wedge: wedge.clone(),
+                entered: entered_tx,
+                release: release_rx,
+            },
+        );
+        fx.cfg.cameras[0].schedule.adaptive = false;
         let clock = Arc::new(crate::clock::SimulatedClock::default());
         let live = Liveness::new(clock.clone());
         let mut opts = LoopOptions::for_source(true, Duration::from_secs(30));
         opts.hooks.heartbeat = Some(live.register("synth"));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = fx.stop.clone();
         let worker = {
-            let (cfg, stop, clock) = (cfg.clone(), stop.clone(), clock.clone());
+            let clock = clock.clone();
             std::thread::spawn(move || {
                 let source = Box::new(RealTimeSource {
                     origin: Instant::now(),
@@ -1358,16 +1342,9 @@ mod tests {
                     frames: u64::MAX,
                     seq: 0,
                 });
-                let env = LoopEnv {
-                    cam: &cfg.cameras[0],
-                    cfg: &cfg,
-                    detector: &detector,
-                    sink: &sink,
-                    stop: &stop,
-                    clock: clock.as_ref(),
-                    opts,
-                };
-                run_source(&env, source, &mut |_| {}).0.detected
+                run_source(&fx.env(clock.as_ref(), opts), source, &mut |_| {})
+                    .0
+                    .detected
             })
         };
         // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.

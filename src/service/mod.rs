@@ -242,6 +242,66 @@ pub(crate) mod tests {
         }
     }
 
+    /// `frames` tiny frames at 30 fps (frame k at k / 30 s), then the end of the stream or, with
+    /// `disconnect`, that cause as `Disconnected`. The first frame logs "first frame decoded",
+    /// so a test sees which thread a source logs on.
+    pub(crate) struct TestFrames {
+        /// Frames to serve.
+        pub frames: u64,
+        /// The next frame's sequence number.
+        pub seq: u64,
+        /// How the connection breaks after the last frame; None: the stream ends.
+        pub disconnect: Option<speedcam_core::source::link::LinkError>,
+    }
+
+    impl TestFrames {
+        /// `frames` frames, then the end of the stream.
+        pub(crate) fn ending(frames: u64) -> Self {
+            TestFrames {
+                frames,
+                seq: 0,
+                disconnect: None,
+            }
+        }
+
+        /// `frames` frames, then a disconnect because of `cause`.
+        pub(crate) fn disconnecting(
+            frames: u64,
+            cause: speedcam_core::source::link::LinkError,
+        ) -> Self {
+            TestFrames {
+                disconnect: Some(cause),
+                ..TestFrames::ending(frames)
+            }
+        }
+    }
+
+    impl Source for TestFrames {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            if self.seq == 0 {
+                tracing::info!("first frame decoded");
+            }
+            if self.seq == self.frames {
+                return match self.disconnect.take() {
+                    Some(cause) => Err(SourceError::Disconnected {
+                        uri: "rtsp://cam/x".into(),
+                        cause,
+                    }),
+                    None => Ok(None),
+                };
+            }
+            let f = tiny_frame(self.seq, self.seq as f64 / 30.0);
+            self.seq += 1;
+            Ok(Some(f))
+        }
+        fn describe(&self) -> String {
+            "test frames".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
     /// A 32x32 black frame at `t_s`.
     pub(crate) fn tiny_frame(seq: u64, t_s: f64) -> Frame {
         Frame {
