@@ -557,33 +557,10 @@ impl Drop for TempDataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::tests::{fixture_config, null_detector, tiny_frame};
-
-    /// `n` tiny frames at 30 fps, then end of stream.
-    struct Frames {
-        n: u64,
-        seq: u64,
-    }
-
-    impl Source for Frames {
-        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-            if self.seq == self.n {
-                return Ok(None);
-            }
-            let f = tiny_frame(self.seq, self.seq as f64 / 30.0);
-            self.seq += 1;
-            Ok(Some(f))
-        }
-        fn describe(&self) -> String {
-            "test frames".into()
-        }
-        fn counters(&self) -> SourceCounters {
-            SourceCounters::default()
-        }
-    }
+    use crate::service::tests::{fixture_config, null_detector, TestFrames};
 
     fn frames(n: u64) -> Box<dyn Source> {
-        Box::new(Frames { n, seq: 0 })
+        Box::new(TestFrames::ending(n))
     }
 
     #[test]

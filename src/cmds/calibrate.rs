@@ -1,7 +1,7 @@
 //! `speedcamd calibrate`: checks a camera's calibration on a frame of it: the homography's
 //! fit, per-point residuals and outliers, and an overlay image to judge it by eye.
 
-use super::SYSTEM_CONFIG;
+use super::CameraArgs;
 use crate::config;
 use crate::service::pick_camera;
 use crate::speed::calibrate::{check_calibration, overlay};
@@ -14,12 +14,9 @@ use std::process::ExitCode;
 /// outliers, and an overlay image with a 1 m / 5 m ground grid, the zone and the points.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Config file.
-    #[arg(long, default_value = SYSTEM_CONFIG)]
-    pub config: PathBuf,
-    /// Camera whose calibration is checked (default: the first).
-    #[arg(long)]
-    pub camera: Option<String>,
+    /// The config and the camera whose calibration is checked.
+    #[command(flatten)]
+    pub target: CameraArgs,
     /// A frame of that camera (JPEG or PNG), e.g. from `speedcamd snapshot`.
     #[arg(long)]
     pub image: PathBuf,
@@ -34,8 +31,7 @@ pub struct Args {
 /// Fits the calibration, writes the overlay and prints the report (text or JSON).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
-        config,
-        camera,
+        target: CameraArgs { config, camera },
         image: image_path,
         out,
         json,

@@ -1,21 +1,21 @@
 //! `speedcamd events`: the measurements and speeding events in the store.
 
-use super::SYSTEM_CONFIG;
+use super::CameraArgs;
 use crate::service::open_store;
 use anyhow::Context;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// List stored measurements and speeding events.
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("config", |a| a.help("Config file (its data_dir holds the store)")),
+    mut_arg("camera", |a| a.help("Only this camera (default: all of them)"))
+)]
 pub struct Args {
-    /// Config file (its data_dir holds the store).
-    #[arg(long, default_value = SYSTEM_CONFIG)]
-    pub config: PathBuf,
-    /// Only this camera.
-    #[arg(long)]
-    pub camera: Option<String>,
+    /// The config, and the camera whose events are listed.
+    #[command(flatten)]
+    pub target: CameraArgs,
     /// Only events at or after this RFC 3339 time, e.g. 2026-11-26T08:00:00Z.
     #[arg(long)]
     pub since: Option<String>,
@@ -26,7 +26,7 @@ pub struct Args {
 
 /// Prints the stored events, oldest first, then (as text) their count.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = super::load(&args.config)?;
+    let cfg = super::load(&args.target.config)?;
     let since = args
         .since
         .map(|s| {
@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let store = open_store(&cfg)?;
-    let events = store.events(args.camera.as_deref(), since)?;
+    let events = store.events(args.target.camera.as_deref(), since)?;
     let mut out = std::io::stdout().lock();
     for e in &events {
         super::print_event(&mut out, e, args.json);

@@ -20,12 +20,25 @@ use crate::event::{Event, EventType};
 use crate::logging::LogHandle;
 use crate::service::RunSummary;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
 /// Default config of an installed daemon (every command's `--config`).
 pub const SYSTEM_CONFIG: &str = "/etc/speedcam/speedcam.toml";
+
+/// `--config` and `--camera`, flattened into the commands that work on one camera of a config.
+/// A command whose `--camera` means something else rewords it with
+/// `#[command(mut_arg("camera", ...))]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CameraArgs {
+    /// Config file.
+    #[arg(long, default_value = SYSTEM_CONFIG)]
+    pub config: PathBuf,
+    /// Camera id (default: the first camera of the config).
+    #[arg(long)]
+    pub camera: Option<String>,
+}
 
 /// The log filter handle: set once at start, used when a config is loaded (its `log_level`).
 static LOG: OnceLock<LogHandle> = OnceLock::new();

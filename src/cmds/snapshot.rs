@@ -1,6 +1,6 @@
 //! `speedcamd snapshot`: one frame of a camera's source, for measuring calibration points.
 
-use super::SYSTEM_CONFIG;
+use super::CameraArgs;
 use crate::frame::Frame;
 use crate::service::pick_camera;
 use crate::source::{DefaultOpener, Opener, Source, SourceError};
@@ -11,12 +11,9 @@ use std::process::ExitCode;
 /// Grab one frame of a camera's source as JPEG (to measure calibration points on).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Config file.
-    #[arg(long, default_value = SYSTEM_CONFIG)]
-    pub config: PathBuf,
-    /// Camera whose source is read (default: the first).
-    #[arg(long)]
-    pub camera: Option<String>,
+    /// The config and the camera whose source is read.
+    #[command(flatten)]
+    pub target: CameraArgs,
     /// Output JPEG file.
     #[arg(long)]
     pub out: PathBuf,
@@ -28,8 +25,7 @@ pub struct Args {
 /// Writes the frame as JPEG and says which frame it was on stderr.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Args {
-        config,
-        camera,
+        target: CameraArgs { config, camera },
         out,
         at: at_s,
     } = args;

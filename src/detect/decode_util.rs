@@ -26,17 +26,18 @@ pub(crate) fn dims_str(dims: &[Option<usize>]) -> String {
 }
 
 /// Checks that `out` holds `shape.iter().product()` values.
-pub(crate) fn check_len(out: &OutputTensor, family: &str) -> Result<(), DetectError> {
+pub(crate) fn check_len(out: &OutputTensor, family: &'static str) -> Result<(), DetectError> {
     let want: usize = out.shape.iter().product();
     if out.data.len() == want {
         Ok(())
     } else {
-        Err(DetectError::Run(format!(
-            "{family} output {:?} of shape {} holds {} values, expected {want}",
-            out.name,
-            shape_str(&out.shape),
-            out.data.len()
-        )))
+        Err(DetectError::OutputLength {
+            family,
+            output: out.name.clone(),
+            shape: out.shape.clone(),
+            values: out.data.len(),
+            expected: want,
+        })
     }
 }
 

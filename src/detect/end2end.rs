@@ -117,7 +117,7 @@ pub fn check_outputs(outputs: &[(String, Vec<Option<usize>>)]) -> Result<Layout,
 
 /// Decodes one run's `outputs` into detections in input px (already suppressed by the graph).
 /// Rows of a class outside `wanted`, or scoring below `score_threshold`, are dropped; class ids
-/// index `labels`. Shapes that fit neither layout are a [`DetectError::Run`] naming both.
+/// index `labels`. Shapes that fit neither layout are a [`DetectError::OutputLayout`] naming both.
 pub fn decode(
     outputs: &[OutputTensor],
     labels: &[&'static str],
@@ -136,7 +136,10 @@ pub fn decode(
         .zip(&dims)
         .map(|(o, d)| (o.name.as_str(), d.as_slice()))
         .collect();
-    let layout = layout(&described).map_err(|e| DetectError::Run(format!("end2end: {e}")))?;
+    let layout = layout(&described).map_err(|reason| DetectError::OutputLayout {
+        family: "end2end",
+        reason,
+    })?;
     let keep = |class: f32, score: f32| -> Option<u16> {
         if score.is_nan() || score < score_threshold || !(0.0..65536.0).contains(&class) {
             return None;
@@ -167,12 +170,15 @@ pub fn decode(
         Layout::EfficientNms(r) => {
             let k = outputs[r.boxes].shape[1];
             if outputs[r.scores].shape[1] != k || outputs[r.classes].shape[1] != k {
-                return Err(DetectError::Run(format!(
-                    "end2end: det_boxes {}, det_scores {} and det_classes {} disagree on K",
-                    shape_str(&outputs[r.boxes].shape),
-                    shape_str(&outputs[r.scores].shape),
-                    shape_str(&outputs[r.classes].shape)
-                )));
+                return Err(DetectError::OutputLayout {
+                    family: "end2end",
+                    reason: format!(
+                        "det_boxes {}, det_scores {} and det_classes {} disagree on K",
+                        shape_str(&outputs[r.boxes].shape),
+                        shape_str(&outputs[r.scores].shape),
+                        shape_str(&outputs[r.classes].shape)
+                    ),
+                });
             }
             let n = outputs[r.num_dets].data[0];
             let n = if n.is_finite() && n > 0.0 {

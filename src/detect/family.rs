@@ -97,9 +97,11 @@ impl Family {
     ) -> Result<Vec<Detection>, DetectError> {
         match self {
             Family::NanoDet => {
-                let out = outputs
-                    .first()
-                    .ok_or_else(|| DetectError::Run("model returned no output".into()))?;
+                let out = outputs.first().ok_or(DetectError::OutputCount {
+                    family: "nanodet",
+                    expected: 1,
+                    got: 0,
+                })?;
                 let mut dets = nanodet::decode(&out.data, input_size_px, wanted, score_threshold)?;
                 for d in &mut dets {
                     d.class = label(labels, d.class_id);
@@ -120,13 +122,17 @@ impl Family {
 }
 
 /// The only output of a single-output family.
-fn single<'a>(outputs: &'a [OutputTensor], family: &str) -> Result<&'a OutputTensor, DetectError> {
+fn single<'a>(
+    outputs: &'a [OutputTensor],
+    family: &'static str,
+) -> Result<&'a OutputTensor, DetectError> {
     match outputs {
         [one] => Ok(one),
-        _ => Err(DetectError::Run(format!(
-            "{family} expects 1 output tensor, got {}",
-            outputs.len()
-        ))),
+        _ => Err(DetectError::OutputCount {
+            family,
+            expected: 1,
+            got: outputs.len(),
+        }),
     }
 }
 

@@ -19,7 +19,7 @@ use cudarc::driver::{
     CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
     DriverError, LaunchConfig, PushKernelArg,
 };
-use cudarc::nvrtc::{CompileOptions, Ptx};
+use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 use super::engine::PreprocessSpec;
 use super::gpu_kernel::{launch_dims, KernelParams, KERNEL_F16, KERNEL_F32, KERNEL_SRC};
@@ -30,23 +30,71 @@ use super::preprocess_ref::{PreprocessError, SrcFrame, TensorData, TensorDtype};
 // `LetterboxParams` field for field (checked by the host emulation test in gpu_kernel).
 unsafe impl DeviceRepr for KernelParams {}
 
+/// What this machine lacks for GPU preprocessing.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaMissing {
+    /// libcuda cannot be loaded: no NVIDIA driver.
+    #[error("no CUDA driver (libcuda.so.1 not found)")]
+    NoDriver,
+    /// The driver loads but sees no device.
+    #[error("CUDA driver loaded but it reports {devices} devices")]
+    NoDevice {
+        /// Devices the driver reports.
+        devices: i32,
+    },
+    /// The driver loads but does not initialise (or lacks a symbol cudarc needs).
+    #[error("CUDA driver loaded but unusable: {cause}")]
+    DriverUnusable {
+        /// What the driver call did.
+        cause: Box<GpuError>,
+    },
+    /// libnvrtc cannot be loaded.
+    #[error(
+        "no NVRTC (libnvrtc.so.12 not found; install the CUDA toolkit's nvrtc or put its lib \
+         directory on LD_LIBRARY_PATH)"
+    )]
+    NoNvrtc,
+}
+
 /// Why GPU preprocessing is not possible or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    /// No usable driver, device or NVRTC on this machine; the text says which.
-    #[error("CUDA unavailable: {0}")]
-    Unavailable(String),
+    /// No usable driver, device or NVRTC on this machine.
+    #[error("CUDA unavailable: {cause}")]
+    Unavailable {
+        /// What is missing.
+        cause: CudaMissing,
+    },
     /// A CUDA driver call failed.
-    #[error("CUDA {what} failed: {reason}")]
+    #[error("CUDA {what} failed: {cause}")]
     Driver {
         /// The operation, e.g. "memcpy host to device".
         what: &'static str,
         /// The driver's error code.
-        reason: String,
+        cause: DriverError,
     },
-    /// NVRTC rejected the kernel source (a bug in this crate, or an NVRTC too old for the arch).
-    #[error("NVRTC could not compile the letterbox kernels: {0}")]
-    Compile(String),
+    /// A download asked for a tensor that no run produced.
+    #[error("CUDA download failed: no output buffer (the run that made this input failed)")]
+    NoOutput,
+    /// NVRTC rejected the kernel source (a bug in this crate, or an NVRTC too old).
+    #[error("NVRTC could not compile the letterbox kernels: {cause}")]
+    Compile {
+        /// NVRTC's error (with its log).
+        cause: CompileError,
+    },
+    /// NVRTC rejected the kernels for the device's architecture and for its default one.
+    #[error(
+        "NVRTC could not compile the letterbox kernels: {cause} (for {arch}); default arch: \
+         {fallback}"
+    )]
+    CompileForArch {
+        /// The architecture option tried first.
+        arch: String,
+        /// NVRTC's error for it.
+        cause: CompileError,
+        /// NVRTC's error for its default architecture.
+        fallback: CompileError,
+    },
     /// cudarc panicked (e.g. a driver lacking a symbol of the CUDA 12.6 API); caught here.
     #[error("cudarc panicked in {what}: {message}")]
     Panic {
@@ -62,10 +110,7 @@ pub enum GpuError {
 
 /// Maps a cudarc driver error into [`GpuError::Driver`] for `what`.
 fn drv(what: &'static str) -> impl Fn(DriverError) -> GpuError {
-    move |e| GpuError::Driver {
-        what,
-        reason: e.to_string(),
-    }
+    move |cause| GpuError::Driver { what, cause }
 }
 
 /// Runs `f`, turning a panic inside it (cudarc's way of reporting a missing library or symbol)
@@ -85,33 +130,29 @@ fn guard<T>(what: &'static str, f: impl FnOnce() -> Result<T, GpuError>) -> Resu
 }
 
 /// Checks that libnvrtc can be loaded (it is part of the CUDA toolkit, not of the driver).
-pub fn nvrtc_available() -> Result<(), String> {
+pub fn nvrtc_available() -> Result<(), CudaMissing> {
     // SAFETY: only dlopen()s candidate names and closes them again.
     if unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         Ok(())
     } else {
-        Err(
-            "no NVRTC (libnvrtc.so.12 not found; install the CUDA toolkit's nvrtc or put its \
-             lib directory on LD_LIBRARY_PATH)"
-                .into(),
-        )
+        Err(CudaMissing::NoNvrtc)
     }
 }
 
 /// Checks, without panicking, that GPU preprocessing can work here: the driver library loads,
-/// the driver initialises and sees at least one device, and NVRTC loads. The error text says
-/// what is missing (`no CUDA driver (libcuda.so.1 not found)` on machines without a GPU driver).
-pub fn cuda_available() -> Result<(), String> {
+/// the driver initialises and sees at least one device, and NVRTC loads. The error says what is
+/// missing ([`CudaMissing::NoDriver`] on machines without a GPU driver).
+pub fn cuda_available() -> Result<(), CudaMissing> {
     // SAFETY: only dlopen()s candidate names and closes them again.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err("no CUDA driver (libcuda.so.1 not found)".into());
+        return Err(CudaMissing::NoDriver);
     }
     match guard("cuInit", || {
         CudaContext::device_count().map_err(drv("cuInit / cuDeviceGetCount"))
     }) {
         Ok(n) if n > 0 => {}
-        Ok(n) => return Err(format!("CUDA driver loaded but it reports {n} devices")),
-        Err(e) => return Err(format!("CUDA driver loaded but unusable: {e}")),
+        Ok(devices) => return Err(CudaMissing::NoDevice { devices }),
+        Err(e) => return Err(CudaMissing::DriverUnusable { cause: Box::new(e) }),
     }
     nvrtc_available()
 }
@@ -120,7 +161,7 @@ pub fn cuda_available() -> Result<(), String> {
 /// (falling back to NVRTC's default architecture when this NVRTC does not know it), with
 /// multiply-add contraction off so results match [`super::preprocess_ref`] bit for bit.
 pub fn compile_kernels_ptx(compute_capability: Option<(i32, i32)>) -> Result<Ptx, GpuError> {
-    nvrtc_available().map_err(GpuError::Unavailable)?;
+    nvrtc_available().map_err(|cause| GpuError::Unavailable { cause })?;
     guard("NVRTC compile", || {
         let opts = |arch: Option<String>| CompileOptions {
             fmad: Some(false),
@@ -133,15 +174,16 @@ pub fn compile_kernels_ptx(compute_capability: Option<(i32, i32)>) -> Result<Ptx
         let first = cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SRC, opts(arch.clone()));
         match first {
             Ok(ptx) => Ok(ptx),
-            Err(e) if arch.is_none() => Err(GpuError::Compile(e.to_string())),
-            Err(first_err) => {
-                cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SRC, opts(None)).map_err(|e| {
-                    GpuError::Compile(format!(
-                        "{first_err} (for {}); default arch: {e}",
-                        arch.unwrap_or_default()
-                    ))
-                })
-            }
+            Err(cause) => match arch {
+                None => Err(GpuError::Compile { cause }),
+                Some(arch) => cudarc::nvrtc::compile_ptx_with_opts(KERNEL_SRC, opts(None)).map_err(
+                    |fallback| GpuError::CompileForArch {
+                        arch,
+                        cause,
+                        fallback,
+                    },
+                ),
+            },
         }
     })
 }
@@ -240,10 +282,7 @@ impl GpuInput<'_> {
 }
 
 fn missing_output() -> GpuError {
-    GpuError::Driver {
-        what: "download",
-        reason: "no output buffer (the run that made this input failed)".into(),
-    }
+    GpuError::NoOutput
 }
 
 impl GpuPreprocessor {
@@ -251,7 +290,7 @@ impl GpuPreprocessor {
     /// TensorRT providers) and compiles the kernels. Fails, never panics, when there is no driver,
     /// no such device or no NVRTC.
     pub fn new(device_index: usize) -> Result<GpuPreprocessor, GpuError> {
-        cuda_available().map_err(GpuError::Unavailable)?;
+        cuda_available().map_err(|cause| GpuError::Unavailable { cause })?;
         guard("GpuPreprocessor::new", || {
             let ctx = CudaContext::new(device_index).map_err(drv("context creation"))?;
             let cc = ctx.compute_capability().ok();
@@ -396,5 +435,23 @@ impl GpuPreprocessor {
         let upload_ms = e0.elapsed_ms(e1).map_err(drv("event timing"))?;
         let kernel_ms = e1.elapsed_ms(e2).map_err(drv("event timing"))?;
         Ok((ptr, upload_ms, kernel_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What CUDA lacks, and the driver's error inside it, are printed once by `{e:#}`.
+    #[test]
+    fn an_unusable_driver_prints_its_cause_once() {
+        let err = GpuError::Unavailable {
+            cause: CudaMissing::DriverUnusable {
+                cause: Box::new(GpuError::NoOutput),
+            },
+        };
+        let shown = speedcam_core::error_chain::assert_cause_printed_once(&err);
+        assert_eq!(shown.matches("no output buffer").count(), 1, "{shown}");
+        assert!(shown.contains("unusable"), "{shown}");
     }
 }

@@ -100,11 +100,14 @@ pub fn decode(
 ) -> Result<Vec<Detection>, DetectError> {
     let rows = output_rows(input_size);
     if output.len() != rows * OUTPUT_COLS {
-        return Err(DetectError::Run(format!(
-            "nanodet output has {} values, a {input_size} px input needs {rows} x {OUTPUT_COLS}: \
-             the model does not match the configured input size",
-            output.len()
-        )));
+        return Err(DetectError::OutputLayout {
+            family: "nanodet",
+            reason: format!(
+                "output has {} values, a {input_size} px input needs {rows} x {OUTPUT_COLS}: the model \
+                 does not match the configured input size",
+                output.len()
+            ),
+        });
     }
     // Class columns to scan, as column indices; a handful (the vehicle classes), so a linear
     // scan per row beats anything cleverer.
@@ -249,7 +252,10 @@ mod tests {
     fn wrong_length_is_an_error() {
         assert!(matches!(
             decode(&[0.0; 10], 416, &[2], 0.1),
-            Err(DetectError::Run(_))
+            Err(DetectError::OutputLayout {
+                family: "nanodet",
+                ..
+            })
         ));
     }
 

@@ -254,7 +254,7 @@ impl ModelDetector {
     #[cfg(feature = "cuda")]
     pub fn enable_gpu_preprocessing(&mut self, device_index: usize) -> Result<(), DetectError> {
         let gpu = super::gpu::GpuPreprocessor::new(device_index)
-            .map_err(|e| DetectError::Run(format!("GPU preprocessing unavailable: {e}")))?;
+            .map_err(|e| DetectError::GpuUnavailable { cause: Box::new(e) })?;
         self.gpu = Some(gpu);
         Ok(())
     }
@@ -274,7 +274,7 @@ impl ModelDetector {
         let src = SrcFrame::from_frame(frame);
         let input = match gpu.run(&src, &spec, size, TensorDtype::F32) {
             Ok(i) => i,
-            Err(e) => return Some(Err(DetectError::Run(format!("GPU preprocessing: {e}")))),
+            Err(e) => return Some(Err(DetectError::Gpu { cause: Box::new(e) })),
         };
         let map = input.map;
         let t1 = Instant::now();
@@ -320,7 +320,7 @@ impl Detector for ModelDetector {
         let map = self
             .letterbox
             .run(frame, &mut self.input)
-            .map_err(|e| DetectError::Run(format!("bad frame: {e}")))?;
+            .map_err(|e| DetectError::Frame { cause: Box::new(e) })?;
         let t1 = Instant::now();
         let outputs = self.engine.run(&self.input, size)?;
         let t2 = Instant::now();

@@ -174,18 +174,24 @@ impl Engine for TractEngine {
 
     fn run(&mut self, input: &[f32], size: u32) -> Result<Vec<OutputTensor>, DetectError> {
         if size != self.size {
-            return Err(DetectError::Run(format!(
-                "the tract plan was built for a {} px input, got {size} px",
-                self.size
-            )));
+            return Err(DetectError::InputSize {
+                expected_px: self.size,
+                got_px: size,
+            });
         }
         let s = size as usize;
+        let failed = |step: String| {
+            move |e: TractError| DetectError::Inference {
+                step,
+                cause: e.into(),
+            }
+        };
         let tensor = Tensor::from_shape(&[1, 3, s, s], input)
-            .map_err(|e| DetectError::Run(format!("input tensor: {e:#}")))?;
+            .map_err(failed("building the input tensor".into()))?;
         let outputs = self
             .plan
             .run(tvec!(tensor.into_tvalue()))
-            .map_err(|e| DetectError::Run(format!("{e:#}")))?;
+            .map_err(failed("running the model".into()))?;
         outputs
             .iter()
             .enumerate()
@@ -196,13 +202,12 @@ impl Engine for TractEngine {
                     .get(i)
                     .map(|(n, _)| n.clone())
                     .unwrap_or_else(|| format!("output{i}"));
-                let as_f32 = v
-                    .cast_to::<f32>()
-                    .map_err(|e| DetectError::Run(format!("output {name:?}: {e:#}")))?;
+                let reading = || failed(format!("reading output {name:?}"));
+                let as_f32 = v.cast_to::<f32>().map_err(reading())?;
                 let data = as_f32
                     .try_as_plain_ram()
                     .and_then(|p| p.as_slice::<f32>().map(|s| s.to_vec()))
-                    .map_err(|e| DetectError::Run(format!("output {name:?}: {e:#}")))?;
+                    .map_err(reading())?;
                 Ok(OutputTensor {
                     name,
                     shape: v.shape().to_vec(),

@@ -50,7 +50,7 @@ pub fn check_outputs(outputs: &[(String, Vec<Option<usize>>)]) -> Result<Option<
 /// Decodes `out` into candidates in input px. The class count C is `labels.len()`; a candidate's
 /// class is the best of the `wanted` ids, kept when its score is at least `score_threshold`.
 /// No NMS here: see [`super::nms`]. A shape that is neither `[1, 4+C, N]` nor `[1, N, 4+C]` is a
-/// [`DetectError::Run`] naming both.
+/// [`DetectError::OutputLayout`] naming both.
 pub fn decode(
     out: &OutputTensor,
     labels: &[&'static str],
@@ -65,12 +65,15 @@ pub fn decode(
         [1, a, n] if a == cols => (n, n, 1),
         [1, n, a] if a == cols => (n, 1, cols),
         _ => {
-            return Err(DetectError::Run(format!(
-                "yolov8 output {:?} has shape {}, expected [1, {cols}, N] or [1, N, {cols}] \
-                 (4 box values + {classes} class scores)",
-                out.name,
-                shape_str(&out.shape)
-            )))
+            return Err(DetectError::OutputLayout {
+                family: "yolov8",
+                reason: format!(
+                    "output {:?} has shape {}, expected [1, {cols}, N] or [1, N, {cols}] (4 box values \
+                     + {classes} class scores)",
+                    out.name,
+                    shape_str(&out.shape)
+                ),
+            })
         }
     };
     let d = &out.data;

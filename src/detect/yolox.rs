@@ -69,12 +69,15 @@ pub fn decode(
     let cols = BOX_COLS + classes;
     let rows = output_rows(input_size_px);
     if out.shape != [1, rows, cols] {
-        return Err(DetectError::Run(format!(
-            "yolox output {:?} has shape {}, expected [1, {rows}, {cols}] ({rows} grid cells for \
-             a {input_size_px} px input, 5 + {classes} classes)",
-            out.name,
-            shape_str(&out.shape)
-        )));
+        return Err(DetectError::OutputLayout {
+            family: "yolox",
+            reason: format!(
+                "output {:?} has shape {}, expected [1, {rows}, {cols}] ({rows} grid cells for a \
+                 {input_size_px} px input, 5 + {classes} classes)",
+                out.name,
+                shape_str(&out.shape)
+            ),
+        });
     }
     let cells = STRIDES_PX.into_iter().flat_map(|s| {
         let g = input_size_px.div_ceil(s);

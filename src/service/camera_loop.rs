@@ -642,29 +642,203 @@ mod tests {
     use crate::detect::{DetectError, DetectTimings, Detection, Detector};
     use crate::schedule::DetectorGate;
     use crate::service::tests::{
-        fixture_config, memory_sink, tiny_frame, RealTimeSource, SlowDetector,
+        fixture_config, memory_sink, tiny_frame, FailingDetector, NullDetector, RealTimeSource,
+        TestFrames,
     };
     use std::sync::atomic::AtomicU64;
-    use std::sync::Mutex;
+    use std::sync::{mpsc, Mutex};
 
-    /// Runs a 30 fps camera for 3 s into a 100 ms detector; returns the summary and the
-    /// capture-to-detection latencies (ms).
-    fn slow_run(mode: HandoffMode) -> (RunSummary, Vec<f64>) {
-        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
+    /// What a test camera loop runs with: the fixture config (one demo camera), a store in a
+    /// temporary directory, a detector and a stop flag. Tests edit `cfg` before building an env.
+    struct Fixture {
+        cfg: Config,
+        sink: EventSink,
+        detector: SharedDetector,
+        stop: Arc<AtomicBool>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        /// Camera 0 reads `source`; `detector` serves it.
+        fn new(source: &str, detector: impl Detector + 'static) -> Self {
+            let (cfg, _dir) = fixture_config(source);
+            let sink = memory_sink(&cfg);
+            Fixture {
+                cfg,
+                sink,
+                detector: Arc::new(DetectorGate::new(Box::new(detector))),
+                stop: Arc::new(AtomicBool::new(false)),
+                _dir,
+            }
+        }
+
+        /// The environment of camera 0's loop on `clock` with `opts`.
+        fn env<'a>(&'a self, clock: &'a dyn crate::clock::Clock, opts: LoopOptions) -> LoopEnv<'a> {
+            LoopEnv {
+                cam: &self.cfg.cameras[0],
+                cfg: &self.cfg,
+                detector: &self.detector,
+                sink: &self.sink,
+                stop: &self.stop,
+                clock,
+                opts,
+            }
+        }
+    }
+
+    /// Options of a file camera: every frame, no stall limit.
+    fn file_opts() -> LoopOptions {
+        LoopOptions::for_source(false, Duration::MAX)
+    }
+
+    /// A live camera and a slow detector on one simulated clock: frame k is captured at
+    /// k / 30 s, a detection takes `detect_time` of clock time, and the clock moves only while
+    /// the detector runs. Which frames are detected, which dropped and how late each detection
+    /// is then follow from the hand-off policy alone, not from this machine's speed or load.
+    struct SimulatedCamera {
+        clock: crate::clock::SimulatedClock,
+        frames: u64,
+        /// The frame the source was last asked for: every earlier one has been handed over.
+        asked: Mutex<u64>,
+        /// Signalled when `asked` changes or the clock moves.
+        changed: std::sync::Condvar,
+    }
+
+    /// How long the simulation's waits may last in real time before a test fails instead of
+    /// hanging (they take microseconds).
+    const SIM_HANG_GUARD: Duration = Duration::from_secs(60);
+
+    impl SimulatedCamera {
+        const FPS: u64 = 30;
+
+        fn new(frames: u64) -> Arc<Self> {
+            Arc::new(SimulatedCamera {
+                clock: crate::clock::SimulatedClock::default(),
+                frames,
+                asked: Mutex::new(0),
+                changed: std::sync::Condvar::new(),
+            })
+        }
+
+        /// Capture time of frame `seq` on the clock.
+        fn captured_at(seq: u64) -> Duration {
+            Duration::from_nanos(seq * 1_000_000_000 / Self::FPS)
+        }
+
+        /// The newest frame captured by clock time `t`.
+        fn newest_at(&self, t: Duration) -> u64 {
+            (0..self.frames)
+                .take_while(|&k| Self::captured_at(k) <= t)
+                .last()
+                .unwrap_or(0)
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+            self.asked.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Waits on `changed` until `done` holds; panics after [`SIM_HANG_GUARD`].
+        fn wait_until<'a>(
+            &self,
+            mut asked: std::sync::MutexGuard<'a, u64>,
+            what: &str,
+            done: impl Fn(u64) -> bool,
+        ) -> std::sync::MutexGuard<'a, u64> {
+            let deadline = Instant::now() + SIM_HANG_GUARD;
+            while !done(*asked) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(
+                    !left.is_zero(),
+                    "simulated camera: no progress waiting for {what}"
+                );
+                asked = self
+                    .changed
+                    .wait_timeout(asked, left)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            asked
+        }
+    }
+
+    /// The camera's frames: each one once the clock has reached its capture time.
+    struct SimulatedLiveSource {
+        cam: Arc<SimulatedCamera>,
+        seq: u64,
+    }
+
+    impl Source for SimulatedLiveSource {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            let cam = &self.cam;
+            let mut asked = cam.lock();
+            // Asked for this frame: the decode thread has handed over every earlier one.
+            *asked = self.seq;
+            cam.changed.notify_all();
+            if self.seq == cam.frames {
+                return Ok(None);
+            }
+            let due = SimulatedCamera::captured_at(self.seq);
+            drop(cam.wait_until(asked, "the clock", |_| cam.clock.now() >= due));
+            let f = tiny_frame(self.seq, due.as_secs_f64());
+            self.seq += 1;
+            Ok(Some(f))
+        }
+        fn describe(&self) -> String {
+            "simulated live camera".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
+    /// Takes `detect_time` of the camera's clock per frame and records which frame it ran on
+    /// and when it started. With `settle`, it returns only once the source has handed over
+    /// every frame captured while it ran (the state a real camera would be in): the loop's
+    /// next frame is then decided by the hand-off policy, not by thread scheduling.
+    struct SimulatedSlowDetector {
+        cam: Arc<SimulatedCamera>,
+        detect_time: Duration,
+        settle: bool,
+        runs: Arc<Mutex<Vec<(u64, Duration)>>>,
+    }
+
+    impl Detector for SimulatedSlowDetector {
+        fn detect(&mut self, f: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+            let cam = &self.cam;
+            let asked = cam.lock();
+            let started = cam.clock.now();
+            self.runs.lock().unwrap().push((f.seq, started));
+            cam.clock.advance(self.detect_time);
+            cam.changed.notify_all();
+            if self.settle {
+                let captured = cam.newest_at(cam.clock.now()) + 1;
+                drop(cam.wait_until(asked, "the hand-over", |asked| asked >= captured));
+            }
+            Ok((Vec::new(), DetectTimings::default()))
+        }
+        fn model_id(&self) -> &str {
+            "simulated-slow"
+        }
+    }
+
+    /// Runs the simulated 30 fps camera for 60 frames into a 100 ms detector with the given
+    /// hand-off; returns the summary and each detection's frame and start time.
+    fn simulated_slow_run(mode: HandoffMode) -> (RunSummary, Vec<(u64, Duration)>) {
+        let cam = SimulatedCamera::new(60);
+        let runs = Arc::new(Mutex::new(Vec::new()));
+        let detector = SimulatedSlowDetector {
+            cam: cam.clone(),
+            detect_time: SLOW_DETECT,
+            // Every-frame hand-off holds the decoder back (two frames queued), so it cannot
+            // hand over all captured frames; nor does it need to: it drops none.
+            settle: mode == HandoffMode::LatestWins,
+            runs: runs.clone(),
+        };
+        let mut fx = Fixture::new("rtsp://cam/x", detector);
         // The hand-off is under test: the detector must want every frame.
-        cfg.cameras[0].schedule.adaptive = false;
-        let sink = memory_sink(&cfg);
-        let origin = Instant::now();
-        let latencies = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SlowDetector {
-            origin,
-            delay: Duration::from_millis(100),
-            latencies_ms: latencies.clone(),
-        })));
-        let source = Box::new(RealTimeSource {
-            origin,
-            fps: 30.0,
-            frames: 60,
+        fx.cfg.cameras[0].schedule.adaptive = false;
+        let source = Box::new(SimulatedLiveSource {
+            cam: cam.clone(),
             seq: 0,
         });
         let opts = LoopOptions {
@@ -673,32 +847,31 @@ mod tests {
             hooks: LoopHooks::default(),
             origin_keys: false,
         };
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &crate::clock::RealClock::default(),
-            opts,
-        };
-        let (sum, end) = run_source(&env, source, &mut |_| {});
+        let (sum, end) = run_source(&fx.env(&cam.clock, opts), source, &mut |_| {});
         assert!(matches!(end, LoopEnd::EndOfStream), "{end:?}");
-        let v = latencies.lock().unwrap().clone();
-        (sum, v)
+        let runs = runs.lock().unwrap().clone();
+        (sum, runs)
     }
 
-    /// A live source that never delivers a frame until `release` is set (a frozen camera).
+    /// Clock time one simulated detection takes.
+    const SLOW_DETECT: Duration = Duration::from_millis(100);
+
+    /// Capture-to-result latency of each detection, on the simulated clock.
+    fn latencies(runs: &[(u64, Duration)]) -> Vec<Duration> {
+        runs.iter()
+            .map(|&(seq, started)| started + SLOW_DETECT - SimulatedCamera::captured_at(seq))
+            .collect()
+    }
+
+    /// A live source that delivers no frame until `release` is signalled or dropped (a frozen
+    /// camera); then it ends.
     struct FrozenSource {
-        release: Arc<AtomicBool>,
+        release: mpsc::Receiver<()>,
     }
 
     impl Source for FrozenSource {
         fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-            while !self.release.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            let _ = self.release.recv();
             Ok(None)
         }
         fn describe(&self) -> String {
@@ -714,41 +887,28 @@ mod tests {
     /// would wait an hour).
     #[test]
     fn a_silent_source_stalls_after_the_limit_in_clock_time() {
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
-        let sink = memory_sink(&cfg);
-        let detector = crate::service::tests::null_detector();
+        let fx = Fixture::new(
+            "rtsp://cam/x",
+            NullDetector {
+                delay: Duration::ZERO,
+            },
+        );
         let clock = Arc::new(crate::clock::SimulatedClock::default());
-        let release = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicBool::new(false));
+        let (release_tx, release) = mpsc::channel();
         let limit = Duration::from_secs(3600);
         let run = {
-            let (clock, release, done) = (clock.clone(), release.clone(), done.clone());
+            let clock = clock.clone();
             std::thread::spawn(move || {
-                let stop = AtomicBool::new(false);
-                let env = LoopEnv {
-                    cam: &cfg.cameras[0],
-                    cfg: &cfg,
-                    detector: &detector,
-                    sink: &sink,
-                    stop: &stop,
-                    clock: clock.as_ref(),
-                    opts: LoopOptions::for_source(true, limit),
-                };
-                let ended = run_source(&env, Box::new(FrozenSource { release }), &mut |_| {});
-                done.store(true, Ordering::Relaxed);
-                ended
+                let env = fx.env(clock.as_ref(), LoopOptions::for_source(true, limit));
+                run_source(&env, Box::new(FrozenSource { release }), &mut |_| {})
             })
         };
-        // Time passes only here: a minute per step until the loop gives up (bounded by
-        // 10 simulated hours, far beyond the limit).
-        for _ in 0..600 {
-            if done.load(Ordering::Relaxed) {
-                break;
-            }
+        // Time passes only here: a simulated minute per poll until the loop gives up.
+        wait_until("the loop to stall", || {
             clock.advance(Duration::from_secs(60));
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        release.store(true, Ordering::Relaxed);
+            run.is_finished()
+        });
+        drop(release_tx);
         let (sum, end) = run.join().expect("camera loop");
         let LoopEnd::Stalled { after_s } = end else {
             panic!("expected a stall, got {end:?}");
@@ -759,12 +919,6 @@ mod tests {
             sum.wall_s >= limit.as_secs_f64(),
             "the loop's wall time is clock time too"
         );
-    }
-
-    fn quantile(v: &[f64], q: f64) -> f64 {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * q).round() as usize]
     }
 
     /// 1280x720 grey frames at 30 fps for 6 s; from t = 2 s a white 80x40 box drives in from
@@ -855,73 +1009,25 @@ mod tests {
         }
     }
 
-    /// Serves `frames` tiny frames (logging once from the decode thread), then reports a
-    /// disconnect.
-    struct BreakingSource {
-        seq: u64,
-        frames: u64,
-    }
-
-    impl Source for BreakingSource {
-        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-            if self.seq == 0 {
-                tracing::info!("first frame decoded");
-            }
-            if self.seq == self.frames {
-                return Err(SourceError::Disconnected {
-                    uri: "rtsp://cam/x".into(),
-                    cause: speedcam_core::source::link::LinkError::Io {
-                        step: "reading the stream",
-                        cause: std::io::Error::other("connection reset by peer"),
-                    },
-                });
-            }
-            self.seq += 1;
-            Ok(Some(tiny_frame(self.seq, self.seq as f64 / 30.0)))
-        }
-        fn describe(&self) -> String {
-            "breaking test camera".into()
-        }
-        fn counters(&self) -> crate::source::SourceCounters {
-            Default::default()
-        }
-    }
-
-    /// Fails every call, like a backend whose runtime broke.
-    struct FailingDetector;
-
-    impl Detector for FailingDetector {
-        fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-            Err(DetectError::Run("CUDA error 700: illegal address".into()))
-        }
-        fn model_id(&self) -> &str {
-            "failing"
-        }
-    }
-
     #[test]
     fn camera_logs_carry_the_camera_span_on_both_threads_and_errors_as_fields() {
         use crate::logging::capture::Capture;
         use tracing_subscriber::layer::SubscriberExt;
-        let (cfg, _dir) = fixture_config("rtsp://cam/x");
-        let sink = memory_sink(&cfg);
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(FailingDetector)));
+        let fx = Fixture::new("rtsp://cam/x", FailingDetector);
         let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &crate::clock::RealClock::default(),
-            opts: LoopOptions::for_source(false, Duration::MAX),
-        };
+        let clock = crate::clock::RealClock::default();
+        let env = fx.env(&clock, file_opts());
         let (sum, end) = tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("camera", camera = "cam-log");
             let _entered = span.enter();
-            let source = Box::new(BreakingSource { seq: 0, frames: 3 });
+            let source = Box::new(TestFrames::disconnecting(
+                3,
+                speedcam_core::source::link::LinkError::Io {
+                    step: "reading the stream",
+                    cause: std::io::Error::other("connection reset by peer"),
+                },
+            ));
             run_source(&env, source, &mut |_| {})
         });
         assert_eq!(sum.frames, 3, "{sum:?}");
@@ -960,7 +1066,7 @@ mod tests {
         assert_eq!(failed.len() as u64, sum.detect_errors, "{events:?}");
         assert_eq!(
             failed[0].fields.get("err").map(String::as_str),
-            Some("inference failed: CUDA error 700: illegal address"),
+            Some("inference failed (running the model): CUDA error 700: illegal address"),
             "the error is a field of its own, not message text: {:?}",
             failed[0]
         );
@@ -988,22 +1094,15 @@ mod tests {
 
     #[test]
     fn adaptive_skipping_idles_on_an_empty_road_and_runs_full_rate_through_the_zone() {
-        let (cfg, _dir) = fixture_config("synthetic.mp4");
-        let sink = memory_sink(&cfg);
         let ran = Arc::new(Mutex::new(Vec::new()));
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WhiteBoxDetector {
-            ran_at_s: ran.clone(),
-        })));
-        let stop = AtomicBool::new(false);
-        let env = LoopEnv {
-            cam: &cfg.cameras[0],
-            cfg: &cfg,
-            detector: &detector,
-            sink: &sink,
-            stop: &stop,
-            clock: &crate::clock::RealClock::default(),
-            opts: LoopOptions::for_source(false, Duration::MAX),
-        };
+        let fx = Fixture::new(
+            "synthetic.mp4",
+            WhiteBoxDetector {
+                ran_at_s: ran.clone(),
+            },
+        );
+        let clock = crate::clock::RealClock::default();
+        let env = fx.env(&clock, file_opts());
         let (sum, _) = run_source(&env, Box::new(DrivingBoxSource { seq: 0 }), &mut |_| {});
         let ran = ran.lock().unwrap().clone();
         assert_eq!(sum.frames, 180);
@@ -1035,32 +1134,51 @@ mod tests {
         );
     }
 
+    /// A 30 fps camera into a detector that takes 100 ms, on a simulated clock: latest-wins
+    /// detects the newest frame each time the detector gets free, so latency stays within one
+    /// detection plus one frame interval; queueing every frame lets it grow without bound.
     #[test]
     fn latest_frame_wins_bounds_latency_under_a_slow_detector() {
-        let (latest, lat) = slow_run(HandoffMode::LatestWins);
-        let (p50, max) = (quantile(&lat, 0.5), quantile(&lat, 1.0));
-        println!(
-            "latest-wins: 60 frames at 30 fps, 100 ms detector: detected {}, dropped {}, \
-             capture-to-detection median {p50:.0} ms, max {max:.0} ms",
-            latest.detected, latest.dropped
+        let (latest, runs) = simulated_slow_run(HandoffMode::LatestWins);
+        let newest = SimulatedCamera::new(60);
+        for &(seq, started) in &runs {
+            assert_eq!(
+                seq,
+                newest.newest_at(started),
+                "frame {seq} detected at {started:?} was not the newest: {runs:?}"
+            );
+        }
+        // Free every 100 ms, it takes frames 0, 3, ..., 57 and then the last one, 59; the two
+        // frames captured in each detection's time before the newest are dropped and counted.
+        let seqs: Vec<u64> = runs.iter().map(|r| r.0).collect();
+        let expected: Vec<u64> = (0..20).map(|i| 3 * i).chain([59]).collect();
+        assert_eq!(seqs, expected);
+        assert_eq!((latest.frames, latest.detected), (21, 21), "{latest:?}");
+        assert_eq!(latest.dropped, 39, "{latest:?}");
+        // 1/30 s, rounded up to the nanosecond as capture times are rounded down.
+        let frame_interval = Duration::from_nanos(1_000_000_000_u64.div_ceil(SimulatedCamera::FPS));
+        let max = latencies(&runs).into_iter().max().unwrap_or_default();
+        assert!(max <= SLOW_DETECT + frame_interval, "{max:?}");
+        assert!(
+            (latest.wall_s - 2.1).abs() < 1e-9,
+            "21 detections of 100 ms of clock time: {latest:?}"
         );
-        // The detector manages ~10 of the 30 frames per second: the rest are dropped, counted.
-        assert_eq!(latest.frames + latest.dropped, 60, "{latest:?}");
-        assert!(latest.dropped >= 30, "{latest:?}");
-        // At most one frame interval of waiting for the detector plus one detection (~133 ms)
-        // and scheduling noise; never the backlog of a queue.
-        assert!(max < 400.0, "latency {lat:?}");
 
-        let (every, lat) = slow_run(HandoffMode::EveryFrame);
-        let max_every = quantile(&lat, 1.0);
-        println!(
-            "every-frame (file policy) on the same camera: detected {}, dropped {}, max latency {max_every:.0} ms",
-            every.detected, every.dropped
-        );
-        // Queueing every frame of a live camera lets the backlog grow to seconds: the reason
-        // live sources use latest-wins.
-        assert_eq!((every.detected, every.dropped), (60, 0));
-        assert!(max_every > 4.0 * max, "{max_every} vs {max}");
+        let (every, runs) = simulated_slow_run(HandoffMode::EveryFrame);
+        // Queueing every frame of a live camera: frame n waits for the n detections before it,
+        // and the backlog grows by 67 ms a frame (4 s by the 60th): the reason live sources
+        // use latest-wins.
+        assert_eq!((every.detected, every.dropped), (60, 0), "{every:?}");
+        let seqs: Vec<u64> = runs.iter().map(|r| r.0).collect();
+        assert_eq!(seqs, (0..60).collect::<Vec<_>>());
+        let lat = latencies(&runs);
+        for (n, l) in lat.iter().enumerate() {
+            let n = n as u64;
+            let want = SLOW_DETECT * (n as u32 + 1) - SimulatedCamera::captured_at(n);
+            assert_eq!(*l, want, "frame {n}");
+        }
+        let max_every = lat.iter().max().copied().unwrap_or_default();
+        assert!(max_every > 4 * max, "{max_every:?} vs {max:?}");
     }
 
     /// Every camera sees the same car on the same pixels: it drives along the demo road at
@@ -1099,7 +1217,13 @@ mod tests {
     /// or calibrations would show.
     #[test]
     fn cameras_share_the_detector_but_keep_their_own_tracker_and_calibration() {
-        let (mut cfg, _dir) = fixture_config("synthetic.mp4");
+        let mut fx = Fixture::new(
+            "synthetic.mp4",
+            NullDetector {
+                delay: Duration::ZERO,
+            },
+        );
+        let cfg = &mut fx.cfg;
         cfg.cameras[0].schedule.adaptive = false;
         let mut b = cfg.cameras[0].clone();
         b.id = "b".into();
@@ -1113,15 +1237,13 @@ mod tests {
         b.calibration_report = report;
         cfg.cameras[0].id = "a".into();
         cfg.cameras.push(b);
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
-            homography: cfg.cameras[0].homography.clone(),
+        fx.detector = Arc::new(DetectorGate::new(Box::new(SamePixelsDetector {
+            homography: fx.cfg.cameras[0].homography.clone(),
         })));
-        let sink = memory_sink(&cfg);
-        let stop = AtomicBool::new(false);
         let speeds = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for cam in &cfg.cameras {
-                let (cfg, detector, sink, stop, speeds) = (&cfg, &detector, &sink, &stop, &speeds);
+            for cam in &fx.cfg.cameras {
+                let (fx, speeds) = (&fx, &speeds);
                 scope.spawn(move || {
                     let source = Box::new(RealTimeSource {
                         origin: Instant::now() - Duration::from_secs(10),
@@ -1129,14 +1251,10 @@ mod tests {
                         frames: 60,
                         seq: 0,
                     });
+                    let clock = crate::clock::RealClock::default();
                     let env = LoopEnv {
                         cam,
-                        cfg,
-                        detector,
-                        sink,
-                        stop,
-                        clock: &crate::clock::RealClock::default(),
-                        opts: LoopOptions::for_source(false, Duration::MAX),
+                        ..fx.env(&clock, file_opts())
                     };
                     let sum = camera_loop(&env, source, &mut |v| {
                         speeds.lock().unwrap().push((
@@ -1159,21 +1277,19 @@ mod tests {
     }
 
     /// A detector that answers at once (counting calls) until `wedge` is set, then says it
-    /// `entered` the wedge and hangs until `release` is set.
+    /// `entered` the wedge and hangs until `release` is signalled or dropped.
     struct WedgingDetector {
         calls: Arc<AtomicU64>,
         wedge: Arc<AtomicBool>,
-        entered: Arc<AtomicBool>,
-        release: Arc<AtomicBool>,
+        entered: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
     }
 
     impl Detector for WedgingDetector {
         fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
             if self.wedge.load(Ordering::Relaxed) {
-                self.entered.store(true, Ordering::Relaxed);
-                while !self.release.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
             }
             self.calls.fetch_add(1, Ordering::Relaxed);
             Ok((Vec::new(), DetectTimings::default()))
@@ -1183,9 +1299,10 @@ mod tests {
         }
     }
 
-    /// Waits (bounded) until `cond` holds; the camera loop runs on real threads.
-    fn wait_until(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Polls `cond` until it holds; the camera loop runs on real threads. The deadline only
+    /// turns a hang into a failure.
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + SIM_HANG_GUARD;
         while !cond() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(1));
@@ -1197,25 +1314,27 @@ mod tests {
     #[test]
     fn a_wedged_inference_call_stops_the_heartbeat_and_the_watchdog_pings() {
         use liveness::{Liveness, WatchdogAction, WatchdogGate};
-        let (mut cfg, _dir) = fixture_config("rtsp://cam/x");
-        cfg.cameras[0].schedule.adaptive = false;
-        let sink = memory_sink(&cfg);
-        let flag = || Arc::new(AtomicBool::new(false));
-        let (wedge, entered, release) = (flag(), flag(), flag());
+        let wedge = Arc::new(AtomicBool::new(false));
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
         let calls = Arc::new(AtomicU64::new(0));
-        let detector: SharedDetector = Arc::new(DetectorGate::new(Box::new(WedgingDetector {
-            calls: calls.clone(),
-            wedge: wedge.clone(),
-            entered: entered.clone(),
-            release: release.clone(),
-        })));
+        let mut fx = Fixture::new(
+            "rtsp://cam/x",
+            WedgingDetector {
+                calls: calls.clone(),
+                wedge: wedge.clone(),
+                entered: entered_tx,
+                release: release_rx,
+            },
+        );
+        fx.cfg.cameras[0].schedule.adaptive = false;
         let clock = Arc::new(crate::clock::SimulatedClock::default());
         let live = Liveness::new(clock.clone());
         let mut opts = LoopOptions::for_source(true, Duration::from_secs(30));
         opts.hooks.heartbeat = Some(live.register("synth"));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = fx.stop.clone();
         let worker = {
-            let (cfg, stop, clock) = (cfg.clone(), stop.clone(), clock.clone());
+            let clock = clock.clone();
             std::thread::spawn(move || {
                 let source = Box::new(RealTimeSource {
                     origin: Instant::now(),
@@ -1223,16 +1342,9 @@ mod tests {
                     frames: u64::MAX,
                     seq: 0,
                 });
-                let env = LoopEnv {
-                    cam: &cfg.cameras[0],
-                    cfg: &cfg,
-                    detector: &detector,
-                    sink: &sink,
-                    stop: &stop,
-                    clock: clock.as_ref(),
-                    opts,
-                };
-                run_source(&env, source, &mut |_| {}).0.detected
+                run_source(&fx.env(clock.as_ref(), opts), source, &mut |_| {})
+                    .0
+                    .detected
             })
         };
         // A 600 ms watchdog: pings every 200 ms, a loop silent for 300 ms is wedged.
@@ -1257,7 +1369,9 @@ mod tests {
         }
         // Wedged: inference hangs; the loop beats no more.
         wedge.store(true, Ordering::Relaxed);
-        wait_until("the wedge", || entered.load(Ordering::Relaxed));
+        entered
+            .recv_timeout(SIM_HANG_GUARD)
+            .expect("the detector entered the wedge");
         // Up to the limit (300 ms) plus one step the gate may still ping; after it, never.
         for _ in 0..4 {
             tick();
@@ -1272,7 +1386,7 @@ mod tests {
                 WatchdogAction::Wait => {}
             }
         }
-        release.store(true, Ordering::Relaxed);
+        drop(release);
         stop.store(true, Ordering::Relaxed);
         let detected = worker.join().expect("camera loop");
         assert!(detected >= 10, "the loop ran before the wedge: {detected}");

@@ -550,19 +550,23 @@ mod tests {
 
     #[test]
     fn join_until_gives_up_on_a_stuck_thread() {
-        let quick = std::thread::spawn(|| {});
-        let release = Arc::new(AtomicBool::new(false));
-        let r = release.clone();
+        let (release, stuck_waits) = std::sync::mpsc::channel::<()>();
         let stuck = std::thread::spawn(move || {
-            while !r.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            let _ = stuck_waits.recv();
         });
+        let quick = std::thread::spawn(|| {});
+        // The quick thread has ended before the deadline starts (polled; the minute only turns
+        // a hang into a failure), so the deadline alone decides about the stuck one.
+        let hang_guard = Instant::now() + Duration::from_secs(60);
+        while !quick.is_finished() {
+            assert!(Instant::now() < hang_guard, "the quick thread never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let (joined, left) = join_until(
             vec![quick, stuck],
             Instant::now() + Duration::from_millis(100),
         );
         assert_eq!((joined, left), (1, 1));
-        release.store(true, Ordering::Relaxed);
+        drop(release);
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Handoff<T> {
 
 struct State<T> {
     queue: VecDeque<(T, Instant)>,
+    /// The producer waits in `send` for room (every-frame mode).
+    producer_blocked: bool,
     producer_gone: bool,
     consumer_gone: bool,
     dropped: u64,
@@ -53,6 +55,7 @@ impl<T> Handoff<T> {
             mode,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                producer_blocked: false,
                 producer_gone: false,
                 consumer_gone: false,
                 dropped: 0,
@@ -71,8 +74,10 @@ impl<T> Handoff<T> {
         match self.mode {
             HandoffMode::EveryFrame => {
                 while s.queue.len() >= 2 && !s.consumer_gone {
+                    s.producer_blocked = true;
                     s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
+                s.producer_blocked = false;
             }
             HandoffMode::LatestWins => {
                 while s.queue.pop_front().is_some() {
@@ -183,7 +188,8 @@ mod tests {
         };
         let mut got = Vec::new();
         loop {
-            match h.recv_timeout(Duration::from_secs(5)) {
+            // A minute only turns a hang into a failure.
+            match h.recv_timeout(Duration::from_secs(60)) {
                 Received::Item(x, _) => got.push(x),
                 Received::Closed => break,
                 Received::Timeout => panic!("producer stuck"),
@@ -210,7 +216,12 @@ mod tests {
             let h = h.clone();
             std::thread::spawn(move || h.send(3))
         };
-        std::thread::sleep(Duration::from_millis(20));
+        // Polled until the producer waits for room (the deadline only guards against a hang).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !h.lock().producer_blocked {
+            assert!(Instant::now() < deadline, "the producer never blocked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         h.close_consumer();
         assert!(!p.join().unwrap());
     }

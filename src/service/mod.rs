@@ -74,6 +74,16 @@ pub fn open_detector(cfg: &Config) -> anyhow::Result<SharedDetector> {
 /// so the rate is divided among them; `max_detect_hz` caps it. Returns the warnings (also
 /// logged) and the measured ms per detection.
 pub fn warn_achievable_rate(cfg: &Config, detector: &SharedDetector) -> (Vec<String>, f64) {
+    let Some(ms) = measure_detect_ms(cfg, detector) else {
+        return (Vec::new(), f64::NAN);
+    };
+    (rate_warnings(cfg, ms), ms)
+}
+
+/// This machine's time for one detection on a blank frame of the first camera's size, ms: the
+/// best of two runs after a first one (which pays one-time costs: allocations, engine build).
+/// None when the detector fails.
+fn measure_detect_ms(cfg: &Config, detector: &SharedDetector) -> Option<f64> {
     let (w, h) = cfg
         .cameras
         .first()
@@ -86,18 +96,19 @@ pub fn warn_achievable_rate(cfg: &Config, detector: &SharedDetector) -> (Vec<Str
         &image::RgbImage::from_pixel(w, h, image::Rgb([96, 96, 96])),
     );
     let mut ms = f64::INFINITY;
-    {
-        let mut d = detector.lock(false);
-        // The first run pays one-time costs (allocations, engine build); the best of the next
-        // two is what a frame costs.
-        for _ in 0..3 {
-            let start = Instant::now();
-            if d.detect(&blank).is_err() {
-                return (Vec::new(), f64::NAN);
-            }
-            ms = ms.min(start.elapsed().as_secs_f64() * 1e3);
-        }
+    let mut d = detector.lock(false);
+    for _ in 0..3 {
+        let start = Instant::now();
+        d.detect(&blank).ok()?;
+        ms = ms.min(start.elapsed().as_secs_f64() * 1e3);
     }
+    Some(ms)
+}
+
+/// The zone-length warnings (also logged) for cameras sharing a detector that takes
+/// `detect_ms` per frame.
+fn rate_warnings(cfg: &Config, detect_ms: f64) -> Vec<String> {
+    let ms = detect_ms;
     let n = cfg.cameras.len().max(1) as f64;
     let mut out = Vec::new();
     for cam in &cfg.cameras {
@@ -116,7 +127,7 @@ pub fn warn_achievable_rate(cfg: &Config, detector: &SharedDetector) -> (Vec<Str
             out.push(w);
         }
     }
-    (out, ms)
+    out
 }
 
 /// The sink verdicts go to: `store`, and the MQTT publisher (started on `rt`) when `[mqtt]` is
@@ -150,7 +161,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::detect::{DetectError, DetectTimings, Detection, Detector};
     use crate::source::{Source, SourceError};
-    use std::sync::Mutex;
     use std::time::Duration;
 
     /// A config with one camera (the demo calibration) reading `source`, data in a temp dir.
@@ -174,6 +184,21 @@ pub(crate) mod tests {
         }
         fn model_id(&self) -> &str {
             "null"
+        }
+    }
+
+    /// Fails every call, like a backend whose runtime broke.
+    pub(crate) struct FailingDetector;
+
+    impl Detector for FailingDetector {
+        fn detect(&mut self, _: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
+            Err(DetectError::Inference {
+                step: "running the model".into(),
+                cause: "CUDA error 700: illegal address".into(),
+            })
+        }
+        fn model_id(&self) -> &str {
+            "failing"
         }
     }
 
@@ -217,6 +242,66 @@ pub(crate) mod tests {
         }
     }
 
+    /// `frames` tiny frames at 30 fps (frame k at k / 30 s), then the end of the stream or, with
+    /// `disconnect`, that cause as `Disconnected`. The first frame logs "first frame decoded",
+    /// so a test sees which thread a source logs on.
+    pub(crate) struct TestFrames {
+        /// Frames to serve.
+        pub frames: u64,
+        /// The next frame's sequence number.
+        pub seq: u64,
+        /// How the connection breaks after the last frame; None: the stream ends.
+        pub disconnect: Option<speedcam_core::source::link::LinkError>,
+    }
+
+    impl TestFrames {
+        /// `frames` frames, then the end of the stream.
+        pub(crate) fn ending(frames: u64) -> Self {
+            TestFrames {
+                frames,
+                seq: 0,
+                disconnect: None,
+            }
+        }
+
+        /// `frames` frames, then a disconnect because of `cause`.
+        pub(crate) fn disconnecting(
+            frames: u64,
+            cause: speedcam_core::source::link::LinkError,
+        ) -> Self {
+            TestFrames {
+                disconnect: Some(cause),
+                ..TestFrames::ending(frames)
+            }
+        }
+    }
+
+    impl Source for TestFrames {
+        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+            if self.seq == 0 {
+                tracing::info!("first frame decoded");
+            }
+            if self.seq == self.frames {
+                return match self.disconnect.take() {
+                    Some(cause) => Err(SourceError::Disconnected {
+                        uri: "rtsp://cam/x".into(),
+                        cause,
+                    }),
+                    None => Ok(None),
+                };
+            }
+            let f = tiny_frame(self.seq, self.seq as f64 / 30.0);
+            self.seq += 1;
+            Ok(Some(f))
+        }
+        fn describe(&self) -> String {
+            "test frames".into()
+        }
+        fn counters(&self) -> crate::source::SourceCounters {
+            Default::default()
+        }
+    }
+
     /// A 32x32 black frame at `t_s`.
     pub(crate) fn tiny_frame(seq: u64, t_s: f64) -> Frame {
         Frame {
@@ -231,57 +316,41 @@ pub(crate) mod tests {
         }
     }
 
-    /// Takes `delay` per frame and records capture-to-detection latency: now minus the frame's
-    /// capture instant (`origin + pts`).
-    pub(crate) struct SlowDetector {
-        pub origin: Instant,
-        pub delay: Duration,
-        pub latencies_ms: Arc<Mutex<Vec<f64>>>,
-    }
-
-    impl Detector for SlowDetector {
-        fn detect(&mut self, f: &Frame) -> Result<(Vec<Detection>, DetectTimings), DetectError> {
-            std::thread::sleep(self.delay);
-            let captured = self.origin + Duration::from_secs_f64(f.pts_s());
-            let ms = Instant::now()
-                .saturating_duration_since(captured)
-                .as_secs_f64()
-                * 1e3;
-            self.latencies_ms.lock().unwrap().push(ms);
-            Ok((Vec::new(), DetectTimings::default()))
-        }
-        fn model_id(&self) -> &str {
-            "slow"
-        }
-    }
-
+    /// The warning follows from the time per detection; the time is given here, so the test
+    /// does not depend on how fast this machine is.
     #[test]
     fn startup_warns_when_this_device_is_too_slow_for_the_zone() {
         let (mut cfg, _dir) = fixture_config("synthetic.mp4");
-        let slow = |ms| -> SharedDetector {
-            Arc::new(DetectorGate::new(Box::new(SlowDetector {
-                origin: Instant::now(),
-                delay: Duration::from_millis(ms),
-                latencies_ms: Arc::new(Mutex::new(Vec::new())),
-            })))
-        };
         cfg.cameras[0].speed.max_speed_kmh = 200.0;
         cfg.cameras[0].speed.min_samples = 8;
-        let (warnings, ms) = warn_achievable_rate(&cfg, &slow(100));
-        assert!((100.0..400.0).contains(&ms), "{ms}");
+        let warnings = rate_warnings(&cfg, 100.0);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].contains("ms per detection, shared by 1 camera(s)"),
+            warnings[0].contains("100.0 ms per detection, shared by 1 camera(s)"),
             "{warnings:?}"
         );
         // A fast detector reaches the rate; a cap below it brings the warning back and names it.
-        let (warnings, _) = warn_achievable_rate(&cfg, &slow(1));
-        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(rate_warnings(&cfg, 1.0).is_empty());
         cfg.cameras[0].schedule.max_detect_hz = Some(5.0);
-        let (warnings, _) = warn_achievable_rate(&cfg, &slow(1));
+        let warnings = rate_warnings(&cfg, 1.0);
         assert!(
             warnings[0].contains("schedule.max_detect_hz"),
             "{warnings:?}"
         );
+    }
+
+    /// The measurement times real detections: a detector that sleeps 20 ms cannot measure
+    /// less (only a lower bound holds on a loaded machine); a failing one gives no figure.
+    #[test]
+    fn the_detection_time_is_measured_on_this_machine() {
+        let (cfg, _dir) = fixture_config("synthetic.mp4");
+        let sleeping: SharedDetector = Arc::new(DetectorGate::new(Box::new(NullDetector {
+            delay: Duration::from_millis(20),
+        })));
+        let (_, ms) = warn_achievable_rate(&cfg, &sleeping);
+        assert!(ms >= 20.0, "{ms}");
+        let failing: SharedDetector = Arc::new(DetectorGate::new(Box::new(FailingDetector)));
+        let (warnings, ms) = warn_achievable_rate(&cfg, &failing);
+        assert!(warnings.is_empty() && ms.is_nan(), "{warnings:?} {ms}");
     }
 }

@@ -228,8 +228,8 @@ impl Supervisor<'_> {
 mod tests {
     use super::*;
     use crate::clock::SimulatedClock;
-    use crate::frame::{Frame, PixelFormat};
-    use crate::source::{Source, SourceCounters, SourceError};
+    use crate::service::tests::TestFrames;
+    use crate::source::{Source, SourceError};
     use speedcam_core::source::link::LinkError;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -239,40 +239,6 @@ mod tests {
         fail_opens: Mutex<u32>,
         frames: u64,
         opens: Mutex<u32>,
-    }
-
-    struct Frames {
-        left: u64,
-        seq: u64,
-    }
-
-    impl Source for Frames {
-        fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-            if self.left == 0 {
-                return Err(SourceError::Disconnected {
-                    uri: "rtsp://cam/x".into(),
-                    cause: LinkError::Closed,
-                });
-            }
-            self.left -= 1;
-            self.seq += 1;
-            Ok(Some(Frame {
-                camera: "cam".into(),
-                seq: self.seq,
-                pts_ns: self.seq as i64 * 33_000_000,
-                wall: time::OffsetDateTime::UNIX_EPOCH,
-                width: 32,
-                height: 32,
-                format: PixelFormat::Rgb8,
-                data: vec![0u8; 32 * 32 * 3].into(),
-            }))
-        }
-        fn describe(&self) -> String {
-            "frames".into()
-        }
-        fn counters(&self) -> SourceCounters {
-            SourceCounters::default()
-        }
     }
 
     impl Opener for FlakyOpener {
@@ -289,10 +255,10 @@ mod tests {
                     },
                 });
             }
-            Ok(Box::new(Frames {
-                left: self.frames,
-                seq: 0,
-            }))
+            Ok(Box::new(TestFrames::disconnecting(
+                self.frames,
+                LinkError::Closed,
+            )))
         }
     }
 

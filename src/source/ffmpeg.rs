@@ -412,23 +412,7 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
     let stream = input
         .streams()
         .best(ff::media::Type::Video)
-        .ok_or_else(|| {
-            let found: Vec<String> = input
-                .streams()
-                .map(|s| {
-                    let id = s.parameters().id();
-                    format!("{:?}:{}", id.medium(), id.name())
-                })
-                .collect();
-            unsupported(format!(
-                "no video stream (streams found: {}); check that it is a complete video file",
-                if found.is_empty() {
-                    "none".into()
-                } else {
-                    found.join(", ")
-                }
-            ))
-        })?;
+        .ok_or_else(|| unsupported(no_video_stream(&input)))?;
     let stream_index = stream.index();
     let time_base = stream.time_base();
     let clock = PtsClock::new(time_base.numerator(), time_base.denominator()).ok_or_else(|| {
@@ -440,56 +424,10 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
     })?;
     let announced_frames = stream.frames();
     let stream_duration = stream.duration();
-    // The average rate, else (MPEG-TS often lacks it) the rate all timestamps fit.
-    let fps = |r: ff::Rational| match (r.numerator(), r.denominator()) {
-        (n, d) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
-        _ => 0.0,
-    };
-    let avg_fps = match fps(stream.avg_frame_rate()) {
-        r if r > 0.0 => r,
-        _ => Some(fps(stream.rate()))
-            .filter(|r| *r <= 1000.0)
-            .unwrap_or(0.0),
-    };
+    let avg_fps = stated_fps(&stream);
     let params = stream.parameters();
-    let codec_id = params.id();
-    let codec_name = codec_id.name();
-
-    let codec = match opts.decoder.as_deref() {
-        Some(name) => Some(find_named_decoder(name, codec_id).map_err(decoder_err)?),
-        None => None,
-    };
-    let mut ctx = ff::codec::Context::from_parameters(params).map_err(|e| {
-        decoder_err(format!(
-            "cannot use the {codec_name} stream's parameters: {e}"
-        ))
-    })?;
-    ctx.set_threading(ff::threading::Config {
-        kind: ff::threading::Type::Frame,
-        count: opts.threads,
-        ..Default::default()
-    });
-    let mut dec = ctx.decoder();
-    dec.set_packet_time_base(time_base);
-    let opened = match codec {
-        Some(codec) => dec.open_as(codec),
-        None => match ff::decoder::find(codec_id) {
-            Some(codec) => dec.open_as(codec),
-            None => {
-                return Err(decoder_err(format!(
-                    "this FFmpeg has no decoder for {codec_name}; `ffmpeg -decoders` lists \
-                     the ones it has"
-                )))
-            }
-        },
-    };
-    let decoder = opened
-        .and_then(|o| o.video())
-        .map_err(|e| decoder_err(format!("cannot open the {codec_name} decoder: {e}")))?;
-    let decoder_name = decoder
-        .codec()
-        .map(|c| c.name().to_string())
-        .unwrap_or_else(|| codec_name.to_string());
+    let codec_name = params.id().name();
+    let (decoder, decoder_name) = open_decoder(params, time_base, opts).map_err(decoder_err)?;
     let duration_s = if stream_duration > 0 {
         stream_duration as f64 * f64::from(time_base.numerator())
             / f64::from(time_base.denominator())
@@ -509,6 +447,84 @@ fn open_stream(path: &Path, opts: &FfmpegOptions) -> Result<OpenedStream, Source
         duration_s,
         avg_fps,
     })
+}
+
+/// Why a file has no video stream, naming the streams it has.
+fn no_video_stream(input: &ff::format::context::Input) -> String {
+    let found: Vec<String> = input
+        .streams()
+        .map(|s| {
+            let id = s.parameters().id();
+            format!("{:?}:{}", id.medium(), id.name())
+        })
+        .collect();
+    format!(
+        "no video stream (streams found: {}); check that it is a complete video file",
+        if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        }
+    )
+}
+
+/// The frame rate a stream states, frames/s: its average rate, else (MPEG-TS often lacks it)
+/// the rate all its timestamps fit; 0 when unknown.
+fn stated_fps(stream: &ff::format::stream::Stream<'_>) -> f64 {
+    let fps = |r: ff::Rational| match (r.numerator(), r.denominator()) {
+        (n, d) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
+        _ => 0.0,
+    };
+    match fps(stream.avg_frame_rate()) {
+        r if r > 0.0 => r,
+        _ => Some(fps(stream.rate()))
+            .filter(|r| *r <= 1000.0)
+            .unwrap_or(0.0),
+    }
+}
+
+/// Opens a frame-threaded decoder for a stream with `params`: the one `opts.decoder` names,
+/// else FFmpeg's for the codec. Returns it and its name; the error says why not.
+fn open_decoder(
+    params: ff::codec::Parameters,
+    time_base: ff::Rational,
+    opts: &FfmpegOptions,
+) -> Result<(ff::decoder::Video, String), String> {
+    let codec_id = params.id();
+    let codec_name = codec_id.name();
+    let codec = match opts.decoder.as_deref() {
+        Some(name) => Some(find_named_decoder(name, codec_id)?),
+        None => None,
+    };
+    let mut ctx = ff::codec::Context::from_parameters(params)
+        .map_err(|e| format!("cannot use the {codec_name} stream's parameters: {e}"))?;
+    ctx.set_threading(ff::threading::Config {
+        kind: ff::threading::Type::Frame,
+        count: opts.threads,
+        ..Default::default()
+    });
+    let mut dec = ctx.decoder();
+    dec.set_packet_time_base(time_base);
+    let opened = match codec {
+        Some(codec) => dec.open_as(codec),
+        None => match ff::decoder::find(codec_id) {
+            Some(codec) => dec.open_as(codec),
+            None => {
+                return Err(format!(
+                    "this FFmpeg has no decoder for {codec_name}; `ffmpeg -decoders` lists the \
+                     ones it has"
+                ))
+            }
+        },
+    };
+    let decoder = opened
+        .and_then(|o| o.video())
+        .map_err(|e| format!("cannot open the {codec_name} decoder: {e}"))?;
+    let decoder_name = decoder
+        .codec()
+        .map(|c| c.name().to_string())
+        .unwrap_or_else(|| codec_name.to_string());
+    Ok((decoder, decoder_name))
 }
 
 /// Reads what [`probe`](super::probe) reports, for any file libavcodec can decode: size, frame

@@ -1027,20 +1027,34 @@ mod tests {
         assert!(!msg.contains("hunter2") && !msg.contains("admin"), "{msg}");
     }
 
+    /// A server that accepts and never answers: `open` gives up after `stall_timeout` (tiny
+    /// here) with `NoAnswer`, the kind the supervisor reports. The minute the test waits for
+    /// the result only turns a hang into a failure.
     #[test]
     fn open_times_out_on_a_silent_server() {
-        // A listener that accepts and never answers.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let opts = RtspOptions {
             url: format!("rtsp://127.0.0.1:{port}/s"),
             transport: RtspTransport::Tcp,
             credentials: None,
-            stall_timeout: Duration::from_millis(300),
+            stall_timeout: Duration::from_millis(50),
         };
-        let started = Instant::now();
-        let err = RtspSource::open(opts, "cam".into()).err().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(3));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(RtspSource::open(opts, "cam".into()).err());
+        });
+        let err = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("open returned")
+            .expect("open failed");
+        match &err {
+            SourceError::Connect {
+                cause: LinkError::NoAnswer { after_s },
+                ..
+            } => assert_eq!(*after_s, 0.05),
+            other => panic!("expected no answer, got {other:?}"),
+        }
         assert!(err.to_string().contains("no answer"), "{err}");
         drop(listener);
     }

@@ -269,6 +269,97 @@ struct Dequeued {
     empty: bool,
 }
 
+impl V4l2Source {
+    /// Dequeues one buffer from the running stream, waiting at most `left`, and converts it.
+    /// None when the dequeue timed out or must be retried (the stream is dropped: the caller
+    /// reports the stall or starts a new one); an error when the device is gone.
+    fn dequeue(&mut self, left: Duration) -> Result<Option<Dequeued>, SourceError> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        stream.set_timeout(left.max(Duration::from_millis(1)));
+        let (chosen, bpl) = (self.chosen, self.bytes_per_line);
+        let got = stream.next().map(|(buf, meta)| {
+            let used = (meta.bytesused as usize).min(buf.len());
+            let started = Instant::now();
+            let monotonic = meta.flags & BufFlags::TIMESTAMP_MASK == BufFlags::TIMESTAMP_MONOTONIC;
+            let driver_ns = if monotonic {
+                timestamp_ns(meta.timestamp)
+            } else {
+                None
+            };
+            let flags = meta.flags;
+            let skip = flags.contains(BufFlags::ERROR) || used == 0;
+            let converted = if skip {
+                Ok(Vec::new())
+            } else {
+                convert_buffer(&chosen, bpl, &buf[..used])
+            };
+            Dequeued {
+                flags,
+                driver_ns,
+                converted,
+                convert_ns: started.elapsed().as_nanos() as u64,
+                empty: used == 0,
+            }
+        });
+        match got {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => match classify_stream_error(&e) {
+                // The crate's stream cannot resume after a failed dequeue (its buffer is still
+                // queued): drop it.
+                StreamFault::Timeout | StreamFault::Retry => {
+                    self.stop_stream();
+                    Ok(None)
+                }
+                StreamFault::Gone => {
+                    self.stop_stream();
+                    let node_exists = self.opts.device.exists();
+                    Err(self.disconnected(LinkError::Capture {
+                        cause: e,
+                        node_exists,
+                    }))
+                }
+            },
+        }
+    }
+
+    /// The next frame from converted I420 `data`, stamped with the driver's capture time (else
+    /// the dequeue time); None when its time does not move forward (the frame is dropped).
+    fn stamp(
+        &mut self,
+        driver_ns: Option<i64>,
+        data: Vec<u8>,
+    ) -> Result<Option<Frame>, SourceError> {
+        let (capture_ns, wall) =
+            capture_times(driver_ns, monotonic_now_ns(), OffsetDateTime::now_utc());
+        let Some(pts_ns) = self.timeline.pts_ns(capture_ns) else {
+            self.counters.pts_backwards_dropped += 1;
+            tracing::warn!(capture_ns, "timestamp does not move forward, frame dropped");
+            return Ok(None);
+        };
+        let frame = Frame::new(
+            self.camera.clone(),
+            self.seq,
+            pts_ns,
+            wall,
+            self.chosen.width,
+            self.chosen.height,
+            PixelFormat::I420,
+            Bytes::from(data),
+        )
+        .map_err(|e| {
+            self.disconnected(LinkError::Internal {
+                what: "frame size",
+                cause: Box::new(e),
+            })
+        })?;
+        self.seq += 1;
+        self.counters.frames_decoded += 1;
+        Ok(Some(frame))
+    }
+}
+
 impl Source for V4l2Source {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
         let call_start = Instant::now();
@@ -295,54 +386,8 @@ impl Source for V4l2Source {
                     }
                 }
             }
-            let Some(stream) = self.stream.as_mut() else {
+            let Some(d) = self.dequeue(self.opts.stall_timeout - waited)? else {
                 continue;
-            };
-            stream.set_timeout((self.opts.stall_timeout - waited).max(Duration::from_millis(1)));
-            let (chosen, bpl) = (self.chosen, self.bytes_per_line);
-            let got = stream.next().map(|(buf, meta)| {
-                let used = (meta.bytesused as usize).min(buf.len());
-                let started = Instant::now();
-                let monotonic =
-                    meta.flags & BufFlags::TIMESTAMP_MASK == BufFlags::TIMESTAMP_MONOTONIC;
-                let driver_ns = if monotonic {
-                    timestamp_ns(meta.timestamp)
-                } else {
-                    None
-                };
-                let flags = meta.flags;
-                let skip = flags.contains(BufFlags::ERROR) || used == 0;
-                let converted = if skip {
-                    Ok(Vec::new())
-                } else {
-                    convert_buffer(&chosen, bpl, &buf[..used])
-                };
-                Dequeued {
-                    flags,
-                    driver_ns,
-                    converted,
-                    convert_ns: started.elapsed().as_nanos() as u64,
-                    empty: used == 0,
-                }
-            });
-            let d = match got {
-                Ok(d) => d,
-                Err(e) => match classify_stream_error(&e) {
-                    // The crate's stream cannot resume after a failed dequeue (its buffer is
-                    // still queued): drop it; the loop reports the stall or starts a new one.
-                    StreamFault::Timeout | StreamFault::Retry => {
-                        self.stop_stream();
-                        continue;
-                    }
-                    StreamFault::Gone => {
-                        self.stop_stream();
-                        let node_exists = self.opts.device.exists();
-                        return Err(self.disconnected(LinkError::Capture {
-                            cause: e,
-                            node_exists,
-                        }));
-                    }
-                },
             };
             self.counters.samples_read += 1;
             self.counters.decode_time_ns += d.convert_ns;
@@ -369,32 +414,9 @@ impl Source for V4l2Source {
                      (jitter of a few ms on speeds)"
                 );
             }
-            let (capture_ns, wall) =
-                capture_times(d.driver_ns, monotonic_now_ns(), OffsetDateTime::now_utc());
-            let Some(pts_ns) = self.timeline.pts_ns(capture_ns) else {
-                self.counters.pts_backwards_dropped += 1;
-                tracing::warn!(capture_ns, "timestamp does not move forward, frame dropped");
-                continue;
-            };
-            let frame = Frame::new(
-                self.camera.clone(),
-                self.seq,
-                pts_ns,
-                wall,
-                self.chosen.width,
-                self.chosen.height,
-                PixelFormat::I420,
-                Bytes::from(data),
-            )
-            .map_err(|e| {
-                self.disconnected(LinkError::Internal {
-                    what: "frame size",
-                    cause: Box::new(e),
-                })
-            })?;
-            self.seq += 1;
-            self.counters.frames_decoded += 1;
-            return Ok(Some(frame));
+            if let Some(frame) = self.stamp(d.driver_ns, data)? {
+                return Ok(Some(frame));
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use speedcam::detect::engine::PreprocessSpec;
 use speedcam::detect::gpu::{
-    compile_kernels_ptx, cuda_available, nvrtc_available, GpuError, GpuPreprocessor,
+    compile_kernels_ptx, cuda_available, nvrtc_available, CudaMissing, GpuError, GpuPreprocessor,
 };
 use speedcam::detect::preprocess_ref::{
     preprocess_reference, PlaneLayout, SrcFormat, SrcFrame, TensorData, TensorDtype,
@@ -22,7 +22,7 @@ const YOLOX: PreprocessSpec = PreprocessSpec::YOLOX;
 
 /// A preprocessor on device 0, or None after `SKIPPED: cuda` (the skip rule).
 fn gpu_or_skip() -> Option<GpuPreprocessor> {
-    need(Tool::Cuda, cuda_available())?;
+    need(Tool::Cuda, cuda_available().map_err(|e| e.to_string()))?;
     Some(GpuPreprocessor::new(0).expect("CUDA is available but new(0) failed"))
 }
 
@@ -107,7 +107,7 @@ fn f16_ulp(v: f32) -> f32 {
 
 #[test]
 fn nvrtc_compiles_the_kernels() {
-    if need(Tool::Cuda, nvrtc_available()).is_none() {
+    if need(Tool::Cuda, nvrtc_available().map_err(|e| e.to_string())).is_none() {
         return;
     }
     // Orin (8.7), H100 (9.0) and NVRTC's default architecture.
@@ -149,8 +149,8 @@ fn new_reports_a_missing_driver_as_an_error() {
     }
     match GpuPreprocessor::new(0) {
         // As expected; the missing driver is announced (or required) by the skip rule.
-        Err(GpuError::Unavailable(reason)) => {
-            need::<()>(Tool::Cuda, Err(reason));
+        Err(GpuError::Unavailable { cause }) => {
+            need::<()>(Tool::Cuda, Err(cause.to_string()));
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -289,10 +289,13 @@ fn rejects_a_bad_layout_before_touching_the_gpu() {
 fn a_broken_driver_library_is_an_error_not_a_panic() {
     if std::env::var_os("SPEEDCAM_STUB_CUDA_CHILD").is_some() {
         let reason = cuda_available().expect_err("stub libcuda must not count as available");
-        assert!(reason.contains("unusable"), "{reason}");
+        assert!(
+            matches!(reason, CudaMissing::DriverUnusable { .. }),
+            "{reason}"
+        );
         assert!(matches!(
             GpuPreprocessor::new(0),
-            Err(GpuError::Unavailable(_))
+            Err(GpuError::Unavailable { .. })
         ));
         return;
     }

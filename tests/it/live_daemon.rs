@@ -185,7 +185,7 @@ fn daemon_measures_an_rtsp_camera_and_reconnects_after_a_server_restart() {
     };
     assert!(status.success(), "exit {status}:\n{}", log());
     assert!(
-        wait(&sub, 5, |m| last_state(m).as_deref() == Some("stopped")),
+        wait(&sub, 60, |m| last_state(m).as_deref() == Some("stopped")),
         "no stopped state:\n{}",
         log()
     );

@@ -3,7 +3,7 @@
 //! verdict, and both published again after a reconnect.
 
 use crate::util::broker::{start_broker, subscribe, Received};
-use crate::util::{mqtt_config, runtime};
+use crate::util::{mqtt_config, runtime, PATIENCE};
 use serde_json::Value;
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
 use speedcam::publish::home_assistant::{Discovery, Sensor};
@@ -147,12 +147,12 @@ fn discovery_configs_are_retained_and_the_summary_counts_stored_and_new_verdicts
             && summary_is(m, &sum2, 0, 0)
     };
     let live = subscribe(broker.port, &["homeassistant/#", "speedcam/+/+/summary"]);
-    let got = live.wait_until(Duration::from_secs(5), expected);
+    let got = live.wait_until(PATIENCE, expected);
     assert!(expected(&got), "{got:#?}");
 
     // A subscriber arriving later (Home Assistant starting) gets every config, retained.
     let late = subscribe(broker.port, &["homeassistant/#", "speedcam/+/+/summary"]);
-    let got = late.wait_until(Duration::from_secs(3), expected);
+    let got = late.wait_until(PATIENCE, expected);
     assert!(expected(&got), "{got:#?}");
     assert!(got.iter().all(|m| m.retain), "{got:#?}");
     let cfg_msgs: Vec<_> = got
@@ -187,14 +187,14 @@ fn discovery_configs_are_retained_and_the_summary_counts_stored_and_new_verdicts
         };
         sink.accept(&mut v, &mut times).unwrap();
     }
-    let got = live.wait_until(Duration::from_secs(5), |m| summary_is(m, &sum1, 2, 3));
+    let got = live.wait_until(PATIENCE, |m| summary_is(m, &sum1, 2, 3));
     let s1 = last_json(&got, &sum1).unwrap();
     assert_eq!(s1["speeding_count"], 2, "{s1}");
     assert_eq!(s1["measurement_count"], 3, "{s1}");
     assert_eq!(s1["last_speed_kmh"], 72.25);
     assert_eq!(s1["last_event_id"], records[1].event_id.as_str());
     assert_eq!(s1["last_at"], "2026-11-27T12:00:00Z");
-    let got = speeding_sub.wait_until(Duration::from_secs(5), |m| !m.is_empty());
+    let got = speeding_sub.wait_until(PATIENCE, |m| !m.is_empty());
     assert_eq!(got.len(), 1, "{got:?}");
 
     // Retained messages gone from the broker (say it lost them): a reconnect restores them.
@@ -209,7 +209,7 @@ fn discovery_configs_are_retained_and_the_summary_counts_stored_and_new_verdicts
             .all(|t| m.iter().any(|x| &x.topic == t && !x.payload.is_empty()))
             && summary_is(m, &sum1, 2, 3)
     };
-    let got = after.wait_until(Duration::from_secs(6), back);
+    let got = after.wait_until(PATIENCE, back);
     assert!(back(&got), "{got:#?}\n{}", broker.log());
     drop(sink);
 }

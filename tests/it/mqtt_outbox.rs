@@ -4,7 +4,7 @@
 use crate::util::broker::{
     start_broker, start_broker_on, subscribe, subscribe_with, Received, TestBroker,
 };
-use crate::util::{free_port, mqtt_config, runtime, wait_for};
+use crate::util::{free_port, mqtt_config, runtime, wait_for, PATIENCE};
 use speedcam::event::{Event, EventType, SCHEMA_VERSION};
 use speedcam::publish::{Publisher, Topics};
 use speedcam::store::Store;
@@ -157,7 +157,7 @@ fn events_recorded_during_an_outage_are_all_delivered_when_the_broker_is_back() 
         assert!(!thumb.is_empty(), "no thumbnail for {id}");
         assert_eq!(thumb[0].payload, jpeg(i as u64), "thumbnail bytes of {id}");
     }
-    assert!(wait_for(Duration::from_secs(5), || store.outbox_len() == 0));
+    assert!(wait_for(PATIENCE, || store.outbox_len() == 0));
     let stats = publisher.stats();
     assert_eq!(stats.acked, 20);
     assert!(stats.published >= 20, "{stats:?}");
@@ -167,7 +167,7 @@ fn events_recorded_during_an_outage_are_all_delivered_when_the_broker_is_back() 
         rt.block_on(publisher.shutdown(Duration::from_secs(3))),
         "outbox drained"
     );
-    let status = sub.wait_until(Duration::from_secs(3), |m| {
+    let status = sub.wait_until(PATIENCE, |m| {
         m.iter()
             .any(|x| x.topic == topics.status() && x.payload == b"offline")
     });
@@ -234,7 +234,7 @@ fn entries_leave_the_outbox_only_after_puback_and_are_resent_on_reconnect() {
     let ids = record_events(&store, &topics, device, 5);
     publisher.notify();
     assert!(
-        wait_for(Duration::from_secs(5), || publisher.stats().published >= 10),
+        wait_for(PATIENCE, || publisher.stats().published >= 10),
         "publisher never sent: {:?}",
         publisher.stats()
     );
@@ -270,15 +270,13 @@ fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
     let (broker, topics, _dir, _rt, publisher) = broker_and_publisher("dev-status");
     let status = topics.status();
     let live = subscribe(broker.port, &[&status]);
-    let got = live.wait_until(Duration::from_secs(5), |m| {
-        m.iter().any(|x| x.payload == b"online")
-    });
+    let got = live.wait_until(PATIENCE, |m| m.iter().any(|x| x.payload == b"online"));
     assert!(got.iter().any(|x| x.payload == b"online"), "{got:?}");
     assert!(publisher.stats().connected);
 
     // A subscriber arriving later gets the retained "online".
     let late = subscribe(broker.port, &[&status]);
-    let got = late.wait_until(Duration::from_secs(3), |m| !m.is_empty());
+    let got = late.wait_until(PATIENCE, |m| !m.is_empty());
     assert_eq!(
         got.first().map(|m| (m.payload.as_slice(), m.retain)),
         Some((&b"online"[..], true))
@@ -286,16 +284,14 @@ fn status_is_retained_online_and_the_last_will_says_offline_when_killed() {
 
     // Dropped without shutdown = crashed: the broker publishes the will.
     drop(publisher);
-    let got = live.wait_until(Duration::from_secs(5), |m| {
-        m.iter().any(|x| x.payload == b"offline")
-    });
+    let got = live.wait_until(PATIENCE, |m| m.iter().any(|x| x.payload == b"offline"));
     assert!(
         got.iter().any(|x| x.payload == b"offline"),
         "{got:?}\n{}",
         broker.log()
     );
     let after = subscribe(broker.port, &[&status]);
-    let got = after.wait_until(Duration::from_secs(3), |m| !m.is_empty());
+    let got = after.wait_until(PATIENCE, |m| !m.is_empty());
     assert_eq!(
         got.first().map(|m| (m.payload.as_slice(), m.retain)),
         Some((&b"offline"[..], true))
@@ -314,8 +310,10 @@ fn shutdown_without_a_broker_gives_up_at_the_deadline_and_keeps_the_outbox() {
     let drained = publisher.shutdown_blocking(Duration::from_millis(500));
     let took = t0.elapsed();
     assert!(!drained);
+    // It waited for the deadline (a lower bound no load can break); the upper bound only
+    // guards against a hang.
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(60),
         "{took:?}"
     );
     drop(store);
@@ -380,13 +378,11 @@ fn a_broker_restart_in_the_middle_of_a_backlog_loses_nothing() {
         rt.handle(),
     )
     .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || publisher
-        .stats()
-        .connected));
+    assert!(wait_for(PATIENCE, || publisher.stats().connected));
     let ids = record_events(&store, &topics, device, 3000);
     publisher.notify();
     // Cut the connection while the backlog is being sent.
-    assert!(wait_for(Duration::from_secs(5), || publisher.stats().acked > 0));
+    assert!(wait_for(PATIENCE, || publisher.stats().acked > 0));
     broker.stop();
     let left = store.outbox_len();
     assert!(
@@ -407,7 +403,7 @@ fn a_broker_restart_in_the_middle_of_a_backlog_loses_nothing() {
         ids.len(),
         publisher.stats()
     );
-    assert!(wait_for(Duration::from_secs(5), || store.outbox_len() == 0));
+    assert!(wait_for(PATIENCE, || store.outbox_len() == 0));
     assert!(publisher.stats().reconnects >= 1, "{:?}", publisher.stats());
     eprintln!(
         "restart with {left} entries left: {:?}, {} speeding messages received for {} events (duplicates are allowed)",
@@ -423,11 +419,9 @@ fn camera_state_is_retained_and_stats_are_published() {
     let stats_sub = subscribe(broker.port, &[&topics.stats()]);
     publisher.set_camera_state("cam1", b"reconnecting: timeout");
     publisher.set_camera_state("cam1", b"streaming");
-    assert!(wait_for(Duration::from_secs(5), || publisher
-        .stats()
-        .connected));
+    assert!(wait_for(PATIENCE, || publisher.stats().connected));
     publisher.publish_stats(br#"{"fps_in":25}"#);
-    let got = stats_sub.wait_until(Duration::from_secs(5), |m| !m.is_empty());
+    let got = stats_sub.wait_until(PATIENCE, |m| !m.is_empty());
     assert_eq!(
         got.first().map(|m| m.payload.as_slice()),
         Some(&br#"{"fps_in":25}"#[..])
@@ -435,7 +429,7 @@ fn camera_state_is_retained_and_stats_are_published() {
 
     let state = topics.state("cam1");
     let late = subscribe(broker.port, &[&state]);
-    let got = late.wait_until(Duration::from_secs(3), |m| !m.is_empty());
+    let got = late.wait_until(PATIENCE, |m| !m.is_empty());
     assert_eq!(
         got.first().map(|m| (m.payload.as_slice(), m.retain)),
         Some((&b"streaming"[..], true))

@@ -217,7 +217,7 @@ fn engine_reports_model_info_and_times_fp32_vs_int8() {
     // A wrong input length is an error, not a crash.
     assert!(matches!(
         fp32.run(&[0.0; 10], 416),
-        Err(DetectError::Run(_))
+        Err(DetectError::InputLength { values: 10, .. })
     ));
 
     // A real letterboxed picture, so INT8 does real work.

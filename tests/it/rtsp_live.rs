@@ -130,8 +130,13 @@ fn reconnects_after_a_server_restart() {
     };
     let stall_s = frozen.elapsed().as_secs_f64();
     println!("after SIGSTOP: {err:?} in {stall_s:.3} s (stall_timeout 1 s)");
-    assert!(matches!(err, Err(SourceError::Stalled { .. })), "{err:?}");
-    assert!(stall_s < 2.0, "{stall_s} s");
+    // The kind and its own figure say that the stall limit ended the wait; the wall-clock bound
+    // only guards against a hang (a loaded machine may take longer than the limit to notice).
+    match &err {
+        Err(SourceError::Stalled { after_s, .. }) => assert!(*after_s >= 1.0, "{after_s}"),
+        other => panic!("expected a stall, got {other:?}"),
+    }
+    assert!(stall_s < 60.0, "{stall_s} s");
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     // Stalled does not end the session: frames flow again once the server wakes up.
     read_frames(&mut src, 3);
@@ -147,11 +152,13 @@ fn reconnects_after_a_server_restart() {
     };
     let detect_s = killed.elapsed().as_secs_f64();
     println!("after kill: {err:?} in {detect_s:.3} s");
+    // Disconnected, not Stalled: the closed connection was noticed before the 1 s stall limit
+    // could end the wait (the wall-clock bound only guards against a hang).
     assert!(
         matches!(err, Err(SourceError::Disconnected { .. })),
         "{err:?}"
     );
-    assert!(detect_s < 2.0, "{detect_s} s");
+    assert!(detect_s < 60.0, "{detect_s} s");
     // Once ended, it stays ended.
     assert!(matches!(
         src.next_frame(),

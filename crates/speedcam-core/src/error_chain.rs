@@ -1,10 +1,29 @@
-//! Test helper: an error's cause is printed once. A thiserror field named `source` (or marked
+//! An error's cause is printed once. A thiserror field named `source` (or marked
 //! `#[source]`/`#[from]`) is returned by [`Error::source`]; when the `#[error]` message prints
 //! it too, chain printers such as anyhow's `{e:#}` show the cause twice. The rule here: the
 //! cause stays in the message (logs print `{e}`) and the field is named `cause`, so it is not
-//! chained. Public but hidden so the daemon's tests can use it as well.
+//! chained. [`chain`] prints a boxed library error with its own causes for such a message;
+//! [`assert_cause_printed_once`] checks the rule in tests (the daemon's too).
 
 use std::error::Error;
+
+/// A library's error kept whole, for a `cause` field when its type is opaque or lives in a crate
+/// this one does not depend on (the RTSP client's, tract's, ONNX Runtime's, the GPU's).
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// `err` and its sources joined by `": "`, as anyhow's `{e:#}` prints them: a message that
+/// prints its `cause` this way keeps the cause's own chain (tract's context lines), which is
+/// lost once the field is no longer `source()`.
+pub fn chain(err: &(dyn Error + 'static)) -> String {
+    let mut shown = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        shown.push_str(": ");
+        shown.push_str(&source.to_string());
+        next = source.source();
+    }
+    shown
+}
 
 /// Walks `err`'s [`Error::source`] chain and panics when a message contains its source's
 /// message; returns the chain as anyhow's `{e:#}` prints it (messages joined by `": "`).
@@ -131,6 +150,53 @@ mod tests {
             why: "no certificate".into(),
         };
         assert_cause_printed_once(&err);
+    }
+
+    #[test]
+    fn chain_prints_a_boxed_cause_with_its_own_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("running the plan")]
+        struct Outer {
+            source: std::io::Error,
+        }
+        let (_dir, path) = missing("model.onnx");
+        let cause = io_error(&path).to_string();
+        let boxed: super::BoxError = Box::new(Outer {
+            source: io_error(&path),
+        });
+        assert_eq!(
+            super::chain(boxed.as_ref()),
+            format!("running the plan: {cause}")
+        );
+    }
+
+    #[test]
+    fn detect_errors_print_their_cause_once() {
+        use crate::detect::DetectError;
+        // tract's errors are anyhow chains: the whole chain is in the message, once.
+        let tract_like = anyhow::anyhow!("shape mismatch").context("evaluating #12 Conv");
+        let err = DetectError::Inference {
+            step: "running the model".into(),
+            cause: tract_like.into(),
+        };
+        assert_eq!(
+            assert_cause_printed_once(&err),
+            "inference failed (running the model): evaluating #12 Conv: shape mismatch"
+        );
+        let (_dir, path) = missing("frame");
+        let cause = io_error(&path).to_string();
+        let boxed = || -> super::BoxError { Box::new(io_error(&path)) };
+        for err in [
+            DetectError::Inference {
+                step: "reading output \"boxes\"".into(),
+                cause: boxed(),
+            },
+            DetectError::Frame { cause: boxed() },
+            DetectError::GpuUnavailable { cause: boxed() },
+            DetectError::Gpu { cause: boxed() },
+        ] {
+            shows_cause_once(&err, &cause);
+        }
     }
 
     #[test]

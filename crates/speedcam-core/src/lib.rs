@@ -18,7 +18,6 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod detect;
-#[doc(hidden)]
 pub mod error_chain;
 pub mod event;
 pub mod frame;

@@ -199,14 +199,13 @@ fn tensor_dims(ty: &ValueType) -> Vec<Option<usize>> {
     ty.tensor_shape().map(dims).unwrap_or_default()
 }
 
-/// An output value as f32 (integer and half outputs converted).
 /// Every output of a run as an f32 [`OutputTensor`], in graph order (host and IoBinding runs).
 fn collect_outputs(
     outputs: &ort::session::SessionOutputs<'_>,
 ) -> Result<Vec<OutputTensor>, DetectError> {
     let mut result = Vec::with_capacity(outputs.len());
     for (name, value) in outputs {
-        let (shape, data) = to_f32(&value).map_err(|e| DetectError::Run(format!("{name}: {e}")))?;
+        let (shape, data) = to_f32(name, &value)?;
         result.push(OutputTensor {
             name: name.to_string(),
             shape,
@@ -216,12 +215,15 @@ fn collect_outputs(
     Ok(result)
 }
 
-fn to_f32(value: &DynValue) -> Result<(Vec<usize>, Vec<f32>), String> {
+/// Output `name`'s value as f32 (integer and half outputs converted).
+fn to_f32(name: &str, value: &DynValue) -> Result<(Vec<usize>, Vec<f32>), DetectError> {
+    let reading = |e: ort::Error| DetectError::Inference {
+        step: format!("reading output {name:?}"),
+        cause: Box::new(e),
+    };
     macro_rules! conv {
         ($t:ty) => {{
-            let (shape, data) = value
-                .try_extract_tensor::<$t>()
-                .map_err(|e| e.to_string())?;
+            let (shape, data) = value.try_extract_tensor::<$t>().map_err(reading)?;
             let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
             (shape, data.iter().map(|&v| v as f32).collect())
         }};
@@ -229,21 +231,20 @@ fn to_f32(value: &DynValue) -> Result<(Vec<usize>, Vec<f32>), String> {
     let ty = value
         .dtype()
         .tensor_type()
-        .ok_or_else(|| "output is not a tensor".to_string())?;
+        .ok_or_else(|| DetectError::OutputType {
+            output: name.to_string(),
+            reason: "not a tensor".into(),
+        })?;
     Ok(match ty {
         TensorElementType::Float32 => {
-            let (shape, data) = value
-                .try_extract_tensor::<f32>()
-                .map_err(|e| e.to_string())?;
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(reading)?;
             (
                 shape.iter().map(|&d| d.max(0) as usize).collect(),
                 data.to_vec(),
             )
         }
         TensorElementType::Float16 => {
-            let (shape, data) = value
-                .try_extract_tensor::<half::f16>()
-                .map_err(|e| e.to_string())?;
+            let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(reading)?;
             (
                 shape.iter().map(|&d| d.max(0) as usize).collect(),
                 data.iter().map(|v| v.to_f32()).collect(),
@@ -254,7 +255,12 @@ fn to_f32(value: &DynValue) -> Result<(Vec<usize>, Vec<f32>), String> {
         TensorElementType::Int32 => conv!(i32),
         TensorElementType::Uint8 => conv!(u8),
         TensorElementType::Int8 => conv!(i8),
-        other => return Err(format!("output element type {other:?} is not supported")),
+        other => {
+            return Err(DetectError::OutputType {
+                output: name.to_string(),
+                reason: format!("element type {other:?} is not supported"),
+            })
+        }
     })
 }
 
@@ -417,14 +423,14 @@ impl OrtEngine {
         f16: bool,
         device_id: i32,
     ) -> Result<Vec<OutputTensor>, DetectError> {
-        let run = |e: ort::Error| DetectError::Run(e.to_string());
+        let name = |f16: bool| if f16 { "f16" } else { "f32" };
         if f16 != self.input_f16 {
-            return Err(DetectError::Run(format!(
-                "device input is {} but the model's input is {}",
-                if f16 { "f16" } else { "f32" },
-                if self.input_f16 { "f16" } else { "f32" }
-            )));
+            return Err(DetectError::InputType {
+                given: name(f16),
+                model: name(self.input_f16),
+            });
         }
+        let run = failed("binding the device input");
         let cuda = MemoryInfo::new(
             AllocationDevice::CUDA,
             device_id,
@@ -454,8 +460,19 @@ impl OrtEngine {
         for (name, _) in &self.info.outputs {
             binding.bind_output_to_device(name, &host).map_err(run)?;
         }
-        let outputs = self.session.run_binding(&binding).map_err(run)?;
+        let outputs = self
+            .session
+            .run_binding(&binding)
+            .map_err(failed("running the model"))?;
         collect_outputs(&outputs)
+    }
+}
+
+/// Maps an ONNX Runtime error at `step` of a run into [`DetectError::Inference`].
+fn failed(step: &'static str) -> impl Fn(ort::Error) -> DetectError + Copy {
+    move |e| DetectError::Inference {
+        step: step.into(),
+        cause: Box::new(e),
     }
 }
 
@@ -509,13 +526,13 @@ impl Engine for OrtEngine {
     fn run(&mut self, input: &[f32], size: u32) -> Result<Vec<OutputTensor>, DetectError> {
         let s = size as usize;
         if input.len() != 3 * s * s {
-            return Err(DetectError::Run(format!(
-                "input has {} values, [1,3,{size},{size}] needs {}",
-                input.len(),
-                3 * s * s
-            )));
+            return Err(DetectError::InputLength {
+                size_px: size,
+                values: input.len(),
+                expected: 3 * s * s,
+            });
         }
-        let run = |e: ort::Error| DetectError::Run(e.to_string());
+        let run = failed("building the input tensor");
         let shape = [1usize, 3, s, s];
         let half_input: Vec<half::f16>;
         let value = if self.input_f16 {
@@ -531,7 +548,7 @@ impl Engine for OrtEngine {
         let outputs = self
             .session
             .run(ort::inputs![self.info.input_name.as_str() => value])
-            .map_err(run)?;
+            .map_err(failed("running the model"))?;
         collect_outputs(&outputs)
     }
 

@@ -79,7 +79,7 @@ pub fn mosquitto_binary() -> Result<PathBuf, String> {
 }
 
 pub(super) fn wait_listening(port: u16, up: bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + super::PATIENCE;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
             return;

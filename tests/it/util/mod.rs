@@ -64,6 +64,10 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// How long a test waits for something that takes moments: it returns as soon as the condition
+/// holds, so the deadline only turns a hang into a failure (a loaded machine must not fail it).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (then its last answer).
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

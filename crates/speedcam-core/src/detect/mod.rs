@@ -3,6 +3,7 @@
 //! ONNX Runtime) and the model families' decoders live in the daemon (`speedcam::detect`), so
 //! no stage that only needs a box depends on an inference engine.
 
+use crate::error_chain::{chain, BoxError};
 use std::path::{Path, PathBuf};
 
 pub mod onnxruntime;
@@ -111,9 +112,101 @@ pub enum DetectError {
         /// What differs.
         reason: String,
     },
-    /// Running the model failed.
-    #[error("inference failed: {0}")]
-    Run(String),
+    /// The inference library (tract, ONNX Runtime) failed at `step`; the message prints the
+    /// library's error with its own causes.
+    #[error("inference failed ({step}): {}", chain(cause.as_ref()))]
+    Inference {
+        /// What was being done, e.g. `running the model` or `reading output "boxes"`.
+        step: String,
+        /// The library's error.
+        cause: BoxError,
+    },
+    /// The frame cannot be made into the model's input (its size or pixel format).
+    #[error("bad frame: {cause}")]
+    Frame {
+        /// The preprocessor's error.
+        cause: BoxError,
+    },
+    /// GPU preprocessing could not be set up (no driver, device or NVRTC; kernels rejected).
+    #[error("GPU preprocessing unavailable: {cause}")]
+    GpuUnavailable {
+        /// The GPU preprocessor's error.
+        cause: BoxError,
+    },
+    /// GPU preprocessing failed on a frame.
+    #[error("GPU preprocessing: {cause}")]
+    Gpu {
+        /// The GPU preprocessor's error.
+        cause: BoxError,
+    },
+    /// The engine was prepared for another input size (a caller bug).
+    #[error("the model was prepared for a {expected_px} px input, got {got_px} px")]
+    InputSize {
+        /// Square input side the engine was built for, px.
+        expected_px: u32,
+        /// Side handed to it, px.
+        got_px: u32,
+    },
+    /// The input buffer has the wrong number of values for `[1, 3, S, S]` (a caller bug).
+    #[error("input has {values} values, [1, 3, {size_px}, {size_px}] needs {expected}")]
+    InputLength {
+        /// Square input side, px.
+        size_px: u32,
+        /// Values handed over.
+        values: usize,
+        /// Values the shape needs.
+        expected: usize,
+    },
+    /// A device input of another element type than the model's (a caller bug).
+    #[error("device input is {given} but the model's input is {model}")]
+    InputType {
+        /// Element type handed over: `f16` or `f32`.
+        given: &'static str,
+        /// The model's input element type.
+        model: &'static str,
+    },
+    /// The model gave another number of output tensors than its family has.
+    #[error("{family} expects {expected} output tensor(s), got {got}")]
+    OutputCount {
+        /// Configured family.
+        family: &'static str,
+        /// Outputs the family decodes.
+        expected: usize,
+        /// Outputs the model gave.
+        got: usize,
+    },
+    /// An output tensor holds another number of values than its shape says.
+    #[error(
+        "{family} output {output:?} of shape {shape:?} holds {values} values, expected {expected}"
+    )]
+    OutputLength {
+        /// Configured family.
+        family: &'static str,
+        /// Output name.
+        output: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Values present.
+        values: usize,
+        /// Values the shape needs.
+        expected: usize,
+    },
+    /// The model's outputs are not laid out as the configured family's.
+    #[error("{family}: {reason}")]
+    OutputLayout {
+        /// Configured family.
+        family: &'static str,
+        /// What differs, naming the output, its shape and the expected one.
+        reason: String,
+    },
+    /// An output cannot be read as numbers (not a tensor, or an unsupported element type).
+    #[error("output {output:?}: {reason}")]
+    OutputType {
+        /// Output name.
+        output: String,
+        /// What it is instead.
+        reason: String,
+    },
     /// The configured backend or model family is not one this build knows.
     #[error("unknown detector {what} {got:?}: set it to one of {allowed:?}")]
     Unsupported {

@@ -29,7 +29,7 @@
 use crate::frame::{buffer_len, PixelFormat};
 
 /// Why a captured buffer could not be converted; the source counts these as decode errors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     /// Zero width or height.
     #[error("zero picture size ({width}x{height})")]
@@ -65,9 +65,30 @@ pub enum ConvertError {
         /// Bytes present.
         got: usize,
     },
-    /// The JPEG is malformed, truncated or could not be decoded.
-    #[error("corrupt MJPEG frame: {0}")]
-    Jpeg(String),
+    /// The buffer does not start with a JPEG start-of-image marker.
+    #[error("corrupt MJPEG frame: no start-of-image marker ({bytes} bytes)")]
+    JpegNoStart {
+        /// Bytes in the buffer.
+        bytes: usize,
+    },
+    /// The buffer does not end with an end-of-image marker (a truncated transfer).
+    #[error("corrupt MJPEG frame: no end-of-image marker: truncated transfer ({bytes} bytes)")]
+    JpegTruncated {
+        /// Bytes in the buffer.
+        bytes: usize,
+    },
+    /// The JPEG's header is malformed (found while walking its markers).
+    #[error("corrupt MJPEG frame: {reason}")]
+    JpegHeader {
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// The JPEG decoder rejected the frame.
+    #[error("corrupt MJPEG frame: {cause}")]
+    JpegDecode {
+        /// The decoder's error.
+        cause: zune_jpeg::errors::DecodeErrors,
+    },
     /// The JPEG decoded to another size than the one negotiated with the device.
     #[error("MJPEG frame is {got_width}x{got_height}, the device was set to {width}x{height}")]
     JpegSize {
@@ -245,48 +266,39 @@ const AVI1_APP0: [u8; 9] = [0xFF, 0xE0, 0x00, 0x07, b'A', b'V', b'I', b'1', 0x00
 /// The JPEG without trailing zero padding; errors unless it starts with SOI and ends with EOI.
 fn jpeg_body(src: &[u8]) -> Result<&[u8], ConvertError> {
     if src.len() < 4 || src[0] != 0xFF || src[1] != 0xD8 {
-        return Err(ConvertError::Jpeg(format!(
-            "no start-of-image marker ({} bytes)",
-            src.len()
-        )));
+        return Err(ConvertError::JpegNoStart { bytes: src.len() });
     }
     let end = src.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     if end < 4 || src[end - 2] != 0xFF || src[end - 1] != 0xD9 {
-        return Err(ConvertError::Jpeg(format!(
-            "no end-of-image marker: truncated transfer ({} bytes)",
-            src.len()
-        )));
+        return Err(ConvertError::JpegTruncated { bytes: src.len() });
     }
     Ok(&src[..end])
 }
 
 /// Whether the JPEG header (SOI up to the first SOS) lacks a Huffman table segment (DHT).
 fn lacks_huffman_tables(jpeg: &[u8]) -> Result<bool, ConvertError> {
+    let header = |reason: String| Err(ConvertError::JpegHeader { reason });
     let mut i = 2;
     loop {
         let (Some(&ff), Some(&marker)) = (jpeg.get(i), jpeg.get(i + 1)) else {
-            return Err(ConvertError::Jpeg("header ends before the scan".into()));
+            return header("header ends before the scan".into());
         };
         if ff != 0xFF {
-            return Err(ConvertError::Jpeg(format!(
-                "expected a marker at byte {i}, found {ff:#04x}"
-            )));
+            return header(format!("expected a marker at byte {i}, found {ff:#04x}"));
         }
         match marker {
             0xFF => i += 1, // fill byte
             0xC4 => return Ok(false),
             0xDA => return Ok(true),
-            0xD9 => return Err(ConvertError::Jpeg("end of image before any scan".into())),
+            0xD9 => return header("end of image before any scan".into()),
             0x01 | 0xD0..=0xD7 => i += 2,
             _ => {
                 let len = match (jpeg.get(i + 2), jpeg.get(i + 3)) {
                     (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
-                    _ => return Err(ConvertError::Jpeg("header segment cut short".into())),
+                    _ => return header("header segment cut short".into()),
                 };
                 if len < 2 {
-                    return Err(ConvertError::Jpeg(format!(
-                        "segment {marker:#04x} has length {len}"
-                    )));
+                    return header(format!("segment {marker:#04x} has length {len}"));
                 }
                 i += 2 + len;
             }
@@ -318,7 +330,7 @@ pub fn mjpeg_to_i420(src: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Con
     } else {
         body
     };
-    let jpeg_err = |e: zune_jpeg::errors::DecodeErrors| ConvertError::Jpeg(e.to_string());
+    let jpeg_err = |cause| ConvertError::JpegDecode { cause };
     // Limits keep a corrupt header from asking for a huge allocation; the size is compared with
     // the negotiated one before any pixel is decoded.
     let options = DecoderOptions::default()
@@ -326,9 +338,9 @@ pub fn mjpeg_to_i420(src: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Con
         .set_max_height(MAX_JPEG_SIDE);
     let mut probe = JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
     probe.decode_headers().map_err(jpeg_err)?;
-    let (got_width, got_height) = probe
-        .dimensions()
-        .ok_or_else(|| ConvertError::Jpeg("no frame header".into()))?;
+    let (got_width, got_height) = probe.dimensions().ok_or_else(|| ConvertError::JpegHeader {
+        reason: "no frame header".into(),
+    })?;
     if (got_width, got_height) != (w, h) {
         return Err(ConvertError::JpegSize {
             width,
@@ -350,10 +362,12 @@ pub fn mjpeg_to_i420(src: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Con
     let pixels = decoder.decode().map_err(jpeg_err)?;
     let channels = if grey { 1 } else { 3 };
     if pixels.len() != w * h * channels {
-        return Err(ConvertError::Jpeg(format!(
-            "decoder returned {} bytes for {w}x{h}x{channels}",
-            pixels.len()
-        )));
+        return Err(ConvertError::JpegHeader {
+            reason: format!(
+                "decoder returned {} bytes for {w}x{h}x{channels}",
+                pixels.len()
+            ),
+        });
     }
     Ok(full_range_to_i420(&pixels, w, h, grey))
 }
@@ -683,7 +697,7 @@ mod tests {
             assert!(
                 matches!(
                     mjpeg_to_i420(&jpeg[..cut], 64, 48),
-                    Err(ConvertError::Jpeg(_))
+                    Err(ConvertError::JpegNoStart { .. } | ConvertError::JpegTruncated { .. })
                 ),
                 "cut at {cut}"
             );
@@ -692,6 +706,20 @@ mod tests {
             mjpeg_to_i420(&jpeg, 32, 48),
             Err(ConvertError::JpegSize { got_width: 64, .. })
         ));
+        // A frame header of width 0 passes the marker walk; the decoder's refusal is kept typed
+        // and printed once.
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        let mut zero_width = jpeg.clone();
+        zero_width[sof + 7..sof + 9].fill(0);
+        let err = mjpeg_to_i420(&zero_width, 64, 48).expect_err("width 0");
+        let ConvertError::JpegDecode { cause } = &err else {
+            panic!("expected the decoder's error, got {err:?}");
+        };
+        let shown = crate::error_chain::assert_cause_printed_once(&err);
+        assert_eq!(shown.matches(&cause.to_string()).count(), 1, "{shown}");
         // Header garbage: the marker walk or the decoder rejects it.
         let mut bad = jpeg.clone();
         bad[2] = 0x12;

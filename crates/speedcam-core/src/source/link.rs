@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 
 /// A library's error kept whole (the RTSP client's errors are opaque types).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::error_chain::BoxError;
 
 /// What went wrong with a live source's connection; [`super::SourceError::Connect`] and
 /// [`super::SourceError::Disconnected`] carry it with the source's (redacted) URI.

@@ -1,7 +1,7 @@
 //! [`Mp4Source`]: H.264 video from an MP4 file, decoded in-process, stamped with container PTS.
 
 use super::annexb::{append_sample, push_nal, split_nals};
-use super::container::{parse_avcc, scan_tracks, AvcConfig};
+use super::container::{parse_avcc, scan_tracks, AvcConfig, TrackEntry};
 use super::decode::H264Decoder;
 use super::sps::{parse_sps, SpsInfo};
 use super::{Source, SourceCounters, SourceError, VideoInfo};
@@ -75,23 +75,7 @@ fn open_track(path: &Path) -> Result<OpenedTrack, SourceError> {
         });
     }
     let tracks = scan_tracks(&mut file, file_len).map_err(corrupt)?;
-    let Some(entry) = tracks
-        .iter()
-        .find(|t| t.codec == "avc1" || t.codec == "avc3")
-    else {
-        let found: Vec<String> = tracks
-            .iter()
-            .map(|t| format!("{}:{}", t.handler, t.codec))
-            .collect();
-        return Err(SourceError::NoH264Track {
-            path: path.to_path_buf(),
-            found: if found.is_empty() {
-                "none".into()
-            } else {
-                found.join(", ")
-            },
-        });
-    };
+    let entry = h264_entry(path, &tracks)?;
     let avcc = entry
         .avcc
         .as_deref()
@@ -119,53 +103,9 @@ fn open_track(path: &Path) -> Result<OpenedTrack, SourceError> {
     if timescale == 0 {
         return Err(corrupt(format!("video track {track_id} has timescale 0")));
     }
-    let stbl = &track.trak.mdia.minf.stbl;
-    let total_ticks: u64 = stbl
-        .stts
-        .entries
-        .iter()
-        .map(|e| u64::from(e.sample_count) * u64::from(e.sample_delta))
-        .sum();
-    let duration_s = total_ticks as f64 / f64::from(timescale);
-    let timed: u64 = stbl
-        .stts
-        .entries
-        .iter()
-        .map(|e| u64::from(e.sample_count))
-        .sum();
-    if timed < u64::from(sample_count) {
-        return Err(corrupt(format!(
-            "the time table (stts) covers {timed} of {sample_count} samples"
-        )));
-    }
-    // Sample sizes bound the buffers read: none may exceed the file.
-    let largest = stbl
-        .stsz
-        .sample_sizes
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(stbl.stsz.sample_size);
-    if u64::from(largest) > file_len {
-        return Err(corrupt(format!(
-            "a sample claims {largest} bytes but the file has {file_len}"
-        )));
-    }
-    let ctts_evidence = stbl.ctts.as_ref().and_then(|ctts| {
-        let mut used = ctts.entries.iter().filter(|e| e.sample_count > 0);
-        let first = used.next()?.sample_offset;
-        let differing: u64 = used
-            .filter(|e| e.sample_offset != first)
-            .map(|e| u64::from(e.sample_count))
-            .sum();
-        (differing > 0).then(|| {
-            format!(
-                "{differing} of {sample_count} samples have a different composition offset in \
-                 ctts, so presentation order differs from decoding order"
-            )
-        })
-    });
+    let ticks = check_sample_tables(track, sample_count, file_len).map_err(corrupt)?;
+    let duration_s = ticks as f64 / f64::from(timescale);
+    let ctts_evidence = ctts_reordering(track, sample_count);
 
     // The last sample lies at the end of the data: reading it detects truncated files up front.
     read_sample(&mut reader, track_id, sample_count, sample_count)
@@ -173,16 +113,7 @@ fn open_track(path: &Path) -> Result<OpenedTrack, SourceError> {
 
     let sps_nal = match config.sps.first() {
         Some(sps) => sps.clone(),
-        // avc3 may carry its parameter sets in-band only: look in the first sample.
-        None => {
-            let first = read_sample(&mut reader, track_id, 1, sample_count).map_err(corrupt)?;
-            split_nals(&first.bytes, config.length_size)
-                .map_err(|e| corrupt(format!("sample 1: {e}")))?
-                .into_iter()
-                .find(|nal| nal.first().map(|b| b & 0x1f) == Some(7))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| corrupt("no SPS in avcC nor in the first sample".into()))?
-        }
+        None => first_sample_sps(&mut reader, track_id, sample_count, &config).map_err(corrupt)?,
     };
     let sps = parse_sps(&sps_nal).map_err(corrupt)?;
     let sps_evidence = sps.announces_reordering().then(|| {
@@ -206,6 +137,103 @@ fn open_track(path: &Path) -> Result<OpenedTrack, SourceError> {
         duration_s,
         reorder_evidence,
     })
+}
+
+/// The file's first H.264 track (`avc1` or `avc3`); `NoH264Track` naming the tracks found.
+fn h264_entry<'a>(path: &Path, tracks: &'a [TrackEntry]) -> Result<&'a TrackEntry, SourceError> {
+    if let Some(entry) = tracks
+        .iter()
+        .find(|t| t.codec == "avc1" || t.codec == "avc3")
+    {
+        return Ok(entry);
+    }
+    let found: Vec<String> = tracks
+        .iter()
+        .map(|t| format!("{}:{}", t.handler, t.codec))
+        .collect();
+    Err(SourceError::NoH264Track {
+        path: path.to_path_buf(),
+        found: if found.is_empty() {
+            "none".into()
+        } else {
+            found.join(", ")
+        },
+    })
+}
+
+/// Checks that the time table covers every sample and no sample claims more bytes than the
+/// file has (sample sizes bound the buffers read); returns the track's length in timescale
+/// ticks.
+fn check_sample_tables(
+    track: &mp4::Mp4Track,
+    sample_count: u32,
+    file_len: u64,
+) -> Result<u64, String> {
+    let stbl = &track.trak.mdia.minf.stbl;
+    let total_ticks: u64 = stbl
+        .stts
+        .entries
+        .iter()
+        .map(|e| u64::from(e.sample_count) * u64::from(e.sample_delta))
+        .sum();
+    let timed: u64 = stbl
+        .stts
+        .entries
+        .iter()
+        .map(|e| u64::from(e.sample_count))
+        .sum();
+    if timed < u64::from(sample_count) {
+        return Err(format!(
+            "the time table (stts) covers {timed} of {sample_count} samples"
+        ));
+    }
+    let largest = stbl
+        .stsz
+        .sample_sizes
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(stbl.stsz.sample_size);
+    if u64::from(largest) > file_len {
+        return Err(format!(
+            "a sample claims {largest} bytes but the file has {file_len}"
+        ));
+    }
+    Ok(total_ticks)
+}
+
+/// Why the composition offsets (ctts) say that frames are reordered, if they do.
+fn ctts_reordering(track: &mp4::Mp4Track, sample_count: u32) -> Option<String> {
+    let ctts = track.trak.mdia.minf.stbl.ctts.as_ref()?;
+    let mut used = ctts.entries.iter().filter(|e| e.sample_count > 0);
+    let first = used.next()?.sample_offset;
+    let differing: u64 = used
+        .filter(|e| e.sample_offset != first)
+        .map(|e| u64::from(e.sample_count))
+        .sum();
+    (differing > 0).then(|| {
+        format!(
+            "{differing} of {sample_count} samples have a different composition offset in ctts, \
+             so presentation order differs from decoding order"
+        )
+    })
+}
+
+/// The SPS an `avc3` track carries in-band only, from its first sample.
+fn first_sample_sps(
+    reader: &mut Reader,
+    track_id: u32,
+    sample_count: u32,
+    config: &AvcConfig,
+) -> Result<Vec<u8>, String> {
+    let first = read_sample(reader, track_id, 1, sample_count)?;
+    split_nals(&first.bytes, config.length_size)
+        .map_err(|e| format!("sample 1: {e}"))?
+        .into_iter()
+        .find(|nal| nal.first().map(|b| b & 0x1f) == Some(7))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| "no SPS in avcC nor in the first sample".into())
 }
 
 /// Reads what the file source needs to know about a video without decoding it.
