@@ -55,7 +55,9 @@ use speedcam_core::config::CameraConfig;
 use speedcam_core::detect::{BBox, Detection};
 use speedcam_core::event::EventType;
 use speedcam_core::pipeline::CameraPipeline;
-use speedcam_core::speed::{CalibrationError, Homography, Passage, SpeedConfig, Zone, ZoneError};
+use speedcam_core::speed::{
+    CalibrationError, GroundContact, Homography, Passage, SpeedConfig, Zone, ZoneError,
+};
 use speedcam_core::stats::StageTimes;
 use speedcam_core::track::{Tracker, TrackerConfig};
 use std::collections::HashMap;
@@ -1092,11 +1094,24 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
         // confirmation as well.
         for tr in &out.tracks {
             let Some(d) = &tr.detection else { continue };
+            // With the cuboid contact model the estimator judges the zone on the ground, from
+            // the footprint: every detection of the track in the event's interval counts.
             let (x, y) = d.bbox.bottom_center();
-            if !zone.contains([f64::from(x), f64::from(y)]) {
+            if speed.ground_contact == GroundContact::BoxBottom
+                && !zone.contains([f64::from(x), f64::from(y)])
+            {
                 continue;
             }
-            if let Some(k) = dets.iter().position(|o| o.bbox == d.bbox) {
+            // The detection itself, or for boxes fused across classes the member that overlaps
+            // the fused box most.
+            let k = dets.iter().position(|o| o.bbox == d.bbox).or_else(|| {
+                (0..dets.len())
+                    .map(|k| (k, dets[k].bbox.iou(&d.bbox)))
+                    .filter(|(_, iou)| *iou >= 0.5)
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(k, _)| k)
+            });
+            if let Some(k) = k {
                 votes
                     .entry(tr.id)
                     .or_default()

@@ -182,6 +182,8 @@ pub fn camera_toml(
          tolerance_kmh = 3.0\n\
          image_width = {w}\n\
          image_height = {h}\n\
+         # The scene's vehicles are flat sprites: the box bottom is where they stand.\n\
+         ground_contact = \"box_bottom\"\n\
          \n\
          [cameras.calibration]\n\
          image_points = {ip}\n\

@@ -147,6 +147,8 @@ pub(crate) struct RawCamera {
     #[serde(default)]
     pub min_samples_in_zone: Option<Spanned<i64>>,
     #[serde(default)]
+    pub ground_contact: Option<Spanned<String>>,
+    #[serde(default)]
     pub max_speed_kmh: Option<Spanned<f64>>,
     #[serde(default)]
     pub strict: Option<bool>,

@@ -24,8 +24,13 @@ use crate::detect::BBox;
 struct Sample {
     /// Capture time, s.
     t_s: f64,
-    /// Ground point, m.
+    /// Ground point, m: where the vehicle stands (the box bottom, or the footprint centre with
+    /// the cuboid contact model).
     ground_m: [f64; 2],
+    /// The box's bottom centre on the ground, m.
+    raw_m: [f64; 2],
+    /// The box `[x1, y1, x2, y2]`, px.
+    box_px: [f64; 4],
     /// Ground covariance per px² of box noise, m²/px².
     cov_m2_per_px2: [[f64; 2]; 2],
     /// The image point it came from, px.
@@ -62,12 +67,26 @@ pub struct SpeedConfig {
     pub box_bottom_sd_px: f64,
     /// How the speed is obtained from the in-zone samples.
     pub method: SpeedMethod,
+    /// Where a box says the vehicle stands on the road.
+    pub ground_contact: GroundContact,
     /// Samples of the track up to this share of the zone's length outside the zone (before the
     /// entry and after the exit, on the ground) join the `fit`; the speed is still the mean over
     /// the zone. 0 uses in-zone samples only. Boxes touching the image's left, right or bottom
     /// border are not used there (their bottom centre is not the vehicle's), when the image size
     /// is known ([`SpeedEstimator::with_image_size`]).
     pub fit_margin_share: f64,
+}
+
+/// Where a box says the vehicle stands (see `contact.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroundContact {
+    /// The bottom centre of the box: right for flat vehicles (the demo's sprites), and for
+    /// detectors trained to box the ground contact.
+    #[default]
+    BoxBottom,
+    /// The footprint centre of a cuboid of the class's typical size whose image box matches the
+    /// detected one: real vehicles seen by a COCO detector. Needs the image size.
+    Cuboid,
 }
 
 /// How a track's in-zone samples become a speed.
@@ -91,6 +110,8 @@ const PASSAGE_TRAVEL_SHARE: f64 = 0.5;
 /// Vehicles that stood still this long in the zone are measured by their zone-edge crossing
 /// times (see `crossing.rs`), s.
 const STOPPED_CROSSINGS_S: f64 = 1.0;
+/// Relative standard deviation of a vehicle's real size about its class's prior (cuboid contact).
+const SIZE_PRIOR_REL_SD: f64 = 0.2;
 /// The box-noise limit grows with the box: at least `max_noise_px`, and at least this share of
 /// the median box height (a detector's box edges on a bus 300 px tall jitter by several px).
 const MAX_NOISE_BOX_SHARE: f64 = 0.06;
@@ -125,6 +146,7 @@ impl Default for SpeedConfig {
             box_bottom_sd_px: 0.0,
             method: SpeedMethod::Fit,
             fit_margin_share: DEFAULT_FIT_MARGIN_SHARE,
+            ground_contact: GroundContact::BoxBottom,
         }
     }
 }
@@ -274,6 +296,12 @@ pub struct SpeedEstimator {
     margin_m: f64,
     /// The zone's length on the ground, m (0 when unknown).
     zone_len_m: f64,
+    /// The zone's long axis on the ground (unit vector): the road's direction, for tracks whose
+    /// own direction is not known yet.
+    zone_axis_m: [f64; 2],
+    /// The camera recovered from the calibration, when the cuboid contact model is on and the
+    /// image size is known.
+    camera: Option<super::GroundCamera>,
     /// Frame size, px, when known: margin boxes touching its border are not used.
     image_size_px: Option<(f64, f64)>,
     calibration: Option<CalibrationUncertainty>,
@@ -295,12 +323,15 @@ impl SpeedEstimator {
             .collect::<Option<Vec<_>>>();
         let margin_m = margin_m(&h, &zone, &cfg);
         let zone_len_m = zone.length_m(&h).unwrap_or(0.0);
+        let zone_axis_m = zone_ground_m.as_deref().map_or([1.0, 0.0], principal_axis);
         Self {
             h,
             zone,
             zone_ground_m,
             margin_m,
             zone_len_m,
+            zone_axis_m,
+            camera: None,
             image_size_px: None,
             calibration: None,
             cfg,
@@ -331,7 +362,42 @@ impl SpeedEstimator {
 
     /// See [`SpeedEstimator::with_image_size`] (a source's frame size may change on reconnect).
     pub fn set_image_size(&mut self, width_px: u32, height_px: u32) {
-        self.image_size_px = Some((f64::from(width_px), f64::from(height_px)));
+        let size = Some((f64::from(width_px), f64::from(height_px)));
+        if size != self.image_size_px {
+            self.image_size_px = size;
+            self.update_camera();
+        }
+    }
+
+    /// Recovers the camera for the cuboid contact model (see `contact.rs`); without one (box
+    /// bottom model, unknown image size, a homography no pinhole camera gives) box bottoms are
+    /// used as they are.
+    fn update_camera(&mut self) {
+        self.camera = match (self.cfg.ground_contact, self.image_size_px) {
+            (GroundContact::Cuboid, Some((w, h))) => {
+                let centre = self.zone_ground_m.as_deref().map(|p| {
+                    let n = p.len() as f64;
+                    p.iter()
+                        .fold([0.0, 0.0], |a, q| [a[0] + q[0] / n, a[1] + q[1] / n])
+                });
+                let g2i = nalgebra::Matrix3::from_fn(|r, c| self.h.matrix()[r][c]).try_inverse();
+                match (g2i, centre) {
+                    (Some(m), Some(c)) => {
+                        let m = [0, 1, 2].map(|r| [m[(r, 0)], m[(r, 1)], m[(r, 2)]]);
+                        let cam = super::GroundCamera::from_homography(m, w, h, c);
+                        if cam.is_none() {
+                            tracing::warn!(
+                                "the calibration gives no pinhole camera for a {w}x{h} image: \
+                                 ground contact falls back to the box bottom"
+                            );
+                        }
+                        cam
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
     }
 
     /// Adds the calibration's uncertainty, so that intervals include the calibration error
@@ -353,8 +419,13 @@ impl SpeedEstimator {
             .collect::<Option<Vec<_>>>();
         self.margin_m = margin_m(&self.h, &zone, &cfg);
         self.zone_len_m = zone.length_m(&self.h).unwrap_or(0.0);
+        self.zone_axis_m = self
+            .zone_ground_m
+            .as_deref()
+            .map_or([1.0, 0.0], principal_axis);
         self.zone = zone;
         self.cfg = cfg;
+        self.update_camera();
     }
 
     /// The calibration in use.
@@ -389,17 +460,7 @@ impl SpeedEstimator {
         }
         self.latest_t_s = self.latest_t_s.max(t_s);
         self.sweep();
-        let (gx, gy) = bbox.bottom_center();
-        let image_px = [gx as f64, gy as f64];
-        let in_zone = self.zone.contains(image_px);
-        let sample = ground_sample(&self.h, image_px).map(|(g, cov)| Sample {
-            t_s,
-            ground_m: g,
-            cov_m2_per_px2: cov,
-            image_px,
-            in_zone,
-            box_h_px: f64::from(bbox.y2 - bbox.y1),
-        });
+        let (sample, in_zone) = self.sample(track_id, class, t_s, bbox);
         // Outside the zone, a sample counts only within the margin and from a whole box.
         let cut = self.cut_by_frame(bbox);
         let near = !in_zone && !cut && sample.is_some_and(|s| self.in_margin(s.ground_m));
@@ -532,6 +593,55 @@ impl SpeedEstimator {
         };
         self.tracks.insert(track_id, next);
         None
+    }
+
+    /// The sample of one box, and whether it lies in the zone: the box's bottom centre on the
+    /// ground, or with the cuboid contact model the footprint centre (see `contact.rs`), which
+    /// is then also what must lie in the zone (on the ground).
+    fn sample(&self, track_id: u64, class: &str, t_s: f64, bbox: &BBox) -> (Option<Sample>, bool) {
+        let (gx, gy) = bbox.bottom_center();
+        let image_px = [gx as f64, gy as f64];
+        let Some((raw_m, cov)) = ground_sample(&self.h, image_px) else {
+            return (None, self.zone.contains(image_px));
+        };
+        let footprint = self.camera.as_ref().and_then(|cam| {
+            let axis = self.track_axis(track_id, raw_m);
+            let b = [bbox.x1, bbox.y1, bbox.x2, bbox.y2].map(f64::from);
+            cam.footprint_centre(b, axis, super::class_size(class), raw_m)
+        });
+        let (ground_m, in_zone) = match (footprint, self.zone_ground_m.as_deref()) {
+            (Some(g), Some(poly)) => (g, point_in_polygon(poly, g)),
+            _ => (raw_m, self.zone.contains(image_px)),
+        };
+        let sample = Sample {
+            t_s,
+            ground_m,
+            raw_m,
+            box_px: [bbox.x1, bbox.y1, bbox.x2, bbox.y2].map(f64::from),
+            cov_m2_per_px2: cov,
+            image_px,
+            in_zone,
+            box_h_px: f64::from(bbox.y2 - bbox.y1),
+        };
+        (Some(sample), in_zone)
+    }
+
+    /// The direction of travel of a track on the ground, for its cuboid: from its first box
+    /// bottom to this one once they are 3 m apart, else the zone's long axis.
+    fn track_axis(&self, track_id: u64, raw_m: [f64; 2]) -> [f64; 2] {
+        let first = match self.tracks.get(&track_id) {
+            Some(TrackZone::Approaching { samples, .. }) => samples.front().map(|s| s.raw_m),
+            Some(TrackZone::Inside { samples, .. }) => samples.first().map(|s| s.raw_m),
+            _ => None,
+        };
+        if let Some(f) = first {
+            let d = [raw_m[0] - f[0], raw_m[1] - f[1]];
+            let n = d[0].hypot(d[1]);
+            if n > 3.0 {
+                return [d[0] / n, d[1] / n];
+            }
+        }
+        self.zone_axis_m
     }
 
     /// Whether the samples' vehicle moved at least [`PASSAGE_TRAVEL_SHARE`] of the zone length
@@ -713,7 +823,13 @@ impl SpeedEstimator {
         let box_half_kmh = self
             .box_bias_rel_sd(&fit)
             .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
-        let half_kmh = fit_half_kmh.hypot(cal_half_kmh).hypot(box_half_kmh);
+        let size_half_kmh = self
+            .size_prior_rel_sd(&samples, &class, &fit)
+            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
+        let half_kmh = fit_half_kmh
+            .hypot(cal_half_kmh)
+            .hypot(box_half_kmh)
+            .hypot(size_half_kmh);
         Some(Passage::Measured(SpeedMeasurement {
             track_id,
             class,
@@ -784,6 +900,37 @@ impl SpeedEstimator {
         h.sort_by(f64::total_cmp);
         let median = h.get(h.len() / 2).copied().unwrap_or(0.0);
         self.cfg.max_noise_px.max(MAX_NOISE_BOX_SHARE * median)
+    }
+
+    /// Relative standard deviation of the speed due to the cuboid contact model's size prior:
+    /// real vehicles of a class differ from its typical size (a van boxed as a car, a 10 m lorry
+    /// against the 8 m prior) by about [`SIZE_PRIOR_REL_SD`]. The first and last in-zone boxes
+    /// are solved again with every dimension that much larger; the change of the distance between
+    /// them is the speed's relative error. None without the cuboid model.
+    fn size_prior_rel_sd(
+        &self,
+        samples: &[Sample],
+        class: &str,
+        fit: &super::MotionFit,
+    ) -> Option<f64> {
+        let cam = self.camera.as_ref()?;
+        let mut zone = samples.iter().filter(|s| s.in_zone);
+        let (a, b) = (zone.next()?, zone.next_back()?);
+        let size = super::class_size(class);
+        let k = 1.0 + SIZE_PRIOR_REL_SD;
+        let bigger = super::VehicleSize {
+            length_m: size.length_m * k,
+            width_m: size.width_m * k,
+            height_m: size.height_m * k,
+        };
+        let dir = fit.direction;
+        let along = |s: &Sample, size| {
+            let g = cam.footprint_centre(s.box_px, dir, size, s.ground_m)?;
+            Some(g[0] * dir[0] + g[1] * dir[1])
+        };
+        let d0 = along(b, size)? - along(a, size)?;
+        let d1 = along(b, bigger)? - along(a, bigger)?;
+        (d0.abs() > 1.0).then(|| ((d1 - d0) / d0).abs())
     }
 
     /// Relative standard deviation of the speed due to the calibration, and its degrees of
@@ -889,4 +1036,38 @@ fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
         return 0.0;
     }
     zone.length_m(h).map_or(0.0, |len| share * len)
+}
+
+/// Whether ground point `q` lies inside polygon `poly` (even-odd rule).
+fn point_in_polygon(poly: &[[f64; 2]], q: [f64; 2]) -> bool {
+    let mut inside = false;
+    let mut j = poly.len().wrapping_sub(1);
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[j]);
+        if (a[1] > q[1]) != (b[1] > q[1]) {
+            let x = a[0] + (q[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1]);
+            if q[0] < x {
+                inside = !inside;
+            }
+        }
+        j = i;
+    }
+    inside
+}
+
+/// Unit vector along the longer principal axis of a polygon's vertices.
+fn principal_axis(poly: &[[f64; 2]]) -> [f64; 2] {
+    let n = poly.len().max(1) as f64;
+    let c = poly
+        .iter()
+        .fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
+    let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+    for p in poly {
+        let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+    }
+    let angle = 0.5 * (2.0 * sxy).atan2(sxx - syy);
+    [angle.cos(), angle.sin()]
 }

@@ -42,9 +42,9 @@ mod zone;
 
 pub use contact::{class_size, GroundCamera, VehicleSize};
 pub use estimator::{
-    NoSpeedReason, Passage, SpeedConfig, SpeedEstimator, SpeedMeasurement, SpeedMethod, Unmeasured,
-    DEFAULT_ACCEL_PRIOR_SD_M_S2, DEFAULT_FIT_MARGIN_SHARE, DEFAULT_MAX_IDLE_S,
-    DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
+    GroundContact, NoSpeedReason, Passage, SpeedConfig, SpeedEstimator, SpeedMeasurement,
+    SpeedMethod, Unmeasured, DEFAULT_ACCEL_PRIOR_SD_M_S2, DEFAULT_FIT_MARGIN_SHARE,
+    DEFAULT_MAX_IDLE_S, DEFAULT_MAX_NOISE_PX, DEFAULT_MAX_SAMPLES, DEFAULT_OUTLIER_Z,
 };
 pub use fit::{
     fit_velocity, fit_velocity_weighted, fit_zone_motion, Fit, GroundSample, MotionFit,

@@ -4,7 +4,9 @@
 use super::Validator;
 use crate::config::raw::{RawCamera, RawReconnect, RawSchedule};
 use crate::config::{resolve_path, resolve_source, valid_topic_id, CameraConfig, ReconnectConfig};
-use crate::speed::{CalibrationReport, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone};
+use crate::speed::{
+    CalibrationReport, GroundContact, Homography, SpeedConfig, SpeedLines, SpeedMethod, Zone,
+};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -103,6 +105,7 @@ impl Validator<'_> {
                 max_speed_kmh: max_speed,
                 method: method?,
                 box_bottom_sd_px: self.box_bottom_sd_px,
+                ground_contact: self.ground_contact(i, c),
                 ..SpeedConfig::default()
             },
             reconnect,
@@ -399,6 +402,30 @@ impl Validator<'_> {
     }
 
     /// `method` and `[cameras.lines]`: None (with problems recorded) when they do not fit together.
+    /// `ground_contact`: "cuboid" (default: real vehicles, a class-size box on the road) or
+    /// "box_bottom" (flat sprites, or a detector trained to box the ground contact).
+    fn ground_contact(&mut self, i: usize, c: &RawCamera) -> GroundContact {
+        let Some(v) = &c.ground_contact else {
+            return GroundContact::Cuboid;
+        };
+        match v.get_ref().as_str() {
+            "cuboid" => GroundContact::Cuboid,
+            "box_bottom" => GroundContact::BoxBottom,
+            other => {
+                self.problem(
+                    format!("cameras[{i}].ground_contact"),
+                    v.span(),
+                    format!(
+                        "{other:?} is not a ground contact model: allowed \"cuboid\" (real \
+                         vehicles; the default) or \"box_bottom\" (flat sprites, or boxes drawn \
+                         around the tyres' contact)"
+                    ),
+                );
+                GroundContact::Cuboid
+            }
+        }
+    }
+
     fn speed_method(
         &mut self,
         i: usize,
