@@ -503,3 +503,34 @@ fn store_errors_print_their_cause_once() {
     let sled: StoreError = sled::Error::Unsupported("test".into()).into();
     assert_cause_printed_once(&sled);
 }
+
+/// A vehicle without a speed is counted (also after a reopen, from the stored record) but never
+/// becomes the "last speed" that Home Assistant shows.
+#[test]
+fn vehicles_without_a_speed_are_counted_but_are_no_last_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut with = event_at(1_700_000_000_000, "a", 1);
+    with.kind = EventType::Measurement;
+    let without = Event {
+        speed_kmh: None,
+        speed_ci95_kmh: None,
+        reason: Some("scatter".into()),
+        ..event_at(1_700_000_000_500, "a", 2)
+    };
+    let without = Event {
+        kind: EventType::Measurement,
+        ..without
+    };
+    let mut live = CameraTally::default();
+    for ev in [&with, &without] {
+        store.record_event(ev, None, &[]).unwrap();
+        live.add(ev);
+    }
+    let stored = store.camera_tallies(None).unwrap()["a"].clone();
+    assert_eq!(stored, live);
+    assert_eq!((live.measurements, live.without_speed), (2, 1));
+    let last = live.last.expect("the vehicle with a speed");
+    assert_eq!(last.event_id, with.event_id);
+    assert_eq!(Some(last.speed_kmh), with.speed_kmh);
+}

@@ -839,3 +839,31 @@ fn a_v4l2_source_needs_a_build_with_the_v4l2_feature() {
         }
     }
 }
+
+#[test]
+fn ground_contact_defaults_to_cuboid_and_names_the_allowed_models() {
+    use crate::speed::GroundContact;
+    let cfg = parse(GOOD, &repo_path()).expect("valid config");
+    assert_eq!(cfg.cameras[0].speed.ground_contact, GroundContact::Cuboid);
+    let flat = GOOD.replace(
+        "image_height = 720\n",
+        "image_height = 720\nground_contact = \"box_bottom\"\n",
+    );
+    let cfg = parse(&flat, &repo_path()).expect("valid config");
+    assert_eq!(
+        cfg.cameras[0].speed.ground_contact,
+        GroundContact::BoxBottom
+    );
+    let p = problems(&GOOD.replace(
+        "image_height = 720\n",
+        "image_height = 720\nground_contact = \"flat\"\n",
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "cameras[0].ground_contact");
+    assert_eq!(p[0].line, 19);
+    assert!(
+        p[0].message.contains("\"cuboid\"") && p[0].message.contains("\"box_bottom\""),
+        "{}",
+        p[0].message
+    );
+}

@@ -341,7 +341,11 @@ impl CameraPipeline {
         let measurement = Event {
             speed_kmh: Some(round3(m.speed_kmh)),
             speed_ci95_kmh: Some([round3(m.speed_ci95_kmh[0]), round3(m.speed_ci95_kmh[1])]),
-            stopped_s: round3(m.stopped_s),
+            stopped_s: if m.stopped_s > 0.0 {
+                round3(m.stopped_s)
+            } else {
+                0.0
+            },
             t_enter_s: round6(m.t_enter_s),
             samples: m.samples,
             distance_m: round3(m.distance_m),
@@ -509,5 +513,25 @@ mod tests {
         assert_eq!(m.samples, before[0].samples);
         assert!(m.t_enter_s < 0.8, "entered before the reload: {m:?}");
         assert!(m.speed_kmh.is_some_and(|v| (v - 60.0).abs() < 1.0), "{m:?}");
+    }
+
+    /// A passage without a trustworthy speed (here: above `max_speed_kmh`) is still one
+    /// verdict: a measurement with a null speed and the reason, never a speeding event however
+    /// fast it looked.
+    #[test]
+    fn a_passage_without_a_speed_is_a_measurement_without_one_and_never_speeding() {
+        let cap = |c: &mut CameraConfig| c.speed.max_speed_kmh = 60.0;
+        let events = drive(90.0, Some((0.0, &cap)));
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!(e.kind, EventType::Measurement);
+        assert_eq!(e.speed_kmh, None);
+        assert_eq!(e.reason.as_deref(), Some("implausible_speed"));
+        assert_eq!(e.method, "none");
+        assert!(e.samples >= 5 && e.t_exit_s > e.t_enter_s, "{e:?}");
+        assert_eq!(e.class_scores.get("car"), Some(&0.9));
+        let json = serde_json::to_value(e).expect("json");
+        assert!(json["speed_kmh"].is_null(), "{json}");
+        assert_eq!(json["schema"], 2);
     }
 }

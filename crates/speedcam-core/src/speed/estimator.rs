@@ -13,7 +13,7 @@
 //! time, and samples per track are capped ([`SpeedEstimator::with_state_limits`]), so memory stays
 //! bounded however long the stream runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::uncertainty::{student_t_quantile, CalibrationUncertainty};
 use super::{fit_zone_motion, GroundSample, Homography, MotionFitOptions, SpeedLines, Zone};
@@ -254,12 +254,34 @@ impl NoSpeedReason {
     }
 }
 
+/// What one box says about a track, for the zone state machine of [`SpeedEstimator::observe`].
+struct Seen<'a> {
+    class: &'a str,
+    t_s: f64,
+    sample: Option<Sample>,
+    in_zone: bool,
+    /// Outside the zone, within its margin, from a whole box.
+    near: bool,
+    /// The box touches the frame's border.
+    cut: bool,
+}
+
+/// A track's next zone state after one box.
+enum Step {
+    /// Keep this state.
+    Next(TrackZone),
+    /// Drop the track's state (away from the zone, nothing worth keeping).
+    Forget,
+    /// The passage is over: measure this `Inside` state.
+    Measure(TrackZone),
+}
+
 /// Where a track stands with respect to the zone.
 #[derive(Debug)]
 enum TrackZone {
     /// Ground point in the margin before the zone: its samples, kept in case it enters.
     Approaching {
-        samples: std::collections::VecDeque<Sample>,
+        samples: VecDeque<Sample>,
         last_seen_t_s: f64,
     },
     /// Entered the zone; collecting samples until it leaves the zone and its margin (`left`: it
@@ -464,135 +486,144 @@ impl SpeedEstimator {
         // Outside the zone, a sample counts only within the margin and from a whole box.
         let cut = self.cut_by_frame(bbox);
         let near = !in_zone && !cut && sample.is_some_and(|s| self.in_margin(s.ground_m));
-        let min_samples = self.cfg.min_samples as usize;
-        let state = self.tracks.remove(&track_id);
-        let next = match state {
-            Some(TrackZone::Done { last_seen_t_s }) => TrackZone::Done {
+        let seen = Seen {
+            class,
+            t_s,
+            sample,
+            in_zone,
+            near,
+            cut,
+        };
+        let step = match self.tracks.remove(&track_id) {
+            Some(TrackZone::Done { last_seen_t_s }) => Step::Next(TrackZone::Done {
                 last_seen_t_s: last_seen_t_s.max(t_s),
-            },
-            None | Some(TrackZone::Approaching { .. }) if in_zone => {
-                let mut samples: Vec<Sample> = match state {
-                    Some(TrackZone::Approaching { samples, .. }) => samples.into(),
-                    _ => Vec::new(),
-                };
-                samples.extend(sample);
-                TrackZone::Inside {
-                    class: class.to_owned(),
-                    samples,
-                    in_zone: 1,
-                    left: false,
-                    last_seen_t_s: t_s,
-                }
+            }),
+            None => self.approach(Default::default(), &seen),
+            Some(TrackZone::Approaching { samples, .. }) => self.approach(samples, &seen),
+            Some(inside) => self.inside(inside, &seen),
+        };
+        match step {
+            Step::Next(zone) => {
+                self.tracks.insert(track_id, zone);
+                None
             }
-            None | Some(TrackZone::Approaching { .. }) => {
-                let mut samples = match state {
-                    Some(TrackZone::Approaching { samples, .. }) => samples,
-                    _ => Default::default(),
-                };
-                let sample = match (sample, near) {
-                    (Some(sample), true) => sample,
-                    // A cut box says nothing about where the vehicle is: keep what came before.
-                    _ if cut && !samples.is_empty() => {
-                        self.tracks.insert(
-                            track_id,
-                            TrackZone::Approaching {
-                                samples,
-                                last_seen_t_s: t_s,
-                            },
-                        );
-                        return None;
-                    }
-                    // Away from the zone: nothing to keep.
-                    _ => return None,
-                };
+            Step::Forget => None,
+            Step::Measure(inside) => {
+                let last_seen_t_s = inside.last_seen_t_s();
+                self.tracks
+                    .insert(track_id, TrackZone::Done { last_seen_t_s });
+                self.measure(track_id, inside)
+            }
+        }
+    }
+
+    /// A track not yet in the zone: it enters, or its margin sample is kept, or (away from the
+    /// zone) it is forgotten.
+    fn approach(&self, mut samples: VecDeque<Sample>, seen: &Seen<'_>) -> Step {
+        if seen.in_zone {
+            let mut samples: Vec<Sample> = samples.into();
+            samples.extend(seen.sample);
+            return Step::Next(TrackZone::Inside {
+                class: seen.class.to_owned(),
+                samples,
+                in_zone: 1,
+                left: false,
+                last_seen_t_s: seen.t_s,
+            });
+        }
+        match (seen.sample, seen.near) {
+            (Some(sample), true) => {
                 if samples.len() >= MAX_APPROACH_SAMPLES {
                     samples.pop_front();
                 }
                 samples.push_back(sample);
-                TrackZone::Approaching {
-                    samples,
-                    last_seen_t_s: t_s,
-                }
             }
-            Some(TrackZone::Inside {
+            // A cut box says nothing about where the vehicle is: keep what came before.
+            _ if seen.cut && !samples.is_empty() => {}
+            // Away from the zone: nothing to keep.
+            _ => return Step::Forget,
+        }
+        Step::Next(TrackZone::Approaching {
+            samples,
+            last_seen_t_s: seen.t_s,
+        })
+    }
+
+    /// A track that entered the zone: it collects samples until it has left the zone and the
+    /// margin after it, then is measured; leaving with too few samples near where it entered is
+    /// box noise flickering across the edge, not a passage.
+    fn inside(&self, state: TrackZone, seen: &Seen<'_>) -> Step {
+        let TrackZone::Inside {
+            class: held_class,
+            mut samples,
+            in_zone: mut count,
+            left,
+            last_seen_t_s,
+        } = state
+        else {
+            return Step::Next(state);
+        };
+        let t_s = seen.t_s;
+        let min_samples = self.cfg.min_samples as usize;
+        let last_seen_t_s = last_seen_t_s.max(t_s);
+        // After the exit, the margin is collected for as long as the vehicle took through the
+        // zone times the margin share (the margin's length at constant speed), so a vehicle that
+        // stops beyond the zone is measured without waiting for it.
+        let margin_over = left
+            && zone_span_s(&samples)
+                .is_some_and(|(t0, t1)| t_s - t1 > self.cfg.fit_margin_share * (t1 - t0));
+        if !(seen.in_zone || seen.near) || margin_over {
+            if count < min_samples && !self.travelled(&samples) {
+                // The flicker, and now away from the zone: forget it.
+                return Step::Forget;
+            }
+            return Step::Measure(TrackZone::Inside {
                 class: held_class,
-                mut samples,
-                in_zone: mut count,
+                samples,
+                in_zone: count,
                 left,
                 last_seen_t_s,
-            }) => {
-                let last_seen_t_s = last_seen_t_s.max(t_s);
-                // After the exit, the margin is collected for as long as the vehicle took
-                // through the zone times the margin share (the margin's length at constant speed),
-                // so a vehicle that stops beyond the zone is measured without waiting for it.
-                let margin_over = left
-                    && zone_span_s(&samples)
-                        .is_some_and(|(t0, t1)| t_s - t1 > self.cfg.fit_margin_share * (t1 - t0));
-                if (in_zone || near) && !margin_over {
-                    let class = if in_zone && held_class != class {
-                        class.to_owned()
-                    } else {
-                        held_class
-                    };
-                    samples.extend(sample);
-                    count += usize::from(in_zone && sample.is_some());
-                    if samples.len() > self.max_samples {
-                        thin(&mut samples);
-                        count = samples.iter().filter(|s| s.in_zone).count();
-                    }
-                    // Left the zone into the margin: collect on until it leaves that too.
-                    let left = left || !in_zone;
-                    if !left || count >= min_samples || self.travelled(&samples) {
-                        self.tracks.insert(
-                            track_id,
-                            TrackZone::Inside {
-                                class,
-                                samples,
-                                in_zone: count,
-                                left,
-                                last_seen_t_s,
-                            },
-                        );
-                        return None;
-                    }
-                    // Too few in-zone samples: a box-noise flicker across the zone edge on entry
-                    // (or a brief graze of the zone). Its samples become margin samples, so
-                    // that the real passage can still be measured.
-                    let samples = samples
-                        .into_iter()
-                        .map(|s| Sample {
-                            in_zone: false,
-                            ..s
-                        })
-                        .rev()
-                        .take(MAX_APPROACH_SAMPLES)
-                        .rev()
-                        .collect();
-                    TrackZone::Approaching {
-                        samples,
-                        last_seen_t_s,
-                    }
-                } else if count < min_samples && !self.travelled(&samples) {
-                    // The same flicker, and now away from the zone: forget it.
-                    return None;
-                } else {
-                    self.tracks
-                        .insert(track_id, TrackZone::Done { last_seen_t_s });
-                    return self.measure(
-                        track_id,
-                        TrackZone::Inside {
-                            class: held_class,
-                            samples,
-                            in_zone: count,
-                            left,
-                            last_seen_t_s,
-                        },
-                    );
-                }
-            }
+            });
+        }
+        let class = if seen.in_zone && held_class != seen.class {
+            seen.class.to_owned()
+        } else {
+            held_class
         };
-        self.tracks.insert(track_id, next);
-        None
+        samples.extend(seen.sample);
+        count += usize::from(seen.in_zone && seen.sample.is_some());
+        if samples.len() > self.max_samples {
+            thin(&mut samples);
+            count = samples.iter().filter(|s| s.in_zone).count();
+        }
+        // Left the zone into the margin: collect on until it leaves that too.
+        let left = left || !seen.in_zone;
+        if !left || count >= min_samples || self.travelled(&samples) {
+            return Step::Next(TrackZone::Inside {
+                class,
+                samples,
+                in_zone: count,
+                left,
+                last_seen_t_s,
+            });
+        }
+        // Too few in-zone samples: a box-noise flicker across the zone edge on entry (or a brief
+        // graze of the zone). Its samples become margin samples, so that the real passage can
+        // still be measured.
+        let samples = samples
+            .into_iter()
+            .map(|s| Sample {
+                in_zone: false,
+                ..s
+            })
+            .rev()
+            .take(MAX_APPROACH_SAMPLES)
+            .rev()
+            .collect();
+        Step::Next(TrackZone::Approaching {
+            samples,
+            last_seen_t_s,
+        })
     }
 
     /// The sample of one box, and whether it lies in the zone: the box's bottom centre on the
