@@ -19,6 +19,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 use time::OffsetDateTime;
 
+/// A track's majority class and its mean score per class.
+type TrackClass = (&'static str, Vec<(&'static str, f32)>);
+
 /// A finished verdict ready to store and publish.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -54,7 +57,7 @@ pub struct CameraPipeline {
     live: std::collections::HashSet<u64>,
     /// Per confirmed track: its majority class and mean score per class, as of its last
     /// detection (the verdict reports them; a big vehicle's class flickers).
-    classes: HashMap<u64, (&'static str, Vec<(&'static str, f32)>)>,
+    classes: HashMap<u64, TrackClass>,
     /// The last frame's time and wall clock, to date verdicts of tracks that end.
     last_time: Option<(f64, OffsetDateTime)>,
     /// The live tracks after the last frame, for the frame scheduler.
@@ -265,9 +268,9 @@ impl CameraPipeline {
         }
     }
 
-    /// The measurement record, plus a speeding record when over limit + tolerance. A passage
-    /// without a speed gives a measurement record without one, never a speeding record.
-    fn verdicts(&mut self, passage: Passage) -> Vec<Verdict> {
+    /// The measurement record of a passage with its identity, class, limits, time and model
+    /// filled in, and no speed yet.
+    fn base_event(&self, passage: &Passage) -> Event {
         let track_id = passage.track_id();
         let (class, class_scores) = match self.classes.get(&track_id) {
             Some((class, scores)) => (
@@ -277,12 +280,12 @@ impl CameraPipeline {
                     .map(|(c, s)| (c.to_string(), round3(f64::from(*s))))
                     .collect(),
             ),
-            None => match &passage {
+            None => match passage {
                 Passage::Measured(m) => (m.class.clone(), Default::default()),
                 Passage::Unmeasured(u) => (u.class.clone(), Default::default()),
             },
         };
-        let t_exit_s = match &passage {
+        let t_exit_s = match passage {
             Passage::Measured(m) => m.t_exit_s,
             Passage::Unmeasured(u) => u.t_exit_s,
         };
@@ -293,7 +296,7 @@ impl CameraPipeline {
         let time = wall
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let base = Event {
+        Event {
             kind: EventType::Measurement,
             event_id: ulid::Ulid::new().to_string(),
             device_id: self.device_id.clone(),
@@ -319,7 +322,14 @@ impl CameraPipeline {
             measurement_id: None,
             thumbnail_topic: None,
             schema: SCHEMA_VERSION,
-        };
+        }
+    }
+
+    /// The measurement record, plus a speeding record when over limit + tolerance. A passage
+    /// without a speed gives a measurement record without one, never a speeding record.
+    fn verdicts(&mut self, passage: Passage) -> Vec<Verdict> {
+        let track_id = passage.track_id();
+        let base = self.base_event(&passage);
         let m = match passage {
             Passage::Measured(m) => m,
             Passage::Unmeasured(u) => {

@@ -292,7 +292,8 @@ mod tests {
         let mut t = 0.0;
         while t < 20.0 + stop_s {
             let x = queue_x(t, stop_s);
-            let wobble = noise_m * if k % 2 == 0 { 1.0 } else { -1.0 } * ((k % 5) as f64 / 4.0);
+            let wobble =
+                noise_m * if k.is_multiple_of(2) { 1.0 } else { -1.0 } * ((k % 5) as f64 / 4.0);
             out.push(GroundSample {
                 t_s: t,
                 ground_m: [x + wobble, 1.0],

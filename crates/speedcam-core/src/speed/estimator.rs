@@ -743,14 +743,7 @@ impl SpeedEstimator {
                 reason,
             }))
         };
-        let passage = in_zone >= min_samples || self.travelled(&samples);
-        if !passage {
-            tracing::debug!(
-                track_id,
-                samples = in_zone,
-                min_samples,
-                "no passage: too few samples in the zone"
-            );
+        if !self.is_passage(track_id, &samples, in_zone) {
             return None;
         }
         if let SpeedMethod::Lines(lines) = &self.cfg.method {
@@ -766,23 +759,7 @@ impl SpeedEstimator {
                 None => unmeasured(NoSpeedReason::TooFewSamples),
             };
         }
-        // A passage moves through the zone; a box that stays put (a false detection on a sign or
-        // a shadow, a parked vehicle) is no passage however many samples it has.
-        let zone_samples = || samples.iter().filter(|s| s.in_zone);
-        let span_m = match (zone_samples().next(), zone_samples().next_back()) {
-            (Some(a), Some(b)) => {
-                (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
-            }
-            _ => 0.0,
-        };
-        let min_span_m = MIN_PASSAGE_SHARE * self.zone_len_m;
-        if span_m < min_span_m && !self.travelled(&samples) {
-            tracing::debug!(
-                track_id,
-                span_m,
-                min_span_m,
-                "no passage: the samples cover too little of the zone"
-            );
+        if !self.moves_through(track_id, &samples) {
             return None;
         }
         // Margin samples only from as long before the entry and after the exit as the margin
@@ -847,20 +824,7 @@ impl SpeedEstimator {
             return unmeasured(NoSpeedReason::Implausible);
         }
         let (t_enter_s, t_exit_s) = (t0, t1);
-        let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
-        let cal_half_kmh = self.calibration_rel_sd(&fit).map_or(0.0, |(rel_sd, dof)| {
-            student_t_quantile(0.975, dof) * rel_sd * speed_kmh
-        });
-        let box_half_kmh = self
-            .box_bias_rel_sd(&fit)
-            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
-        let size_half_kmh = self
-            .size_prior_rel_sd(&samples, &class, &fit)
-            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
-        let half_kmh = fit_half_kmh
-            .hypot(cal_half_kmh)
-            .hypot(box_half_kmh)
-            .hypot(size_half_kmh);
+        let half_kmh = self.half_interval_kmh(&fit, &samples, &class, speed_kmh);
         Some(Passage::Measured(SpeedMeasurement {
             track_id,
             class,
@@ -874,6 +838,71 @@ impl SpeedEstimator {
             method,
             stopped_s,
         }))
+    }
+
+    /// Whether a track's samples are a passage: enough of them in the zone, or it moved far
+    /// enough since it entered (a fast vehicle with skipped frames).
+    fn is_passage(&self, track_id: u64, samples: &[Sample], in_zone: usize) -> bool {
+        let min_samples = self.cfg.min_samples as usize;
+        let passage = in_zone >= min_samples || self.travelled(samples);
+        if !passage {
+            tracing::debug!(
+                track_id,
+                samples = in_zone,
+                min_samples,
+                "no passage: too few samples in the zone"
+            );
+        }
+        passage
+    }
+
+    /// Whether the samples move through the zone: a box that stays put (a false detection on a
+    /// sign or a shadow, a parked vehicle) is no passage however many samples it has.
+    fn moves_through(&self, track_id: u64, samples: &[Sample]) -> bool {
+        let zone_samples = || samples.iter().filter(|s| s.in_zone);
+        let span_m = match (zone_samples().next(), zone_samples().next_back()) {
+            (Some(a), Some(b)) => {
+                (b.ground_m[0] - a.ground_m[0]).hypot(b.ground_m[1] - a.ground_m[1])
+            }
+            _ => 0.0,
+        };
+        let min_span_m = MIN_PASSAGE_SHARE * self.zone_len_m;
+        if span_m < min_span_m && !self.travelled(samples) {
+            tracing::debug!(
+                track_id,
+                span_m,
+                min_span_m,
+                "no passage: the samples cover too little of the zone"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Half width of the 95% interval, km/h: the fit's statistical error combined (root sum of
+    /// squares: they are independent) with the calibration's, the detector's systematic box
+    /// offset and the cuboid size prior's.
+    fn half_interval_kmh(
+        &self,
+        fit: &super::MotionFit,
+        samples: &[Sample],
+        class: &str,
+        speed_kmh: f64,
+    ) -> f64 {
+        let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
+        let cal_half_kmh = self.calibration_rel_sd(fit).map_or(0.0, |(rel_sd, dof)| {
+            student_t_quantile(0.975, dof) * rel_sd * speed_kmh
+        });
+        let box_half_kmh = self
+            .box_bias_rel_sd(fit)
+            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
+        let size_half_kmh = self
+            .size_prior_rel_sd(samples, class, fit)
+            .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
+        fit_half_kmh
+            .hypot(cal_half_kmh)
+            .hypot(box_half_kmh)
+            .hypot(size_half_kmh)
     }
 
     /// The whole-passage motion fit, with or without the margin samples (the margin's boxes must
