@@ -562,7 +562,20 @@ fn draw_geometry(rng: &mut Rng, noise: &NoiseSpec) -> Option<Geometry> {
                 .all(|c| billboard(&cam, c, g).is_some_and(|b| box_fully_in(&cam, b, 2.0)))
         },
     )?;
-    let cal = calibration_points(&spec, &cam, &zone).ok()?;
+    surveyed_geometry(&spec, cam, lanes, (zone, zone_px), noise, rng)
+}
+
+/// A case's geometry once the camera and zone are placed: the calibration points as surveyed,
+/// with N(0, `calibration_sigma_px`) on their image positions.
+fn surveyed_geometry(
+    spec: &SceneSpec,
+    cam: Camera,
+    lanes: u32,
+    (zone, zone_px): (GroundZone, Vec<[f64; 2]>),
+    noise: &NoiseSpec,
+    rng: &mut Rng,
+) -> Option<Geometry> {
+    let cal = calibration_points(spec, &cam, &zone).ok()?;
     let cal_image_px = cal
         .image_px
         .iter()

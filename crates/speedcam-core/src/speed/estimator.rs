@@ -345,7 +345,9 @@ impl SpeedEstimator {
             .collect::<Option<Vec<_>>>();
         let margin_m = margin_m(&h, &zone, &cfg);
         let zone_len_m = zone.length_m(&h).unwrap_or(0.0);
-        let zone_axis_m = zone_ground_m.as_deref().map_or([1.0, 0.0], principal_axis);
+        let zone_axis_m = zone_ground_m
+            .as_deref()
+            .map_or([1.0, 0.0], super::principal_axis);
         Self {
             h,
             zone,
@@ -444,7 +446,7 @@ impl SpeedEstimator {
         self.zone_axis_m = self
             .zone_ground_m
             .as_deref()
-            .map_or([1.0, 0.0], principal_axis);
+            .map_or([1.0, 0.0], super::principal_axis);
         self.zone = zone;
         self.cfg = cfg;
         self.update_camera();
@@ -641,7 +643,7 @@ impl SpeedEstimator {
             cam.footprint_centre(b, axis, super::class_size(class), raw_m)
         });
         let (ground_m, in_zone) = match (footprint, self.zone_ground_m.as_deref()) {
-            (Some(g), Some(poly)) => (g, point_in_polygon(poly, g)),
+            (Some(g), Some(poly)) => (g, super::point_in_polygon(poly, g)),
             _ => (raw_m, self.zone.contains(image_px)),
         };
         let sample = Sample {
@@ -1096,38 +1098,4 @@ fn margin_m(h: &Homography, zone: &Zone, cfg: &SpeedConfig) -> f64 {
         return 0.0;
     }
     zone.length_m(h).map_or(0.0, |len| share * len)
-}
-
-/// Whether ground point `q` lies inside polygon `poly` (even-odd rule).
-fn point_in_polygon(poly: &[[f64; 2]], q: [f64; 2]) -> bool {
-    let mut inside = false;
-    let mut j = poly.len().wrapping_sub(1);
-    for i in 0..poly.len() {
-        let (a, b) = (poly[i], poly[j]);
-        if (a[1] > q[1]) != (b[1] > q[1]) {
-            let x = a[0] + (q[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1]);
-            if q[0] < x {
-                inside = !inside;
-            }
-        }
-        j = i;
-    }
-    inside
-}
-
-/// Unit vector along the longer principal axis of a polygon's vertices.
-fn principal_axis(poly: &[[f64; 2]]) -> [f64; 2] {
-    let n = poly.len().max(1) as f64;
-    let c = poly
-        .iter()
-        .fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
-    let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
-    for p in poly {
-        let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
-        sxx += dx * dx;
-        syy += dy * dy;
-        sxy += dx * dy;
-    }
-    let angle = 0.5 * (2.0 * sxy).atan2(sxx - syy);
-    [angle.cos(), angle.sin()]
 }

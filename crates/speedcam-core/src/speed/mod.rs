@@ -53,5 +53,5 @@ pub use fit::{
 pub use homography::{CalibrationError, CalibrationReport, Homography};
 pub use lines::{SpeedLines, SpeedLinesError, LINES_DISTANCE_TOLERANCE_M};
 pub use uncertainty::{student_t_cdf, student_t_quantile, CalibrationUncertainty};
-pub(crate) use zone::polygon_edge_distance;
+pub(crate) use zone::{point_in_polygon, polygon_edge_distance, principal_axis};
 pub use zone::{Zone, ZoneError};

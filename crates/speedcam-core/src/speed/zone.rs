@@ -85,21 +85,7 @@ impl Zone {
     /// Whether an image point is inside (even-odd rule; points exactly on an edge may go either
     /// way, which is harmless for sampling).
     pub fn contains(&self, p_px: [f64; 2]) -> bool {
-        let (x, y) = (p_px[0], p_px[1]);
-        let n = self.polygon_px.len();
-        let mut inside = false;
-        let mut j = n - 1;
-        for i in 0..n {
-            let (a, b) = (self.polygon_px[i], self.polygon_px[j]);
-            if (a[1] > y) != (b[1] > y) {
-                let x_cross = a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1]);
-                if x < x_cross {
-                    inside = !inside;
-                }
-            }
-            j = i;
-        }
-        inside
+        point_in_polygon(&self.polygon_px, p_px)
     }
 
     /// Extent of the zone on the ground along its longest principal axis, m (for a zone drawn
@@ -110,20 +96,7 @@ impl Zone {
             .iter()
             .map(|&p| h.image_to_world(p))
             .collect::<Option<_>>()?;
-        let n = ground.len() as f64;
-        let c = ground
-            .iter()
-            .fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
-        let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
-        for p in &ground {
-            let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
-            sxx += dx * dx;
-            syy += dy * dy;
-            sxy += dx * dy;
-        }
-        // Direction of the larger eigenvalue of the 2x2 scatter matrix.
-        let angle = 0.5 * (2.0 * sxy).atan2(sxx - syy);
-        let (ux, uy) = (angle.cos(), angle.sin());
+        let [ux, uy] = principal_axis(&ground);
         let proj = ground.iter().map(|p| p[0] * ux + p[1] * uy);
         let (lo, hi) = proj.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
@@ -175,6 +148,42 @@ fn segments_cross(p1: [f64; 2], p2: [f64; 2], q1: [f64; 2], q2: [f64; 2]) -> boo
 
 /// Distance from `q` to the nearest edge of the closed polygon `poly` (any unit, the same for
 /// both); infinite for an empty polygon.
+/// Whether `q` lies inside polygon `poly` (even-odd rule; any units).
+pub(crate) fn point_in_polygon(poly: &[[f64; 2]], q: [f64; 2]) -> bool {
+    let mut inside = false;
+    let mut j = poly.len().wrapping_sub(1);
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[j]);
+        if (a[1] > q[1]) != (b[1] > q[1]) {
+            let x = a[0] + (q[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1]);
+            if q[0] < x {
+                inside = !inside;
+            }
+        }
+        j = i;
+    }
+    inside
+}
+
+/// Unit vector along the larger principal axis of the polygon's vertices (for a zone drawn along
+/// a road: the road's direction).
+pub(crate) fn principal_axis(poly: &[[f64; 2]]) -> [f64; 2] {
+    let n = poly.len().max(1) as f64;
+    let c = poly
+        .iter()
+        .fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
+    let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+    for p in poly {
+        let (dx, dy) = (p[0] - c[0], p[1] - c[1]);
+        sxx += dx * dx;
+        syy += dy * dy;
+        sxy += dx * dy;
+    }
+    // Direction of the larger eigenvalue of the 2x2 scatter matrix.
+    let angle = 0.5 * (2.0 * sxy).atan2(sxx - syy);
+    [angle.cos(), angle.sin()]
+}
+
 pub(crate) fn polygon_edge_distance(poly: &[[f64; 2]], q: [f64; 2]) -> f64 {
     (0..poly.len())
         .map(|i| segment_distance(poly[i], poly[(i + 1) % poly.len()], q))

@@ -40,7 +40,6 @@ use super::{
 };
 use crate::camera::{Camera, CameraSpec};
 use crate::scene::{lane_centre_y_m, road_half_width_m};
-use crate::truth::calibration_points;
 use crate::{occluded_fraction, Direction, SceneSpec, VehicleClass};
 use serde::Serialize;
 
@@ -658,25 +657,7 @@ fn draw_geometry(rng: &mut Rng, spec: &HardSpec, noise: &NoiseSpec) -> Option<Ge
                 .all(|s| cuboid_box(&cam, g, *s).is_some_and(|b| box_fully_in(&cam, b, 2.0)))
         },
     )?;
-    let cal = calibration_points(&spec_scene, &cam, &zone).ok()?;
-    let cal_image_px = cal
-        .image_px
-        .iter()
-        .map(|p| {
-            [
-                p[0] + noise.calibration_sigma_px * rng.gauss(),
-                p[1] + noise.calibration_sigma_px * rng.gauss(),
-            ]
-        })
-        .collect();
-    Some(Geometry {
-        cam,
-        lanes,
-        zone,
-        zone_px,
-        cal_image_px,
-        cal_world_m: cal.world_m,
-    })
+    super::surveyed_geometry(&spec_scene, cam, lanes, (zone, zone_px), noise, rng)
 }
 
 /// Draws a class by the family's shares.
