@@ -93,6 +93,8 @@ pub(crate) struct RawTracker {
     pub tentative_buffer: Option<Spanned<f64>>,
     #[serde(default)]
     pub class_merge_iou: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub stationary_max_age_s: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -396,12 +396,21 @@ impl Tracker {
         }
     }
 
-    /// Removes confirmed tracks unmatched for longer than `max_age_s`.
+    /// Removes confirmed tracks unmatched for longer than `max_age_s` (`stationary_max_age_s`
+    /// for a track standing still).
     fn expire(&mut self, t_s: f64) -> Vec<EndedTrack> {
-        let max_age_s = self.cfg.max_age_s;
+        let (max_age_s, still_age_s) = (self.cfg.max_age_s, self.cfg.stationary_max_age_s);
         let mut ended = Vec::new();
         self.tracks.retain(|t| {
-            let alive = t_s - t.last_hit_t_s <= max_age_s;
+            let (vx, vy) = t.kf.velocity_px_s();
+            let b = t.kf.bbox();
+            let still = vx.hypot(vy) < 0.1 * f64::from(b.y2 - b.y1);
+            let age_s = if still {
+                max_age_s.max(still_age_s)
+            } else {
+                max_age_s
+            };
+            let alive = t_s - t.last_hit_t_s <= age_s;
             if !alive {
                 ended.push(t.ended());
             }

@@ -64,6 +64,11 @@ pub struct TrackerConfig {
     pub min_hits: u32,
     /// A confirmed track dies after this many seconds without a matched detection.
     pub max_age_s: f64,
+    /// ... unless it stands still (its box moves less than a tenth of its height per second):
+    /// then after this many seconds. A vehicle waiting in a queue is often hidden by the traffic
+    /// passing in front of it for longer than `max_age_s`; it reappears where it stood, and a new
+    /// track there would split its passage into two verdicts with wrong speeds.
+    pub stationary_max_age_s: f64,
 }
 
 impl Default for TrackerConfig {
@@ -79,6 +84,7 @@ impl Default for TrackerConfig {
             tentative_buffer: 0.5,
             min_hits: 3,
             max_age_s: 1.0,
+            stationary_max_age_s: 10.0,
         }
     }
 }

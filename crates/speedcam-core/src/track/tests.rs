@@ -418,3 +418,58 @@ fn a_bus_split_between_bus_and_truck_is_one_confirmed_track() {
     assert!((last.class_scores[1].1 - 9.0 * 0.46 / 12.0).abs() < 1e-4);
     assert!((last.class_scores[0].1 - (9.0 * 0.45 + 3.0 * 0.55) / 12.0).abs() < 1e-4);
 }
+
+/// A vehicle standing in a queue and hidden for 5 s by passing traffic keeps its track (it
+/// reappears where it stood); a moving vehicle's track still ends after `max_age_s`.
+#[test]
+fn a_vehicle_standing_still_survives_a_long_occlusion() {
+    let cfg = TrackerConfig::default();
+    let still_box = |t: f64| Detection {
+        bbox: BBox {
+            x1: 400.0 + (0.3 * t).sin() as f32 * 0.2,
+            y1: 300.0,
+            x2: 480.0,
+            y2: 360.0,
+        },
+        score: 0.9,
+        class_id: 2,
+        class: "car",
+    };
+    let mut tracker = Tracker::new(cfg.clone());
+    let mut t = 0.0;
+    for _ in 0..50 {
+        tracker.update(t, &[still_box(t)]);
+        t += 0.04;
+    }
+    let hidden_until = t + 5.0;
+    while t < hidden_until {
+        let out = tracker.update(t, &[]);
+        assert!(out.ended.is_empty(), "ended while hidden at {t:.2} s");
+        t += 0.04;
+    }
+    let out = tracker.update(t, &[still_box(t)]);
+    assert_eq!(out.tracks.len(), 1);
+    assert_eq!(out.tracks[0].id, 1, "the same track after the occlusion");
+
+    // Moving at 200 px/s: gone after max_age_s.
+    let mut tracker = Tracker::new(cfg.clone());
+    let moving = |t: f64| Detection {
+        bbox: BBox::from_center(100.0 + 200.0 * t as f32, 300.0, 80.0, 60.0),
+        ..still_box(0.0)
+    };
+    let mut t = 0.0;
+    for _ in 0..20 {
+        tracker.update(t, &[moving(t)]);
+        t += 0.04;
+    }
+    let last_hit = t - 0.04;
+    let mut ended_at = None;
+    while ended_at.is_none() && t < last_hit + 3.0 {
+        if !tracker.update(t, &[]).ended.is_empty() {
+            ended_at = Some(t);
+        }
+        t += 0.04;
+    }
+    let ended_at = ended_at.expect("the moving track ends");
+    assert!(ended_at - last_hit <= cfg.max_age_s + 0.05, "{ended_at}");
+}

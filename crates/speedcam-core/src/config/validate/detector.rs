@@ -192,6 +192,13 @@ impl Validator<'_> {
                 0.05,
                 60.0,
             ),
+            stationary_max_age_s: self.float(
+                "tracker.stationary_max_age_s",
+                &t.stationary_max_age_s,
+                TrackerConfig::default().stationary_max_age_s,
+                0.05,
+                600.0,
+            ),
             duplicate_overlap: self.float(
                 "tracker.duplicate_overlap",
                 &t.duplicate_overlap,
