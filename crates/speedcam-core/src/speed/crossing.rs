@@ -154,6 +154,8 @@ pub(crate) fn stopped_s(
 struct Edge {
     t_s: f64,
     var_t_per_sigma2: f64,
+    /// Variance of the crossing time from the local model's choice, s².
+    model_var_t_s2: f64,
     wssr: f64,
     n: usize,
     edf: f64,
@@ -202,9 +204,13 @@ fn edge_crossing(rows: &[Row], iso: &[f64], edge_m: f64) -> Option<Edge> {
             var_s += g[r] * cov[r][c] * g[c];
         }
     }
+    // Model error: how far the straight-line fit of the same window puts the crossing (the
+    // quadratic is a local approximation of a vehicle braking into or starting from a queue).
+    let model_var_t_s2 = time_at(&b_lin, t0, edge_m).map_or(0.0, |t_lin| (t_lin - t_e).powi(2));
     Some(Edge {
         t_s: t_e,
         var_t_per_sigma2: var_s / (v * v),
+        model_var_t_s2,
         wssr: wssr(&beta),
         n: local.len(),
         edf,
@@ -238,7 +244,9 @@ pub(crate) fn fit_zone_crossings(
     let dof = (a.n + b.n) as f64 - a.edf - b.edf;
     let sigma2 = (a.wssr + b.wssr) / dof.max(1.0);
     let speed_m_s = (exit_m - entry_m) / dt_s;
-    let se = speed_m_s * (sigma2 * (a.var_t_per_sigma2 + b.var_t_per_sigma2)).sqrt() / dt_s;
+    let var_t_s2 =
+        sigma2 * (a.var_t_per_sigma2 + b.var_t_per_sigma2) + a.model_var_t_s2 + b.model_var_t_s2;
+    let se = speed_m_s * var_t_s2.sqrt() / dt_s;
     let perp = [-dir[1], dir[0]];
     let lateral_wssr: f64 = samples
         .iter()
