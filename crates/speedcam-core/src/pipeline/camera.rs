@@ -14,13 +14,10 @@ use crate::frame::Frame;
 use crate::schedule::TrackView;
 use crate::speed::{CalibrationUncertainty, Passage, SpeedEstimator};
 use crate::stats::{Stage, StageTimes};
-use crate::track::{Tracker, TrackerConfig, TrackerOutput};
+use crate::track::{EndedTrack, Tracker, TrackerConfig, TrackerOutput};
 use std::collections::HashMap;
 use std::time::Instant;
 use time::OffsetDateTime;
-
-/// A track's majority class and its mean score per class.
-type TrackClass = (&'static str, Vec<(&'static str, f32)>);
 
 /// A finished verdict ready to store and publish.
 #[derive(Debug, Clone)]
@@ -55,9 +52,6 @@ pub struct CameraPipeline {
     pending: HashMap<u64, Vec<(f64, &'static str, BBox)>>,
     /// Confirmed tracks still alive, to measure them at end of stream.
     live: std::collections::HashSet<u64>,
-    /// Per confirmed track: its majority class and mean score per class, as of its last
-    /// detection (the verdict reports them; a big vehicle's class flickers).
-    classes: HashMap<u64, TrackClass>,
     /// The last frame's time and wall clock, to date verdicts of tracks that end.
     last_time: Option<(f64, OffsetDateTime)>,
     /// The live tracks after the last frame, for the frame scheduler.
@@ -97,7 +91,6 @@ impl CameraPipeline {
             candidates: HashMap::new(),
             pending: HashMap::new(),
             live: Default::default(),
-            classes: HashMap::new(),
             last_time: None,
             views: Vec::new(),
             recording: None,
@@ -191,10 +184,9 @@ impl CameraPipeline {
         ended.sort_unstable();
         for id in ended {
             if let Some(m) = self.speed.end_track(id) {
-                out.extend(self.verdicts(m));
+                out.extend(self.verdicts(m, None));
             }
             self.candidates.remove(&id);
-            self.classes.remove(&id);
         }
         out
     }
@@ -217,31 +209,25 @@ impl CameraPipeline {
             if let Some(early) = self.pending.remove(&tr.id) {
                 for (t, class, bbox) in early {
                     if let Some(m) = self.speed.observe(tr.id, class, t, &bbox) {
-                        verdicts.extend(self.verdicts(m));
+                        verdicts.extend(self.verdicts(m, None));
                     }
                 }
             }
             self.live.insert(tr.id);
-            self.classes
-                .insert(tr.id, (tr.class, tr.class_scores.clone()));
             if let Some(frame) = frame {
                 self.keep_candidate(frame, tr.id, &det.bbox);
             }
             if let Some(m) = self.speed.observe(tr.id, tr.class, t_s, &det.bbox) {
-                verdicts.extend(self.verdicts(m));
+                verdicts.extend(self.verdicts(m, None));
             }
         }
         for e in &out.ended {
             self.pending.remove(&e.id);
             self.live.remove(&e.id);
-            if self.classes.contains_key(&e.id) {
-                self.classes.insert(e.id, (e.class, e.class_scores.clone()));
-            }
             if let Some(m) = self.speed.end_track(e.id) {
-                verdicts.extend(self.verdicts(m));
+                verdicts.extend(self.verdicts(m, Some(e)));
             }
             self.candidates.remove(&e.id);
-            self.classes.remove(&e.id);
         }
         verdicts
     }
@@ -270,9 +256,15 @@ impl CameraPipeline {
 
     /// The measurement record of a passage with its identity, class, limits, time and model
     /// filled in, and no speed yet.
-    fn base_event(&self, passage: &Passage) -> Event {
+    /// `ended` is the track's summary when the tracker has just ended it; a live track's class
+    /// and per-class scores come from the tracker.
+    fn base_event(&self, passage: &Passage, ended: Option<&EndedTrack>) -> Event {
         let track_id = passage.track_id();
-        let (class, class_scores) = match self.classes.get(&track_id) {
+        let classes = match ended {
+            Some(e) => Some((e.class, e.class_scores.clone())),
+            None => self.tracker.class_of(track_id),
+        };
+        let (class, class_scores) = match classes {
             Some((class, scores)) => (
                 class.to_string(),
                 scores
@@ -327,9 +319,9 @@ impl CameraPipeline {
 
     /// The measurement record, plus a speeding record when over limit + tolerance. A passage
     /// without a speed gives a measurement record without one, never a speeding record.
-    fn verdicts(&mut self, passage: Passage) -> Vec<Verdict> {
+    fn verdicts(&mut self, passage: Passage, ended: Option<&EndedTrack>) -> Vec<Verdict> {
         let track_id = passage.track_id();
-        let base = self.base_event(&passage);
+        let base = self.base_event(&passage, ended);
         let m = match passage {
             Passage::Measured(m) => m,
             Passage::Unmeasured(u) => {

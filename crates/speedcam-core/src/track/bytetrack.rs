@@ -141,7 +141,6 @@ impl Track {
             detection: self.detection.clone(),
             confirmed: self.confirmed,
             class: self.class(),
-            class_scores: self.class_scores(),
             hits: self.hits,
             velocity_px_s: (vx as f32, vy as f32),
         }
@@ -325,6 +324,14 @@ impl Tracker {
         let mut ended: Vec<EndedTrack> = self.tracks.drain(..).map(|t| t.ended()).collect();
         ended.sort_by_key(|e| e.id);
         ended
+    }
+
+    /// A live track's majority class and mean score per class over its matched detections, best
+    /// first (a vehicle whose class flickers has several; a fused detection counts for each of
+    /// its classes). Computed on demand: only a verdict needs it.
+    pub fn class_of(&self, id: u64) -> Option<(&'static str, Vec<(&'static str, f32)>)> {
+        let t = self.tracks.iter().find(|t| t.id == id)?;
+        Some((t.class(), t.class_scores()))
     }
 
     /// Number of live tracks.

@@ -112,9 +112,6 @@ pub struct TrackState {
     pub confirmed: bool,
     /// Class by majority vote over the matched detections (ties: the earliest seen class).
     pub class: &'static str,
-    /// Mean score per class over the matched detections, best first (a vehicle whose class
-    /// flickers has several; a fused detection counts for each of its classes).
-    pub class_scores: Vec<(&'static str, f32)>,
     /// Matched detections so far.
     pub hits: u32,
     /// Filtered velocity of the box centre, px/s.

@@ -412,11 +412,13 @@ fn a_bus_split_between_bus_and_truck_is_one_confirmed_track() {
     let last = last.expect("a live track");
     assert!(last.confirmed);
     assert_eq!(last.class, "bus");
-    let names: Vec<&str> = last.class_scores.iter().map(|c| c.0).collect();
-    assert_eq!(names, ["truck", "bus"], "{:?}", last.class_scores);
+    let (class, scores) = tracker.class_of(last.id).expect("live");
+    assert_eq!(class, "bus");
+    let names: Vec<&str> = scores.iter().map(|c| c.0).collect();
+    assert_eq!(names, ["truck", "bus"], "{scores:?}");
     // Mean over the 12 detections: bus 9 x 0.46; truck 9 x 0.45 + 3 x 0.55.
-    assert!((last.class_scores[1].1 - 9.0 * 0.46 / 12.0).abs() < 1e-4);
-    assert!((last.class_scores[0].1 - (9.0 * 0.45 + 3.0 * 0.55) / 12.0).abs() < 1e-4);
+    assert!((scores[1].1 - 9.0 * 0.46 / 12.0).abs() < 1e-4);
+    assert!((scores[0].1 - (9.0 * 0.45 + 3.0 * 0.55) / 12.0).abs() < 1e-4);
 }
 
 /// A vehicle standing in a queue and hidden for 5 s by passing traffic keeps its track (it
