@@ -10,7 +10,7 @@
 //! fit of the whole passage, since vehicles do not reverse. The same monotone fit says how long
 //! the vehicle stood still (`stopped_s`).
 
-use super::fit::{line_polygon_span, solve_motion, time_at};
+use super::fit::{line_polygon_span, motion_wssr, solve_motion, time_at};
 use super::{GroundSample, MotionFit};
 
 /// Below this mean speed over [`STOP_WINDOW_S`], m/s, a vehicle counts as standing still.
@@ -42,16 +42,8 @@ fn along_track(samples: &[GroundSample], dir: [f64; 2], origin: [f64; 2]) -> (Ve
     let mut rows: Vec<Row> = samples
         .iter()
         .map(|s| {
-            let c = s.cov_m2_per_px2;
-            let var = dir[0] * dir[0] * c[0][0]
-                + 2.0 * dir[0] * dir[1] * c[0][1]
-                + dir[1] * dir[1] * c[1][1];
-            let pos = (s.ground_m[0] - origin[0]) * dir[0] + (s.ground_m[1] - origin[1]) * dir[1];
-            Row {
-                t_s: s.t_s,
-                s_m: pos,
-                w: 1.0 / var.max(1e-300),
-            }
+            let (s_m, w) = s.along(origin, dir);
+            Row { t_s: s.t_s, s_m, w }
         })
         .collect();
     rows.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
@@ -172,16 +164,7 @@ fn edge_crossing(rows: &[Row], iso: &[f64], edge_m: f64) -> Option<Edge> {
     if local.len() < EDGE_MIN_SAMPLES {
         return None;
     }
-    let wssr = |beta: &[f64; 3]| -> f64 {
-        local
-            .iter()
-            .map(|&(t, s, w)| {
-                let tau = t - t0;
-                let r = s - beta[0] - beta[1] * tau - 0.5 * beta[2] * tau * tau;
-                w * r * r
-            })
-            .sum()
-    };
+    let wssr = |beta: &[f64; 3]| motion_wssr(&local, t0, beta);
     let m = local.len() as f64;
     let (b_lin, _, _) = solve_motion(&local, t0, 2, 0.0)?;
     let mut sigma2 = wssr(&b_lin) / (m - 2.0).max(1.0);
@@ -251,12 +234,8 @@ pub(crate) fn fit_zone_crossings(
     let lateral_wssr: f64 = samples
         .iter()
         .map(|s| {
-            let c = s.cov_m2_per_px2;
-            let var = perp[0] * perp[0] * c[0][0]
-                + 2.0 * perp[0] * perp[1] * c[0][1]
-                + perp[1] * perp[1] * c[1][1];
-            let off = (s.ground_m[0] - origin[0]) * perp[0] + (s.ground_m[1] - origin[1]) * perp[1];
-            off * off / var.max(1e-300)
+            let (off, w) = s.along(origin, perp);
+            w * off * off
         })
         .sum();
     let ssr_m: f64 = rows

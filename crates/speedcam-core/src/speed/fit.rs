@@ -104,6 +104,29 @@ pub struct GroundSample {
     pub cov_m2_per_px2: [[f64; 2]; 2],
 }
 
+impl GroundSample {
+    /// Offset of the sample from `origin` along the unit vector `d`, m, and the inverse of its
+    /// variance along `d` per px² of box noise (`d' C d`), 1/m².
+    pub(crate) fn along(&self, origin: [f64; 2], d: [f64; 2]) -> (f64, f64) {
+        let c = self.cov_m2_per_px2;
+        let var = d[0] * d[0] * c[0][0] + 2.0 * d[0] * d[1] * c[0][1] + d[1] * d[1] * c[1][1];
+        let off = (self.ground_m[0] - origin[0]) * d[0] + (self.ground_m[1] - origin[1]) * d[1];
+        (off, 1.0 / var.max(1e-300))
+    }
+}
+
+/// Weighted sum of squared residuals of rows `(t_s, s_m, weight)` about the motion
+/// `s(t) = b0 + b1 tau + b2 tau²/2`, `tau = t - tc`.
+pub(super) fn motion_wssr(rows: &[(f64, f64, f64)], tc: f64, beta: &[f64; 3]) -> f64 {
+    rows.iter()
+        .map(|&(t, s, w)| {
+            let tau = t - tc;
+            let r = s - beta[0] - beta[1] * tau - 0.5 * beta[2] * tau * tau;
+            w * r * r
+        })
+        .sum()
+}
+
 /// Settings of [`fit_zone_motion`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MotionFitOptions {
@@ -356,23 +379,12 @@ pub fn fit_zone_motion(
         };
         let origin = line.p_mean_m;
         let along = |s: &GroundSample| -> (f64, f64, f64) {
-            let c = s.cov_m2_per_px2;
-            let var = dir[0] * dir[0] * c[0][0]
-                + 2.0 * dir[0] * dir[1] * c[0][1]
-                + dir[1] * dir[1] * c[1][1];
-            let pos = (s.ground_m[0] - origin[0]) * dir[0] + (s.ground_m[1] - origin[1]) * dir[1];
-            (s.t_s, pos, 1.0 / var.max(1e-300))
+            let (pos, w) = s.along(origin, dir);
+            (s.t_s, pos, w)
         };
         let perp = [-dir[1], dir[0]];
         // Lateral offset from the fitted path (m) and its weight (1/m² per px²).
-        let lateral = |s: &GroundSample| -> (f64, f64) {
-            let c = s.cov_m2_per_px2;
-            let var = perp[0] * perp[0] * c[0][0]
-                + 2.0 * perp[0] * perp[1] * c[0][1]
-                + perp[1] * perp[1] * c[1][1];
-            let off = (s.ground_m[0] - origin[0]) * perp[0] + (s.ground_m[1] - origin[1]) * perp[1];
-            (off, 1.0 / var.max(1e-300))
-        };
+        let lateral = |s: &GroundSample| s.along(origin, perp);
         let rows: Vec<(f64, f64, f64)> = kept.iter().map(|s| along(s)).collect();
         let lateral_wssr: f64 = kept
             .iter()
@@ -385,15 +397,7 @@ pub fn fit_zone_motion(
         let tc = rows.iter().map(|r| r.2 * r.0).sum::<f64>() / w_sum;
         // Noise scale from the constant-speed fit, then the prior's precision in those units.
         let (b_lin, cov_lin, _) = solve_motion(&rows, tc, 2, 0.0)?;
-        let wssr = |beta: &[f64; 3]| -> f64 {
-            rows.iter()
-                .map(|&(t, s, w)| {
-                    let tau = t - tc;
-                    let r = s - beta[0] - beta[1] * tau - 0.5 * beta[2] * tau * tau;
-                    w * r * r
-                })
-                .sum()
-        };
+        let wssr = |beta: &[f64; 3]| motion_wssr(&rows, tc, beta);
         let m = rows.len() as f64;
         let mut sigma2 = wssr(&b_lin) / (m - 2.0).max(1.0);
         let (mut beta, mut cov, mut edf) = (b_lin, [[0.0; 3]; 3], 2.0);
