@@ -5,9 +5,9 @@
 //! `cargo run --release -p speedcam-synth --example estimator_reasons -- [FAMILY [CASES
 //! [CONDITION]]]` (default: hard, 100 cases, the family's first condition).
 
-use speedcam_core::detect::BBox;
-use speedcam_core::speed::SpeedConfig;
-use speedcam_synth::accuracy::{case_camera_config, generate_case, BenchConfig, Family};
+use speedcam_synth::accuracy::{
+    case_camera_config, generate_case, oracle_passage, BenchConfig, Family,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -64,30 +64,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tally: BTreeMap<(String, String), u32> = BTreeMap::new();
     for i in 0..cfg.cases {
         let case = generate_case(&cfg, condition, i)?;
-        let cam = case_camera_config(&case, &SpeedConfig::default())?;
+        let cam = case_camera_config(&case, &family.speed_config())?;
         let mut est = speedcam_core::pipeline::camera::speed_estimator(&cam);
         for v in case.vehicles.iter().filter(|v| v.crossed_zone) {
             log.take();
-            let id = u64::from(v.id);
-            let mut m = None;
-            for (&t, rows) in case.frame_times_s.iter().zip(&case.detections) {
-                let best = rows
-                    .iter()
-                    .filter(|r| r.vehicle_id == Some(v.id))
-                    .reduce(|a, b| if b.score > a.score { b } else { a });
-                if let (Some(r), None) = (best, &m) {
-                    let b = r.bbox_px.map(|x| x as f32);
-                    let bbox = BBox {
-                        x1: b[0],
-                        y1: b[1],
-                        x2: b[2],
-                        y2: b[3],
-                    };
-                    m = est.observe(id, "car", t, &bbox);
-                }
-            }
-            let m = m.or_else(|| est.end_track(id));
-            est.end_track(id);
+            let m = oracle_passage(&mut est, &case, v);
             let reason = match m {
                 Some(speedcam_core::speed::Passage::Measured(_)) => "measured".to_string(),
                 Some(speedcam_core::speed::Passage::Unmeasured(u)) => {
@@ -96,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 None => log
                     .take()
                     .lines()
-                    .filter_map(|l| l.split("no speed: ").nth(1))
+                    .filter_map(|l| l.split("no passage: ").nth(1))
                     .next_back()
                     .and_then(|r| r.split(" track_id").next())
                     .unwrap_or("fewer than min_samples box bottom-centres in the zone")

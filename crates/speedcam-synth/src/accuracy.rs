@@ -56,7 +56,8 @@ use speedcam_core::detect::{BBox, Detection};
 use speedcam_core::event::EventType;
 use speedcam_core::pipeline::CameraPipeline;
 use speedcam_core::speed::{
-    CalibrationError, GroundContact, Homography, Passage, SpeedConfig, Zone, ZoneError,
+    CalibrationError, GroundContact, Homography, Passage, SpeedConfig, SpeedEstimator, Zone,
+    ZoneError,
 };
 use speedcam_core::stats::StageTimes;
 use speedcam_core::track::{Tracker, TrackerConfig};
@@ -240,6 +241,20 @@ impl Family {
             Family::Standard => "standard",
             Family::Hard => "hard",
             Family::Heldout => "heldout",
+        }
+    }
+
+    /// The estimator settings the family is measured with: the standard family's vehicles are
+    /// flat billboards (the box bottom is the contact), the others 3-D, as the daemon's default
+    /// assumes.
+    pub fn speed_config(self) -> SpeedConfig {
+        SpeedConfig {
+            ground_contact: if self == Family::Standard {
+                GroundContact::BoxBottom
+            } else {
+                GroundContact::Cuboid
+            },
+            ..SpeedConfig::default()
         }
     }
 }
@@ -750,6 +765,24 @@ fn capture_frames(rng: &mut Rng, condition: &Condition, end_s: f64) -> (Vec<f64>
     (frame_times_s, detected)
 }
 
+/// The vehicles with `crossed_zone` set: entered and left the zone between the first and the
+/// last capture time.
+fn mark_crossed(
+    vehicles: impl Iterator<Item = TruthVehicle>,
+    frame_times_s: &[f64],
+) -> Vec<TruthVehicle> {
+    let (t_first, t_last) = (
+        frame_times_s.first().copied().unwrap_or(0.0),
+        frame_times_s.last().copied().unwrap_or(0.0),
+    );
+    vehicles
+        .map(|mut v| {
+            v.crossed_zone = v.zone_entry_s >= t_first && v.zone_exit_s <= t_last;
+            v
+        })
+        .collect()
+}
+
 /// Starts a false positive with probability `rate` (a random box living 1-6 detected frames) and
 /// adds a noisy row for each live one to `rows`.
 fn false_positive_rows(
@@ -843,18 +876,7 @@ pub fn generate_case(
         detections.push(rows);
     }
 
-    let (t_first, t_last) = (
-        frame_times_s.first().copied().unwrap_or(0.0),
-        frame_times_s.last().copied().unwrap_or(0.0),
-    );
-    let vehicles = motions
-        .into_iter()
-        .map(|m| {
-            let mut v = m.truth;
-            v.crossed_zone = v.zone_entry_s >= t_first && v.zone_exit_s <= t_last;
-            v
-        })
-        .collect();
+    let vehicles = mark_crossed(motions.into_iter().map(|m| m.truth), &frame_times_s);
     Ok(AccuracyCase {
         name,
         condition: condition.clone(),
@@ -1247,29 +1269,38 @@ fn detection(r: &MotBox) -> Detection {
 /// the speed estimator fed its boxes (the best-scoring one of each frame) as one track.
 fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<Option<(f64, [f64; 2])>> {
     let mut est = speedcam_core::pipeline::camera::speed_estimator(cam);
-    let mut out = Vec::new();
-    for v in case.vehicles.iter().filter(|v| v.crossed_zone) {
-        let id = u64::from(v.id);
-        let mut m = None;
-        for (&t, rows) in case.frame_times_s.iter().zip(&case.detections) {
-            let best = rows
-                .iter()
-                .filter(|r| r.vehicle_id == Some(v.id))
-                .reduce(|a, b| if b.score > a.score { b } else { a });
-            if let Some(r) = best {
-                if m.is_none() {
-                    m = est.observe(id, "car", t, &detection(r).bbox);
-                }
-            }
-        }
-        out.push(
-            m.or_else(|| est.end_track(id))
+    case.vehicles
+        .iter()
+        .filter(|v| v.crossed_zone)
+        .map(|v| {
+            oracle_passage(&mut est, case, v)
                 .and_then(Passage::measured)
-                .map(|m| (m.speed_kmh, m.speed_ci95_kmh)),
-        );
-        est.end_track(id);
+                .map(|m| (m.speed_kmh, m.speed_ci95_kmh))
+        })
+        .collect()
+}
+
+/// What the speed estimator `est` makes of vehicle `v` fed its boxes (the best-scoring one of
+/// each frame) as one track, with no tracker: the passage, or None when it is no passage.
+pub fn oracle_passage(
+    est: &mut SpeedEstimator,
+    case: &AccuracyCase,
+    v: &TruthVehicle,
+) -> Option<Passage> {
+    let id = u64::from(v.id);
+    let mut m = None;
+    for (&t, rows) in case.frame_times_s.iter().zip(&case.detections) {
+        let best = rows
+            .iter()
+            .filter(|r| r.vehicle_id == Some(v.id))
+            .reduce(|a, b| if b.score > a.score { b } else { a });
+        if let (Some(r), None) = (best, &m) {
+            m = est.observe(id, "car", t, &detection(r).bbox);
+        }
     }
-    out
+    let m = m.or_else(|| est.end_track(id));
+    est.end_track(id);
+    m
 }
 
 /// See [`CaseEval::plain_ls_errors_kmh`].

@@ -5,7 +5,7 @@ use super::{
     evaluate_case, format_group_table, format_table, generate_case, summarize, summarize_groups,
     write_case, BenchConfig, BenchError, CaseEval, Family,
 };
-use speedcam_core::speed::{GroundContact, SpeedConfig};
+use speedcam_core::speed::SpeedConfig;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -88,14 +88,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, S
         cfg: BenchConfig::for_family(family),
         // The standard family's vehicles are flat billboards (the box bottom is the contact);
         // the others are 3-D, as the daemon's default assumes.
-        speed: SpeedConfig {
-            ground_contact: if family == Family::Standard {
-                GroundContact::BoxBottom
-            } else {
-                GroundContact::Cuboid
-            },
-            ..SpeedConfig::default()
-        },
+        speed: family.speed_config(),
         out: None,
         conditions: Vec::new(),
         case: None,

@@ -998,18 +998,7 @@ pub(crate) fn generate_case(
         detections.push(rows);
     }
 
-    let (t_first, t_last) = (
-        frame_times_s.first().copied().unwrap_or(0.0),
-        frame_times_s.last().copied().unwrap_or(0.0),
-    );
-    let vehicles = vehicles
-        .into_iter()
-        .map(|v| {
-            let mut truth = v.truth;
-            truth.crossed_zone = truth.zone_entry_s >= t_first && truth.zone_exit_s <= t_last;
-            truth
-        })
-        .collect();
+    let vehicles = super::mark_crossed(vehicles.into_iter().map(|v| v.truth), &frame_times_s);
     Ok(AccuracyCase {
         name,
         condition: condition.clone(),
