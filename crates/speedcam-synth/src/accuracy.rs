@@ -1281,13 +1281,29 @@ fn oracle_measurements(case: &AccuracyCase, cam: &CameraConfig) -> Vec<Option<(f
 }
 
 /// What the speed estimator `est` makes of vehicle `v` fed its boxes (the best-scoring one of
-/// each frame) as one track, with no tracker: the passage, or None when it is no passage.
+/// each frame) as one track under its majority class, with no tracker: the passage, or None
+/// when it is no passage.
 pub fn oracle_passage(
     est: &mut SpeedEstimator,
     case: &AccuracyCase,
     v: &TruthVehicle,
 ) -> Option<Passage> {
     let id = u64::from(v.id);
+    // The class the tracker would report: the one the detector gave the vehicle most often.
+    let mut votes: Vec<(&'static str, u32)> = Vec::new();
+    for r in case.detections.iter().flatten() {
+        if r.vehicle_id == Some(v.id) {
+            let class = detection(r).class;
+            match votes.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, n)) => *n += 1,
+                None => votes.push((class, 1)),
+            }
+        }
+    }
+    let class = votes
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or("car", |(c, _)| *c);
     let mut m = None;
     for (&t, rows) in case.frame_times_s.iter().zip(&case.detections) {
         let best = rows
@@ -1295,7 +1311,7 @@ pub fn oracle_passage(
             .filter(|r| r.vehicle_id == Some(v.id))
             .reduce(|a, b| if b.score > a.score { b } else { a });
         if let (Some(r), None) = (best, &m) {
-            m = est.observe(id, "car", t, &detection(r).bbox);
+            m = est.observe(id, class, t, &detection(r).bbox);
         }
     }
     let m = m.or_else(|| est.end_track(id));
