@@ -338,23 +338,13 @@ pub struct SpeedEstimator {
 impl SpeedEstimator {
     /// An estimator for one camera's calibration and zone.
     pub fn new(h: Homography, zone: Zone, cfg: SpeedConfig) -> Self {
-        let zone_ground_m = zone
-            .polygon_px()
-            .iter()
-            .map(|p| h.image_to_world(*p))
-            .collect::<Option<Vec<_>>>();
-        let margin_m = margin_m(&h, &zone, &cfg);
-        let zone_len_m = zone.length_m(&h).unwrap_or(0.0);
-        let zone_axis_m = zone_ground_m
-            .as_deref()
-            .map_or([1.0, 0.0], super::principal_axis);
-        Self {
+        let mut est = Self {
             h,
             zone,
-            zone_ground_m,
-            margin_m,
-            zone_len_m,
-            zone_axis_m,
+            zone_ground_m: None,
+            margin_m: 0.0,
+            zone_len_m: 0.0,
+            zone_axis_m: [1.0, 0.0],
             camera: None,
             image_size_px: None,
             calibration: None,
@@ -364,7 +354,26 @@ impl SpeedEstimator {
             tracks: HashMap::new(),
             latest_t_s: f64::NEG_INFINITY,
             last_sweep_t_s: f64::NEG_INFINITY,
-        }
+        };
+        est.derive_zone();
+        est
+    }
+
+    /// Derives the zone's ground polygon, margin, length and axis from the zone, the calibration
+    /// and the settings.
+    fn derive_zone(&mut self) {
+        let (h, zone) = (&self.h, &self.zone);
+        self.zone_ground_m = zone
+            .polygon_px()
+            .iter()
+            .map(|p| h.image_to_world(*p))
+            .collect::<Option<Vec<_>>>();
+        self.margin_m = margin_m(h, zone, &self.cfg);
+        self.zone_len_m = zone.length_m(h).unwrap_or(0.0);
+        self.zone_axis_m = self
+            .zone_ground_m
+            .as_deref()
+            .map_or([1.0, 0.0], super::principal_axis);
     }
 
     /// Sets the memory bounds: a per-track sample cap (when reached, every other sample is dropped,
@@ -436,19 +445,9 @@ impl SpeedEstimator {
     /// judged against the new zone from its next observation. (The calibration is not swapped
     /// here: samples already projected with the old one would mix with new ones.)
     pub fn reconfigure(&mut self, zone: Zone, cfg: SpeedConfig) {
-        self.zone_ground_m = zone
-            .polygon_px()
-            .iter()
-            .map(|p| self.h.image_to_world(*p))
-            .collect::<Option<Vec<_>>>();
-        self.margin_m = margin_m(&self.h, &zone, &cfg);
-        self.zone_len_m = zone.length_m(&self.h).unwrap_or(0.0);
-        self.zone_axis_m = self
-            .zone_ground_m
-            .as_deref()
-            .map_or([1.0, 0.0], super::principal_axis);
         self.zone = zone;
         self.cfg = cfg;
+        self.derive_zone();
         self.update_camera();
     }
 
