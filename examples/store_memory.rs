@@ -35,6 +35,7 @@ fn event(i: u64, kind: EventType) -> Event {
         device_id: "pole-17".into(),
         camera: format!("cam{}", i % 4 + 1),
         track_id: i,
+        joined_track_ids: Vec::new(),
         class: "car".into(),
         class_scores: [("car".to_string(), 0.71)].into(),
         speed_kmh: Some(40.0 + (i % 37) as f64),

@@ -39,6 +39,7 @@ fn vehicle(camera: &str, speed_kmh: f64, speeding: bool, age_ms: u64) -> Vec<Eve
         device_id: DEVICE.into(),
         camera: camera.into(),
         track_id: 1,
+        joined_track_ids: Vec::new(),
         class: "car".into(),
         class_scores: Default::default(),
         speed_kmh: Some(speed_kmh),

@@ -57,6 +57,7 @@ fn speeding_event(device_id: &str, camera: &str, track_id: u64) -> Event {
         device_id: device_id.into(),
         camera: camera.into(),
         track_id,
+        joined_track_ids: Vec::new(),
         class: "car".into(),
         class_scores: Default::default(),
         speed_kmh: Some(70.0 + track_id as f64),

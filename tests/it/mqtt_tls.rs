@@ -69,6 +69,7 @@ fn speeding_event(device: &str) -> SpeedEvent {
         device_id: device.into(),
         camera: "cam1".into(),
         track_id: 7,
+        joined_track_ids: Vec::new(),
         class: "car".into(),
         class_scores: Default::default(),
         speed_kmh: Some(71.0),

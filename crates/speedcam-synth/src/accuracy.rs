@@ -1162,10 +1162,12 @@ pub fn evaluate_case(case: &AccuracyCase, speed: &SpeedConfig) -> Result<CaseEva
     let mut false_measurements = Vec::new();
     for e in events.iter().filter(|e| e.kind == EventType::Measurement) {
         let speed_kmh = event_speed(e);
-        // The samples the estimator fitted: the track's in-zone detections in the interval
-        // (events round times to the microsecond).
+        // The samples the estimator fitted: the in-zone detections of the track and of the
+        // tracks it joins (lost in the zone, see `stitch.rs`) in the interval (events round
+        // times to the microsecond).
         let mut count: HashMap<Option<u32>, u32> = HashMap::new();
-        for (t, id) in votes.get(&e.track_id).into_iter().flatten() {
+        let tracks = std::iter::once(&e.track_id).chain(&e.joined_track_ids);
+        for (t, id) in tracks.filter_map(|k| votes.get(k)).flatten() {
             if *t >= e.t_enter_s - 1e-5 && *t <= e.t_exit_s + 1e-5 {
                 *count.entry(*id).or_default() += 1;
             }

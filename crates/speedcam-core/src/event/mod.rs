@@ -35,6 +35,10 @@ pub struct Event {
     pub camera: String,
     /// Tracker id of the vehicle, unique per camera and run.
     pub track_id: u64,
+    /// Earlier tracker ids of the same vehicle: tracks lost inside the zone (hidden behind
+    /// another vehicle, missed too long) that this verdict joins, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_track_ids: Vec<u64>,
     /// Class name, e.g. "car": the class the vehicle had most often.
     pub class: String,
     /// Mean detector score per class over the vehicle's detections, e.g. `{"bus": 0.52,
@@ -102,6 +106,7 @@ pub fn test_event(event_id: String, camera: &str, track_id: u64) -> Event {
         device_id: "dev1".into(),
         camera: camera.into(),
         track_id,
+        joined_track_ids: Vec::new(),
         class: "car".into(),
         class_scores: [("car".to_string(), 0.8)].into(),
         speed_kmh: Some(70.0),

@@ -58,6 +58,9 @@ pub struct CameraPipeline {
     views: Vec<TrackView>,
     /// The recording this camera replays (file sources), which gives verdicts an origin key.
     recording: Option<Recording>,
+    /// Summaries of ended tracks that the speed stage holds as fragments lost in the zone, for
+    /// their verdict's class if no continuation comes.
+    held_ended: HashMap<u64, EndedTrack>,
 }
 
 /// The speed estimator for `cam`: its calibration, zone and speed settings, the calibration's
@@ -80,7 +83,7 @@ impl CameraPipeline {
     /// A fresh pipeline for `cam`; `model_id` is stored with every event.
     pub fn new(cam: CameraConfig, tracker: TrackerConfig, device_id: &str, model_id: &str) -> Self {
         let calibration_id = cam.homography.fingerprint();
-        let speed = speed_estimator(&cam);
+        let speed = speed_estimator(&cam).with_still_track_age(tracker.stationary_max_age_s);
         CameraPipeline {
             cam,
             device_id: device_id.to_string(),
@@ -94,6 +97,7 @@ impl CameraPipeline {
             last_time: None,
             views: Vec::new(),
             recording: None,
+            held_ended: HashMap::new(),
         }
     }
 
@@ -186,8 +190,15 @@ impl CameraPipeline {
             if let Some(m) = self.speed.end_track(id) {
                 out.extend(self.verdicts(m, None));
             }
-            self.candidates.remove(&id);
+            if !self.speed.holds_fragment(id) {
+                self.candidates.remove(&id);
+            }
         }
+        for m in self.speed.flush() {
+            let ended = self.held_ended.remove(&m.track_id());
+            out.extend(self.verdicts(m, ended.as_ref()));
+        }
+        self.held_ended.clear();
         out
     }
 
@@ -227,7 +238,28 @@ impl CameraPipeline {
             if let Some(m) = self.speed.end_track(e.id) {
                 verdicts.extend(self.verdicts(m, Some(e)));
             }
-            self.candidates.remove(&e.id);
+            if self.speed.holds_fragment(e.id) {
+                // Lost in the zone: measured later, alone or joined to the track that continues it.
+                self.held_ended.insert(e.id, e.clone());
+            } else {
+                self.candidates.remove(&e.id);
+            }
+        }
+        for m in self.speed.expire(t_s) {
+            let ended = self.held_ended.remove(&m.track_id());
+            verdicts.extend(self.verdicts(m, ended.as_ref()));
+        }
+        if !self.held_ended.is_empty() {
+            // Fragments joined to their continuation: that track's verdict covers them.
+            let speed = &self.speed;
+            let candidates = &mut self.candidates;
+            self.held_ended.retain(|id, _| {
+                let held = speed.holds_fragment(*id);
+                if !held {
+                    candidates.remove(id);
+                }
+                held
+            });
         }
         verdicts
     }
@@ -294,6 +326,7 @@ impl CameraPipeline {
             device_id: self.device_id.clone(),
             camera: self.cam.id.clone(),
             track_id,
+            joined_track_ids: passage.joined_track_ids().to_vec(),
             class,
             class_scores,
             speed_kmh: None,

@@ -101,7 +101,8 @@ fn iso_time_at(rows: &[Row], iso: &[f64], s_m: f64) -> Option<f64> {
 
 /// Time the monotone fit stands still within `[t0, t1]`, s: the time between consecutive
 /// samples whose speed (the fit's mean over [`STOP_WINDOW_S`] centred on them) is both below
-/// [`STOP_SPEED_M_S`].
+/// [`STOP_SPEED_M_S`], or across which (at least [`STOP_WINDOW_S`] apart) the vehicle moved
+/// slower than that.
 fn stopped_time_s(rows: &[Row], iso: &[f64], t0: f64, t1: f64) -> f64 {
     let half = 0.5 * STOP_WINDOW_S;
     let (mut lo, mut hi) = (0, 0);
@@ -119,8 +120,13 @@ fn stopped_time_s(rows: &[Row], iso: &[f64], t0: f64, t1: f64) -> f64 {
             dt >= half && iso[hi] - iso[lo] < STOP_SPEED_M_S * dt
         })
         .collect();
+    // A gap between samples (the vehicle hidden) counts when it barely moved across it.
+    let still_across = |i: usize| {
+        let dt = rows[i].t_s - rows[i - 1].t_s;
+        dt >= STOP_WINDOW_S && iso[i] - iso[i - 1] < STOP_SPEED_M_S * dt
+    };
     (1..rows.len())
-        .filter(|&i| slow[i - 1] && slow[i])
+        .filter(|&i| (slow[i - 1] && slow[i]) || still_across(i))
         .map(|i| (rows[i].t_s.min(t1) - rows[i - 1].t_s.max(t0)).max(0.0))
         .sum()
 }

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::stitch::Tail;
 use super::uncertainty::{student_t_quantile, CalibrationUncertainty};
 use super::{fit_zone_motion, GroundSample, Homography, MotionFitOptions, SpeedLines, Zone};
 use crate::detect::BBox;
@@ -110,8 +111,12 @@ const PASSAGE_TRAVEL_SHARE: f64 = 0.5;
 /// Vehicles that stood still this long in the zone are measured by their zone-edge crossing
 /// times (see `crossing.rs`), s.
 const STOPPED_CROSSINGS_S: f64 = 1.0;
-/// Relative standard deviation of a vehicle's real size about its class's prior (cuboid contact).
+/// Relative standard deviation of a vehicle's real size about its class's prior (cuboid contact),
+/// when too few whole boxes fit a size.
 const SIZE_PRIOR_REL_SD: f64 = 0.2;
+/// Relative standard deviation of a fitted size from the vehicle not being a cuboid (rounded
+/// fronts, a roof narrower than the body): added to the size fit's own.
+const SIZE_SHAPE_REL_SD: f64 = 0.05;
 /// The box-noise limit grows with the box: at least `max_noise_px`, and at least this share of
 /// the median box height (a detector's box edges on a bus 300 px tall jitter by several px).
 const MAX_NOISE_BOX_SHARE: f64 = 0.06;
@@ -183,6 +188,8 @@ pub struct SpeedMeasurement {
     pub method: &'static str,
     /// Time the vehicle stood still (slower than 0.5 m/s) in the zone, s.
     pub stopped_s: f64,
+    /// Earlier tracks of the same vehicle, lost in the zone and joined to this one, oldest first.
+    pub joined_track_ids: Vec<u64>,
 }
 
 /// What one track's passage through the zone gave: one verdict per vehicle, with or without a
@@ -212,6 +219,21 @@ impl Passage {
             Passage::Unmeasured(u) => u.track_id,
         }
     }
+
+    /// Earlier tracks of the same vehicle joined to this one (see `stitch.rs`), oldest first.
+    pub fn joined_track_ids(&self) -> &[u64] {
+        match self {
+            Passage::Measured(m) => &m.joined_track_ids,
+            Passage::Unmeasured(u) => &u.joined_track_ids,
+        }
+    }
+
+    fn set_joined_track_ids(&mut self, ids: Vec<u64>) {
+        match self {
+            Passage::Measured(m) => m.joined_track_ids = ids,
+            Passage::Unmeasured(u) => u.joined_track_ids = ids,
+        }
+    }
 }
 
 /// A passage without a speed.
@@ -229,6 +251,8 @@ pub struct Unmeasured {
     pub samples: u32,
     /// Why there is no speed.
     pub reason: NoSpeedReason,
+    /// Earlier tracks of the same vehicle, lost in the zone and joined to this one, oldest first.
+    pub joined_track_ids: Vec<u64>,
 }
 
 /// Why a passage has no speed. The names are the event's `reason` field.
@@ -331,9 +355,34 @@ pub struct SpeedEstimator {
     max_samples: usize,
     max_idle_s: f64,
     tracks: HashMap<u64, TrackZone>,
+    /// Tracks that ended inside the zone, held for a while in case a new track picks their
+    /// vehicle up again (see `stitch.rs`).
+    fragments: Vec<Fragment>,
+    /// Per live track, the earlier tracks lost in the zone that it continues.
+    joined: HashMap<u64, Vec<u64>>,
+    /// How long the tracker keeps a still track without detections, s: a vehicle lost while
+    /// standing still may be picked up again that much later.
+    still_track_age_s: f64,
     latest_t_s: f64,
     last_sweep_t_s: f64,
 }
+
+/// A track that ended inside the zone, waiting for its continuation.
+#[derive(Debug)]
+struct Fragment {
+    track_id: u64,
+    tail: Tail,
+    /// Its `Inside` state.
+    state: TrackZone,
+    /// The earlier tracks it continues itself.
+    joined: Vec<u64>,
+}
+
+/// Time a lost track is held beyond the longest gap its continuation may leave, s: the
+/// continuation's first boxes reach the estimator only once the tracker confirms it.
+const FRAGMENT_CONFIRM_S: f64 = 1.0;
+/// Most fragments held at once (each bounded like a track's state).
+const MAX_FRAGMENTS: usize = 64;
 
 impl SpeedEstimator {
     /// An estimator for one camera's calibration and zone.
@@ -352,6 +401,9 @@ impl SpeedEstimator {
             max_samples: DEFAULT_MAX_SAMPLES,
             max_idle_s: DEFAULT_MAX_IDLE_S,
             tracks: HashMap::new(),
+            fragments: Vec::new(),
+            joined: HashMap::new(),
+            still_track_age_s: crate::track::TrackerConfig::default().stationary_max_age_s,
             latest_t_s: f64::NEG_INFINITY,
             last_sweep_t_s: f64::NEG_INFINITY,
         };
@@ -383,6 +435,14 @@ impl SpeedEstimator {
     pub fn with_state_limits(mut self, max_samples: usize, max_idle_s: f64) -> Self {
         self.max_samples = max_samples.max(2);
         self.max_idle_s = max_idle_s;
+        self
+    }
+
+    /// Sets how long the tracker keeps a still track without detections
+    /// (`tracker.stationary_max_age_s`), s: a fragment of a vehicle lost while standing still is
+    /// held that much longer for its continuation.
+    pub fn with_still_track_age(mut self, still_track_age_s: f64) -> Self {
+        self.still_track_age_s = still_track_age_s;
         self
     }
 
@@ -463,7 +523,12 @@ impl SpeedEstimator {
 
     /// Tracks with state held (inside the zone or awaiting `end_track`).
     pub fn held_tracks(&self) -> usize {
-        self.tracks.len()
+        self.tracks.len() + self.fragments.len()
+    }
+
+    /// Whether the ended track `track_id` is held as a fragment, waiting for its continuation.
+    pub fn holds_fragment(&self, track_id: u64) -> bool {
+        self.fragments.iter().any(|f| f.track_id == track_id)
     }
 
     /// Feeds a matched detection of a confirmed track at frame time `t_s`. Returns the passage
@@ -499,7 +564,10 @@ impl SpeedEstimator {
             Some(TrackZone::Done { last_seen_t_s }) => Step::Next(TrackZone::Done {
                 last_seen_t_s: last_seen_t_s.max(t_s),
             }),
-            None => self.approach(Default::default(), &seen),
+            None => match self.adopt(track_id, &seen) {
+                Some(lost) => self.inside(lost, &seen),
+                None => self.approach(Default::default(), &seen),
+            },
             Some(TrackZone::Approaching { samples, .. }) => self.approach(samples, &seen),
             Some(inside) => self.inside(inside, &seen),
         };
@@ -513,7 +581,9 @@ impl SpeedEstimator {
                 let last_seen_t_s = inside.last_seen_t_s();
                 self.tracks
                     .insert(track_id, TrackZone::Done { last_seen_t_s });
-                self.measure(track_id, inside)
+                let joined = self.joined.remove(&track_id).unwrap_or_default();
+                let (inside, joined) = self.claim_predecessor(track_id, inside, joined);
+                self.measure_joined(track_id, inside, joined)
             }
         }
     }
@@ -708,10 +778,197 @@ impl SpeedEstimator {
         })
     }
 
-    /// The track ended: measures it if it was in the zone and not measured yet, and frees its state.
+    /// Whether the box `[x1, y1, x2, y2]` comes within `margin_px` of any border of the frame.
+    fn near_border(&self, b: [f64; 4], margin_px: f64) -> bool {
+        self.image_size_px.is_some_and(|(w, h)| {
+            b[0] <= margin_px || b[1] <= margin_px || b[2] >= w - margin_px || b[3] >= h - margin_px
+        })
+    }
+
+    /// The track ended: measures it if it was in the zone and not measured yet, and frees its
+    /// state. A track that ended inside the zone is instead joined to a younger track that
+    /// continues it, or held for one ([`SpeedEstimator::expire`] measures it if none comes).
     pub fn end_track(&mut self, track_id: u64) -> Option<Passage> {
         let state = self.tracks.remove(&track_id)?;
-        self.measure(track_id, state)
+        let mut joined = self.joined.remove(&track_id).unwrap_or_default();
+        let Some(tail) = self.lost_in_zone(&state) else {
+            let (state, joined) = self.claim_predecessor(track_id, state, joined);
+            return self.measure_joined(track_id, state, joined);
+        };
+        if let Some(next) = self.successor(track_id, &tail) {
+            tracing::debug!(
+                track_id,
+                continued_by = next,
+                "track lost in the zone joins its continuation"
+            );
+            if let Some(later) = self.tracks.remove(&next) {
+                self.tracks.insert(next, join(state, later));
+                joined.push(track_id);
+                self.joined.insert(next, joined);
+            }
+            return None;
+        }
+        tracing::debug!(
+            track_id,
+            ?tail,
+            "track lost in the zone: held for a continuation"
+        );
+        self.fragments.push(Fragment {
+            track_id,
+            tail,
+            state,
+            joined,
+        });
+        None
+    }
+
+    /// A passage about to be measured that began inside the zone may continue a track that was
+    /// lost there and that the tracker has not ended yet (it waits `max_age_s` for it, and a fast
+    /// vehicle's continuation can leave the zone first): that track's samples join the passage
+    /// and it is marked measured. Only a track not seen since this one began qualifies, so a
+    /// vehicle still in view is never taken.
+    fn claim_predecessor(
+        &mut self,
+        track_id: u64,
+        state: TrackZone,
+        mut joined: Vec<u64>,
+    ) -> (TrackZone, Vec<u64>) {
+        let first = match &state {
+            TrackZone::Inside { samples, .. } => samples.first().copied(),
+            _ => None,
+        };
+        let Some(first) = first.filter(|s| s.in_zone) else {
+            return (state, joined);
+        };
+        let still = self.still_track_age_s;
+        let best = self
+            .tracks
+            .iter()
+            .filter(|(id, _)| **id != track_id)
+            .filter_map(|(id, other)| {
+                let tail = self.lost_in_zone(other)?;
+                let cost = tail.cost(first.t_s, first.ground_m, still)?;
+                Some((*id, cost))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let Some((earlier, _)) = best else {
+            return (state, joined);
+        };
+        let Some(lost) = self.tracks.remove(&earlier) else {
+            return (state, joined);
+        };
+        tracing::debug!(
+            track_id = earlier,
+            continued_by = track_id,
+            "a passage continues a track lost in the zone"
+        );
+        let last_seen_t_s = lost.last_seen_t_s();
+        self.tracks
+            .insert(earlier, TrackZone::Done { last_seen_t_s });
+        let mut ids = self.joined.remove(&earlier).unwrap_or_default();
+        ids.push(earlier);
+        ids.append(&mut joined);
+        (join(lost, state), ids)
+    }
+
+    /// [`Self::measure`], with the ids of the earlier tracks the passage joins.
+    fn measure_joined(&self, track_id: u64, state: TrackZone, joined: Vec<u64>) -> Option<Passage> {
+        let mut p = self.measure(track_id, state)?;
+        p.set_joined_track_ids(joined);
+        Some(p)
+    }
+
+    /// Measures the fragments whose continuation can no longer come by stream time `t_s`.
+    pub fn expire(&mut self, t_s: f64) -> Vec<Passage> {
+        if self.fragments.is_empty() {
+            return Vec::new();
+        }
+        let still = self.still_track_age_s;
+        // Beyond the cap, the oldest are due at once.
+        let over = self.fragments.len().saturating_sub(MAX_FRAGMENTS);
+        let mut due = Vec::new();
+        for (i, f) in std::mem::take(&mut self.fragments).into_iter().enumerate() {
+            if i < over || t_s - f.tail.t_s > f.tail.max_gap_s(still) + FRAGMENT_CONFIRM_S {
+                due.push(f);
+            } else {
+                self.fragments.push(f);
+            }
+        }
+        due.into_iter()
+            .filter_map(|f| self.measure_joined(f.track_id, f.state, f.joined))
+            .collect()
+    }
+
+    /// End of stream: measures every held fragment.
+    pub fn flush(&mut self) -> Vec<Passage> {
+        std::mem::take(&mut self.fragments)
+            .into_iter()
+            .filter_map(|f| self.measure_joined(f.track_id, f.state, f.joined))
+            .collect()
+    }
+
+    /// The tail of a track that vanished inside the zone (it had entered, not left, and moved
+    /// there with at least `min_samples` samples: a vehicle, not a flicker): where it was
+    /// heading. None for any other state.
+    fn lost_in_zone(&self, state: &TrackZone) -> Option<Tail> {
+        let TrackZone::Inside {
+            samples,
+            in_zone,
+            left: false,
+            ..
+        } = state
+        else {
+            return None;
+        };
+        if *in_zone < self.cfg.min_samples as usize {
+            return None;
+        }
+        let points: Vec<(f64, [f64; 2])> = samples.iter().map(|s| (s.t_s, s.ground_m)).collect();
+        Tail::of(&points, self.zone_axis_m).filter(|t| t.directed)
+    }
+
+    /// The live track, begun after `tail`, whose first sample continues it best.
+    fn successor(&self, track_id: u64, tail: &Tail) -> Option<u64> {
+        let still = self.still_track_age_s;
+        self.tracks
+            .iter()
+            .filter(|(id, _)| **id != track_id)
+            .filter_map(|(id, state)| {
+                let first = match state {
+                    TrackZone::Approaching { samples, .. } => samples.front(),
+                    TrackZone::Inside { samples, .. } => samples.first(),
+                    TrackZone::Done { .. } => None,
+                }?;
+                let cost = tail.cost(first.t_s, first.ground_m, still)?;
+                Some((*id, cost))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .map(|(id, _)| id)
+    }
+
+    /// A new track's first box: the state of the held fragment it continues, if any (removed
+    /// from the held ones).
+    fn adopt(&mut self, track_id: u64, seen: &Seen<'_>) -> Option<TrackZone> {
+        let sample = seen.sample?;
+        if self.fragments.is_empty() || !(seen.in_zone || seen.near) {
+            return None;
+        }
+        let still = self.still_track_age_s;
+        let best = self
+            .fragments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.tail.cost(sample.t_s, sample.ground_m, still)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let mut f = self.fragments.remove(best.0);
+        tracing::debug!(
+            track_id = f.track_id,
+            continued_by = track_id,
+            "a new track continues a track lost in the zone"
+        );
+        f.joined.push(f.track_id);
+        self.joined.insert(track_id, f.joined);
+        Some(f.state)
     }
 
     /// Fits the samples of a track that was inside the zone: a passage with a speed, a passage
@@ -720,13 +977,17 @@ impl SpeedEstimator {
     fn measure(&self, track_id: u64, state: TrackZone) -> Option<Passage> {
         let TrackZone::Inside {
             class,
-            samples,
-            in_zone,
+            mut samples,
+            mut in_zone,
             ..
         } = state
         else {
             return None;
         };
+        let size = self.refoot(&mut samples, &class);
+        if size.is_some() {
+            in_zone = samples.iter().filter(|s| s.in_zone).count();
+        }
         let (t0, t1) = zone_span_s(&samples)?;
         let min_samples = self.cfg.min_samples as usize;
         let unmeasured = |reason: NoSpeedReason| {
@@ -742,6 +1003,7 @@ impl SpeedEstimator {
                 t_exit_s: t1,
                 samples: u32::try_from(in_zone).unwrap_or(u32::MAX),
                 reason,
+                joined_track_ids: Vec::new(),
             }))
         };
         if !self.is_passage(track_id, &samples, in_zone) {
@@ -825,7 +1087,7 @@ impl SpeedEstimator {
             return unmeasured(NoSpeedReason::Implausible);
         }
         let (t_enter_s, t_exit_s) = (t0, t1);
-        let half_kmh = self.half_interval_kmh(&fit, &samples, &class, speed_kmh);
+        let half_kmh = self.half_interval_kmh(&fit, &samples, size, speed_kmh);
         Some(Passage::Measured(SpeedMeasurement {
             track_id,
             class,
@@ -838,7 +1100,69 @@ impl SpeedEstimator {
             residual_rms_m: fit.residual_rms_m,
             method,
             stopped_s,
+            joined_track_ids: Vec::new(),
         }))
+    }
+
+    /// With the cuboid contact model, solves every sample's footprint again with the passage's
+    /// final class and its direction of travel over the whole passage: while the track was
+    /// young its class (a bus first voted a truck) and its direction (the zone's axis until it
+    /// had moved 3 m) were guesses, and footprints solved with different sizes or axes along one
+    /// passage scatter and bias the fit. The size is fitted to the boxes
+    /// ([`super::GroundCamera::fit_size`]) with the class's as a prior. Returns the size used and
+    /// its relative uncertainty, or None without the cuboid model.
+    fn refoot(&self, samples: &mut [Sample], class: &str) -> Option<(super::VehicleSize, f64)> {
+        let (Some(cam), Some(poly)) = (&self.camera, self.zone_ground_m.as_deref()) else {
+            return None;
+        };
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return None;
+        };
+        // The footprints (not the box bottoms, which drift sideways as the perspective
+        // changes) move along the lane.
+        let d = [
+            last.ground_m[0] - first.ground_m[0],
+            last.ground_m[1] - first.ground_m[1],
+        ];
+        let n = d[0].hypot(d[1]);
+        let axis = if n > 3.0 {
+            [d[0] / n, d[1] / n]
+        } else {
+            self.zone_axis_m
+        };
+        let prior = super::class_size(class);
+        // Boxes near the frame's border may be cut by it, give or take the box noise: their
+        // width or height is not the vehicle's.
+        let whole: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| !self.near_border(s.box_px, (0.05 * s.box_h_px).max(4.0)))
+            .collect();
+        let boxes: Vec<[f64; 4]> = whole.iter().map(|s| s.box_px).collect();
+        let starts: Vec<[f64; 2]> = whole.iter().map(|s| s.raw_m).collect();
+        let fitted = cam.fit_size(&boxes, &starts, axis, prior);
+        tracing::debug!(
+            class,
+            ?fitted,
+            boxes = boxes.len(),
+            "vehicle size fitted to its boxes"
+        );
+        let (size, rel_sd) = match fitted {
+            Some(f) => (
+                f.size,
+                f.log_sd
+                    .iter()
+                    .fold(0.0f64, |a, &b| a.max(b))
+                    .hypot(SIZE_SHAPE_REL_SD),
+            ),
+            None => (prior, SIZE_PRIOR_REL_SD),
+        };
+        for s in samples.iter_mut() {
+            if let Some(g) = cam.footprint_centre(s.box_px, axis, size, s.raw_m) {
+                s.ground_m = g;
+                s.in_zone = super::point_in_polygon(poly, g);
+            }
+        }
+        Some((size, rel_sd))
     }
 
     /// Whether a track's samples are a passage: enough of them in the zone, or it moved far
@@ -887,7 +1211,7 @@ impl SpeedEstimator {
         &self,
         fit: &super::MotionFit,
         samples: &[Sample],
-        class: &str,
+        size: Option<(super::VehicleSize, f64)>,
         speed_kmh: f64,
     ) -> f64 {
         let fit_half_kmh = student_t_quantile(0.975, fit.dof) * fit.speed_se_m_s * 3.6;
@@ -897,8 +1221,8 @@ impl SpeedEstimator {
         let box_half_kmh = self
             .box_bias_rel_sd(fit)
             .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
-        let size_half_kmh = self
-            .size_prior_rel_sd(samples, class, fit)
+        let size_half_kmh = size
+            .and_then(|(size, rel_sd)| self.size_rel_sd(samples, size, rel_sd, fit))
             .map_or(0.0, |rel_sd| 1.96 * rel_sd * speed_kmh);
         fit_half_kmh
             .hypot(cal_half_kmh)
@@ -963,22 +1287,21 @@ impl SpeedEstimator {
         self.cfg.max_noise_px.max(MAX_NOISE_BOX_SHARE * median)
     }
 
-    /// Relative standard deviation of the speed due to the cuboid contact model's size prior:
-    /// real vehicles of a class differ from its typical size (a van boxed as a car, a 10 m lorry
-    /// against the 8 m prior) by about [`SIZE_PRIOR_REL_SD`]. The first and last in-zone boxes
+    /// Relative standard deviation of the speed due to the cuboid contact model's vehicle size:
+    /// `size` (fitted, or the class's) is uncertain by `rel_sd`. The first and last in-zone boxes
     /// are solved again with every dimension that much larger; the change of the distance between
-    /// them is the speed's relative error. None without the cuboid model.
-    fn size_prior_rel_sd(
+    /// them is the speed's relative error.
+    fn size_rel_sd(
         &self,
         samples: &[Sample],
-        class: &str,
+        size: super::VehicleSize,
+        rel_sd: f64,
         fit: &super::MotionFit,
     ) -> Option<f64> {
         let cam = self.camera.as_ref()?;
         let mut zone = samples.iter().filter(|s| s.in_zone);
         let (a, b) = (zone.next()?, zone.next_back()?);
-        let size = super::class_size(class);
-        let k = 1.0 + SIZE_PRIOR_REL_SD;
+        let k = 1.0 + rel_sd;
         let bigger = super::VehicleSize {
             length_m: size.length_m * k,
             width_m: size.width_m * k,
@@ -1047,6 +1370,64 @@ impl SpeedEstimator {
             }
             keep
         });
+        let tracks = &self.tracks;
+        self.joined.retain(|id, _| tracks.contains_key(id));
+        // Fragments are measured by `expire`; one nobody expires is dropped like an idle track.
+        self.fragments
+            .retain(|f| latest - f.tail.t_s <= max_idle.max(f.tail.max_gap_s(0.0)));
+    }
+}
+
+/// One `Inside` state from a track lost in the zone (`early`) and the track that continues it
+/// (`later`, `Inside` or `Approaching`: beyond the zone already).
+fn join(early: TrackZone, later: TrackZone) -> TrackZone {
+    let TrackZone::Inside {
+        class,
+        mut samples,
+        in_zone,
+        last_seen_t_s,
+        ..
+    } = early
+    else {
+        return later;
+    };
+    match later {
+        TrackZone::Inside {
+            class: later_class,
+            samples: more,
+            in_zone: more_in,
+            left,
+            last_seen_t_s: seen,
+        } => {
+            samples.extend(more);
+            TrackZone::Inside {
+                class: later_class,
+                samples,
+                in_zone: in_zone + more_in,
+                left,
+                last_seen_t_s: seen.max(last_seen_t_s),
+            }
+        }
+        TrackZone::Approaching {
+            samples: more,
+            last_seen_t_s: seen,
+        } => {
+            samples.extend(more);
+            TrackZone::Inside {
+                class,
+                samples,
+                in_zone,
+                left: true,
+                last_seen_t_s: seen.max(last_seen_t_s),
+            }
+        }
+        TrackZone::Done { .. } => TrackZone::Inside {
+            class,
+            samples,
+            in_zone,
+            left: false,
+            last_seen_t_s,
+        },
     }
 }
 

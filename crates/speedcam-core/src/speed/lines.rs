@@ -538,5 +538,6 @@ pub(super) fn measure_lines_with(
         residual_rms_m,
         method: "lines",
         stopped_s: 0.0,
+        joined_track_ids: Vec::new(),
     })
 }

@@ -86,6 +86,7 @@ fn run(est: &mut SpeedEstimator, frames: &[(f64, BBox)], id: u64) -> Vec<SpeedMe
         .filter_map(|(t_s, b)| est.observe(id, "car", *t_s, b).and_then(Passage::measured))
         .collect();
     out.extend(est.end_track(id).and_then(Passage::measured));
+    out.extend(est.flush().into_iter().filter_map(Passage::measured));
     out
 }
 

@@ -33,6 +33,7 @@ mod homography;
 mod lines;
 #[cfg(test)]
 mod lines_tests;
+mod stitch;
 #[cfg(test)]
 mod test_camera;
 #[cfg(test)]

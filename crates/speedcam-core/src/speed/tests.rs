@@ -84,6 +84,8 @@ impl Drive {
             out.extend(est.observe(id, "car", t_s, &bbox));
         }
         out.extend(est.end_track(id));
+        // A track that ended inside the zone waits for a continuation: none comes.
+        out.extend(est.flush());
         out
     }
 }
@@ -160,7 +162,8 @@ fn track_ending_inside_the_zone_is_measured_once_at_end() {
         stop_at_x_m: Some(24.0),
         ..Drive::new(60.0)
     };
-    // Run it by hand to see that observe gives nothing and end_track gives the one measurement.
+    // Run it by hand to see that observe gives nothing, end_track holds the track for a
+    // continuation, and once none can come any more it gives the one measurement.
     let mut from_observe = Vec::new();
     let v_m_s = 60.0 / 3.6;
     for k in 0.. {
@@ -176,14 +179,161 @@ fn track_ending_inside_the_zone_is_measured_once_at_end() {
     }
     assert!(from_observe.is_empty());
     assert_eq!(est.held_tracks(), 1);
+    assert_eq!(est.end_track(9), None);
+    assert!(est.holds_fragment(9));
+    let last_s = (24.0 - 10.0) / v_m_s;
+    assert!(
+        est.expire(last_s + 1.0).is_empty(),
+        "a continuation may still come"
+    );
     let m: Vec<SpeedMeasurement> = est
-        .end_track(9)
-        .and_then(Passage::measured)
+        .expire(last_s + 10.0)
         .into_iter()
+        .filter_map(Passage::measured)
         .collect();
     check(&m, 9, 60.0, 1.5);
     assert_eq!(est.end_track(9), None, "measured once");
+    assert!(est.flush().is_empty());
     assert_eq!(est.held_tracks(), 0);
+}
+
+/// Feeds the boxes of a car along the lane y = `y_m` at 30 fps from time `from_s` to `to_s`
+/// as track `id`, at ground x `x_at(t)`. Returns the passages and the time after the last box.
+fn feed(
+    est: &mut SpeedEstimator,
+    cam: &Camera,
+    id: u64,
+    (from_s, to_s): (f64, f64),
+    x_at: &dyn Fn(f64) -> f64,
+    y_m: f64,
+    rng: &mut Rng,
+) -> (Vec<Passage>, f64) {
+    let mut out = Vec::new();
+    let mut t = from_s;
+    while t <= to_s {
+        let b = car_box(cam, [x_at(t), y_m], 1.0, rng);
+        out.extend(est.observe(id, "car", t, &b));
+        t += 1.0 / 30.0;
+    }
+    (out, t)
+}
+
+#[test]
+fn a_track_lost_in_the_zone_and_its_continuation_give_one_verdict() {
+    let cam = Camera::default();
+    let v = 50.0 / 3.6;
+    let x_at = |t: f64| 8.0 + v * t;
+    // The vehicle is hidden from 20 m to 23 m (0.22 s); the tracker ends its first track and
+    // starts another when it is seen again.
+    for continuation_first in [false, true] {
+        let mut est = estimator(&cam, SpeedConfig::default());
+        let mut rng = Rng(11);
+        let mut out = Vec::new();
+        let (p, _) = feed(&mut est, &cam, 1, (0.0, 12.0 / v), &x_at, 1.75, &mut rng);
+        out.extend(p);
+        if !continuation_first {
+            out.extend(est.end_track(1));
+        }
+        let (p, _) = feed(
+            &mut est,
+            &cam,
+            2,
+            (15.0 / v, 40.0 / v),
+            &x_at,
+            1.75,
+            &mut rng,
+        );
+        out.extend(p);
+        if continuation_first {
+            // The tracker ends the lost track only after its patience: by then the new one runs.
+            out.extend(est.end_track(1));
+        }
+        out.extend(est.end_track(2));
+        out.extend(est.flush());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].joined_track_ids(), &[1]);
+        let m = out.remove(0).measured().expect("a speed");
+        assert_eq!(m.track_id, 2);
+        assert!((m.speed_kmh - 50.0).abs() < 1.0, "{m:?}");
+        assert!(
+            m.t_enter_s < 4.0 / v + 0.1,
+            "the entry is the first track's: {m:?}"
+        );
+    }
+}
+
+#[test]
+fn a_queued_vehicle_picked_up_after_standing_hidden_gives_one_verdict() {
+    let cam = Camera::default();
+    let mut est = estimator(&cam, SpeedConfig::default());
+    let mut rng = Rng(12);
+    // 36 km/h, braking at 2.5 m/s² to a stop at x = 8 + 20 = 28 m (in the zone) after 4 s,
+    // standing 8 s, then off at 2 m/s². Seen until it stood 2 s; hidden for 6 s; seen again.
+    let x_at = |t: f64| {
+        if t < 4.0 {
+            8.0 + 10.0 * t - 1.25 * t * t
+        } else if t < 12.0 {
+            28.0
+        } else {
+            28.0 + (t - 12.0).powi(2)
+        }
+    };
+    let mut out = Vec::new();
+    let (p, last) = feed(&mut est, &cam, 1, (0.0, 6.0), &x_at, 1.75, &mut rng);
+    out.extend(p);
+    out.extend(est.end_track(1));
+    out.extend(est.expire(last + 5.0));
+    assert!(
+        out.is_empty(),
+        "held while the vehicle may still be standing hidden: {out:?}"
+    );
+    let (p, _) = feed(&mut est, &cam, 2, (12.0, 18.0), &x_at, 1.75, &mut rng);
+    out.extend(p);
+    out.extend(est.end_track(2));
+    out.extend(est.flush());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].joined_track_ids(), &[1]);
+    let m = out.remove(0).measured().expect("a speed");
+    // Zone 12..32 m: entered at t where x = 12 (0.42 s), left where x = 32 (t = 14).
+    let t_in = (10.0 - (100.0f64 - 4.0 * 1.25 * 4.0).sqrt()) / 2.5;
+    let truth_kmh = 20.0 / (14.0 - t_in) * 3.6;
+    assert!(
+        (m.speed_kmh - truth_kmh).abs() < 0.3,
+        "{m:?} vs {truth_kmh}"
+    );
+    assert!(m.stopped_s > 7.0, "{m:?}");
+}
+
+#[test]
+fn a_vehicle_behind_or_beside_a_lost_one_is_not_its_continuation() {
+    let cam = Camera::default();
+    let v = 50.0 / 3.6;
+    for (lag_m, y_m) in [(8.0, 1.75), (0.0, -1.75)] {
+        let mut est = estimator(&cam, SpeedConfig::default());
+        let mut rng = Rng(13);
+        let lead = |t: f64| 8.0 + v * t;
+        let (mut out, _) = feed(&mut est, &cam, 1, (0.0, 12.0 / v), &lead, 1.75, &mut rng);
+        out.extend(est.end_track(1));
+        // Another car, `lag_m` behind in the same lane or alongside in the next one.
+        let other = |t: f64| 8.0 - lag_m + v * t;
+        let (p, _) = feed(
+            &mut est,
+            &cam,
+            2,
+            (14.0 / v, 45.0 / v),
+            &other,
+            y_m,
+            &mut rng,
+        );
+        out.extend(p);
+        out.extend(est.end_track(2));
+        out.extend(est.flush());
+        assert_eq!(out.len(), 2, "lag {lag_m} m, lane {y_m}: {out:?}");
+        assert!(
+            out.iter().all(|p| p.joined_track_ids().is_empty()),
+            "{out:?}"
+        );
+    }
 }
 
 #[test]
@@ -492,6 +642,7 @@ fn fit_margin_skips_boxes_cut_by_the_frame() {
             );
         }
         out.extend(est.end_track(1).and_then(Passage::measured));
+        out.extend(est.flush().into_iter().filter_map(Passage::measured));
         assert_eq!(out.len(), 1, "{out:?}");
         (out.remove(0), cut)
     };
