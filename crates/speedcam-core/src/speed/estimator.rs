@@ -1115,21 +1115,7 @@ impl SpeedEstimator {
         let (Some(cam), Some(poly)) = (&self.camera, self.zone_ground_m.as_deref()) else {
             return None;
         };
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-            return None;
-        };
-        // The footprints (not the box bottoms, which drift sideways as the perspective
-        // changes) move along the lane.
-        let d = [
-            last.ground_m[0] - first.ground_m[0],
-            last.ground_m[1] - first.ground_m[1],
-        ];
-        let n = d[0].hypot(d[1]);
-        let axis = if n > 3.0 {
-            [d[0] / n, d[1] / n]
-        } else {
-            self.zone_axis_m
-        };
+        let axis = self.travel_axis(samples)?;
         let prior = super::class_size(class);
         // Boxes near the frame's border may be cut by it, give or take the box noise: their
         // width or height is not the vehicle's.
@@ -1156,13 +1142,42 @@ impl SpeedEstimator {
             ),
             None => (prior, SIZE_PRIOR_REL_SD),
         };
-        for s in samples.iter_mut() {
-            if let Some(g) = cam.footprint_centre(s.box_px, axis, size, s.raw_m) {
-                s.ground_m = g;
-                s.in_zone = super::point_in_polygon(poly, g);
+        // Twice: the footprints solved along the first axis give a better one (the first
+        // samples' footprints came from the young track's guesses).
+        let mut axis = axis;
+        for round in 0..2 {
+            if round == 1 {
+                axis = self.travel_axis(samples).unwrap_or(axis);
+            }
+            for s in samples.iter_mut() {
+                if let Some(g) = cam.footprint_centre(s.box_px, axis, size, s.raw_m) {
+                    s.ground_m = g;
+                    s.in_zone = super::point_in_polygon(poly, g);
+                }
             }
         }
         Some((size, rel_sd))
+    }
+
+    /// The direction of travel of the samples' footprints (not of the box bottoms, which drift
+    /// sideways as the perspective changes): their principal axis, pointing from the first to
+    /// the last; the zone's axis when they moved less than 3 m. None without samples.
+    fn travel_axis(&self, samples: &[Sample]) -> Option<[f64; 2]> {
+        let (first, last) = (samples.first()?, samples.last()?);
+        let d = [
+            last.ground_m[0] - first.ground_m[0],
+            last.ground_m[1] - first.ground_m[1],
+        ];
+        if d[0].hypot(d[1]) <= 3.0 {
+            return Some(self.zone_axis_m);
+        }
+        let points: Vec<[f64; 2]> = samples.iter().map(|s| s.ground_m).collect();
+        let a = super::principal_axis(&points);
+        Some(if a[0] * d[0] + a[1] * d[1] < 0.0 {
+            [-a[0], -a[1]]
+        } else {
+            a
+        })
     }
 
     /// Whether a track's samples are a passage: enough of them in the zone, or it moved far

@@ -8,8 +8,10 @@
 //!    free to low-score detections (stricter IoU): this bridges partial occlusions;
 //! 4. match tentative tracks to the remaining high-score detections, on IoU of boxes buffered by
 //!    `tentative_buffer` (a track without a velocity yet must still find a fast vehicle's next
-//!    box when frames are skipped); a tentative track that finds none dies at once (a one-frame
-//!    false positive must not linger);
+//!    box when frames are skipped), then the still-free ones to the remaining low-score
+//!    detections (stricter IoU: heavy vehicles score around `high_score`, and a young track that
+//!    died at every low box would start deep in the zone); a tentative track that finds none
+//!    dies at once (a one-frame false positive must not linger);
 //! 5. remaining high-score detections scoring at least `new_track_score` start tentative tracks,
 //!    unless they mostly lie inside a box already matched or born in this step
 //!    (`duplicate_overlap`: one vehicle reported twice must not be measured twice);
@@ -260,6 +262,23 @@ impl Tracker {
             &mut track_hit,
             Gate {
                 min_iou: self.cfg.match_iou,
+                buffer: self.cfg.tentative_buffer,
+            },
+        );
+
+        // 3b. Still-free tentative tracks against the remaining low-score detections (stricter
+        //     IoU): heavy vehicles score 0.3-0.6, and a young track that died whenever one box
+        //     scored under `high_score` would start only deep inside the zone, missing the
+        //     passage's entry.
+        let tentative: Vec<usize> = tentative.into_iter().filter(|&i| !track_hit[i]).collect();
+        self.associate(
+            t_s,
+            &tentative,
+            &low,
+            &mut low_used,
+            &mut track_hit,
+            Gate {
+                min_iou: self.cfg.low_match_iou,
                 buffer: self.cfg.tentative_buffer,
             },
         );

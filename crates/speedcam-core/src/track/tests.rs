@@ -475,3 +475,32 @@ fn a_vehicle_standing_still_survives_a_long_occlusion() {
     let ended_at = ended_at.expect("the moving track ends");
     assert!(ended_at - last_hit <= cfg.max_age_s + 0.05, "{ended_at}");
 }
+
+#[test]
+fn a_young_track_of_a_low_scoring_vehicle_continues_on_its_low_scores() {
+    // A bus scored around the high-score threshold: born at 0.5, then 0.3 and 0.4 alternately.
+    let cfg = TrackerConfig::default();
+    let (high, low) = (cfg.high_score, cfg.low_score);
+    let mut tracker = Tracker::new(cfg);
+    let mut rng = Rng(21);
+    let o = &crossing_pair()[0];
+    let scores = [0.5, 0.3, 0.4, 0.3, 0.4, 0.3];
+    assert!(scores[1] < high && scores[1] >= low);
+    let mut ids = BTreeSet::new();
+    let mut confirmed_at = None;
+    for (k, &score) in scores.iter().enumerate() {
+        let t = k as f64 / 25.0;
+        let out = tracker.update(t, &[o.detect(t, &mut rng, 1.0, score)]);
+        assert_eq!(out.tracks.len(), 1, "frame {k}: {out:?}");
+        ids.insert(out.tracks[0].id);
+        if out.tracks[0].confirmed && confirmed_at.is_none() {
+            confirmed_at = Some(k);
+        }
+    }
+    assert_eq!(ids.len(), 1, "one track from its first box: {ids:?}");
+    assert_eq!(confirmed_at, Some(2));
+    // A low-scoring box alone never starts a track.
+    let mut fresh = Tracker::new(TrackerConfig::default());
+    let out = fresh.update(0.0, &[o.detect(0.0, &mut rng, 1.0, 0.3)]);
+    assert!(out.tracks.is_empty());
+}
