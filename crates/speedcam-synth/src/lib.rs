@@ -9,9 +9,13 @@
 //! - each vehicle's reference point is the centre of its footprint, `(x(t), y_lane, 0)`;
 //! - it projects through the camera to pixel `p`; the sprite is drawn with its **bottom-centre
 //!   exactly at `p`**, `length_m * f / depth` wide and `height_m * f / depth` tall, where `depth`
-//!   is the reference point's distance along the optical axis;
+//!   is the reference point's distance along the optical axis (a photo sprite at its class's
+//!   size, a rendered one at its own or at the vehicle's `size_m`, see [`sprite`]);
 //! - every sprite is cropped so its bottom edge is the tyres' ground contact and its sides are the
-//!   vehicle's ends.
+//!   vehicle's ends;
+//! - a vehicle names its sprite, or a sprite set (`"set:training"`, `"set:heldout"`,
+//!   [`sprite::SpriteSet`]) from which the renderer picks one of its class: cars, vans, lorries
+//!   (class `truck`) and buses each have pictures of their own.
 //!
 //! Hence the bottom-centre of a box around the drawn vehicle is the image of a ground point, and
 //! the inverse ground homography (which the speed stage estimates from `camera.toml`'s
@@ -51,7 +55,10 @@ pub enum SynthError {
     #[error("invalid scene: {0}")]
     Spec(String),
     /// A vehicle names a sprite that is not embedded.
-    #[error("unknown sprite {0:?}: use one of {names:?}", names = sprite::SPRITE_NAMES)]
+    #[error(
+        "unknown sprite {0:?}: use one of {names:?}, or \"set:training\" / \"set:heldout\"",
+        names = sprite::SPRITE_NAMES
+    )]
     UnknownSprite(String),
     /// An embedded sprite failed to decode (a broken build).
     #[error(
@@ -286,6 +293,7 @@ fn vehicle(
             VehicleClass::Car
         },
         sprite: sprite.to_string(),
+        size_m: None,
         lane,
         direction,
         speed_kmh,

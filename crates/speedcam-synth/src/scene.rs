@@ -2,8 +2,8 @@
 //! vehicles moved along their lanes and composited as billboards, far ones first.
 
 use super::camera::Camera;
-use super::sprite::Sprite;
-use super::{SceneSpec, SynthError, VehicleClass, VehicleSpec};
+use super::sprite::{self, Sprite};
+use super::{SceneSpec, SynthError, VehicleSpec};
 
 /// Lane width (m).
 pub const LANE_WIDTH_M: f64 = 3.5;
@@ -236,15 +236,6 @@ pub(crate) fn box_in_image(cam: &Camera, b: [f64; 4]) -> bool {
 
 /// Prepares an actor: loads its sprite, finds a start point just out of view.
 pub fn make_actor(spec: &SceneSpec, cam: &Camera, v: &VehicleSpec) -> Result<Actor, SynthError> {
-    if matches!(v.class, VehicleClass::Van | VehicleClass::Bus) {
-        return Err(SynthError::Spec(format!(
-            "vehicle {} is a {}: the pixel renderer has sprites for cars and trucks only; give \
-             class car or truck (vans and buses are in the accuracy benchmark's hard families, \
-             which draw no pixels)",
-            v.id,
-            v.class.name()
-        )));
-    }
     if v.lane >= spec.lanes {
         return Err(SynthError::Spec(format!(
             "vehicle {} is in lane {} but the road has {} lanes (0..{})",
@@ -267,8 +258,9 @@ pub fn make_actor(spec: &SceneSpec, cam: &Camera, v: &VehicleSpec) -> Result<Act
             v.id
         )));
     }
-    let (length_m, height_m) = v.class.dimensions_m();
-    let sprite = Sprite::load(&v.sprite)?;
+    let name = sprite::resolve(&v.sprite, v.class, sprite_key(spec.seed, v.id));
+    let sprite = Sprite::load(name)?;
+    let (length_m, height_m) = billboard_m(v, &sprite)?;
     let mut actor = Actor {
         spec: v.clone(),
         length_m,
@@ -311,6 +303,33 @@ pub fn make_actor(spec: &SceneSpec, cam: &Camera, v: &VehicleSpec) -> Result<Act
     let moves_right = matches!((a, b), (Some(a), Some(b)) if b[0] > a[0]);
     actor.mirror = actor.sprite.faces_right != moves_right;
     Ok(actor)
+}
+
+/// The key that picks a vehicle's sprite from a set: the same for the same scene seed and id.
+fn sprite_key(seed: u64, id: u32) -> u64 {
+    mix64(seed) ^ u64::from(id)
+}
+
+/// Billboard (width, height) in metres: the vehicle's own size when its spec gives one, else the
+/// sprite's for a rendered sprite, else its class's. A rendered sprite shows a little roof above
+/// the vehicle's height, so its billboard is taller than the vehicle by the same proportion.
+fn billboard_m(v: &VehicleSpec, sprite: &Sprite) -> Result<(f64, f64), SynthError> {
+    let (length_m, height_m) = match (v.size_m, sprite.size_m) {
+        (Some([l, _, h]), _) => (l, h),
+        (None, Some(s)) => (s.length_m, s.vehicle_height_m),
+        (None, None) => v.class.dimensions_m(),
+    };
+    if !(length_m > 0.5 && length_m < 30.0 && height_m > 0.5 && height_m < 6.0) {
+        return Err(SynthError::Spec(format!(
+            "vehicle {} is {length_m} m long and {height_m} m tall: give 0.5..30 m and 0.5..6 m",
+            v.id
+        )));
+    }
+    Ok(match (v.size_m, sprite.size_m) {
+        (Some(_), Some(s)) => s.billboard_m(length_m, height_m),
+        (None, Some(s)) => (s.length_m, s.image_height_m),
+        (_, None) => (length_m, height_m),
+    })
 }
 
 /// Composites all actors visible at `t_s` onto a copy of the background, far first.

@@ -220,9 +220,9 @@ fn invalid_specs_are_rejected_with_a_fix() {
         Err(SynthError::UnknownSprite(_))
     ));
     let mut spec = tiny_spec();
-    spec.vehicles[1].class = VehicleClass::Bus;
-    let err = render(&spec, dir.path()).expect_err("no bus sprite");
-    assert!(err.to_string().contains("is a bus"), "{err}");
+    spec.vehicles[1].size_m = Some([45.0, 2.5, 3.0]);
+    let err = render(&spec, dir.path()).expect_err("a 45 m vehicle");
+    assert!(err.to_string().contains("45 m long"), "{err}");
 }
 
 #[test]
@@ -258,6 +258,72 @@ fn demo_scene_meets_its_brief() {
             );
         }
     }
+}
+
+#[test]
+fn demo_spec_is_the_one_media_demo_was_rendered_from() {
+    // The committed demo's truth.json starts with the spec it was rendered from; new optional
+    // fields (a vehicle's size) stay out of it, so the demo renders byte for byte as before.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../media/demo/truth.json");
+    let text = std::fs::read_to_string(path).expect("media/demo/truth.json");
+    let truth: SceneTruth = serde_json::from_str(&text).expect("truth parses");
+    assert_eq!(truth.spec, demo_scene());
+    let spec_json = serde_json::to_string_pretty(&demo_scene()).expect("serialises");
+    let indented = spec_json.replace('\n', "\n  ");
+    assert!(
+        text.contains(&indented),
+        "the demo spec serialises differently"
+    );
+    assert!(!text.contains("size_m"));
+}
+
+#[test]
+fn set_selected_vehicles_of_every_class_render_at_their_sprites_size() {
+    use sprite::SpriteSet;
+    let spec = tiny_spec();
+    let cam = Camera::new(spec.camera, spec.width_px, spec.height_px);
+    for set in SpriteSet::ALL {
+        for (i, class) in VehicleClass::ALL.into_iter().enumerate() {
+            let mut v = vehicle(10 + i as u32, "car_right", 1, Direction::PlusX, 50.0, 0.0);
+            v.class = class;
+            v.sprite = set.selector().to_string();
+            let a = scene::make_actor(&spec, &cam, &v).expect("every class renders");
+            let size = a.sprite.size_m;
+            let name = sprite::resolve(&v.sprite, class, 0);
+            assert!(set.sprites(class).contains(&name));
+            match size {
+                // Rendered sprites are drawn at their own metric size and aspect.
+                Some(s) => {
+                    assert_eq!((a.length_m, a.height_m), (s.length_m, s.image_height_m));
+                    let aspect = f64::from(a.sprite.height_px) / f64::from(a.sprite.width_px);
+                    assert!((a.height_m / a.length_m - aspect).abs() < 0.01);
+                }
+                // Photos at their class's.
+                None => assert_eq!((a.length_m, a.height_m), class.dimensions_m()),
+            }
+            // A vehicle of its own size: the billboard is that long, and as much taller than
+            // the vehicle as the picture is.
+            v.size_m = Some([10.0, 2.5, 3.0]);
+            let b = scene::make_actor(&spec, &cam, &v).expect("renders");
+            assert_eq!(b.length_m, 10.0);
+            let ratio = size.map_or(1.0, |s| s.image_height_m / s.vehicle_height_m);
+            assert!((b.height_m - 3.0 * ratio).abs() < 1e-9);
+        }
+    }
+    // The same vehicle id and seed always gets the same sprite; the spec keeps the selector.
+    let mut spec = tiny_spec();
+    for (v, class) in spec
+        .vehicles
+        .iter_mut()
+        .zip([VehicleClass::Bus, VehicleClass::Van])
+    {
+        v.class = class;
+        v.sprite = SpriteSet::HeldOut.selector().into();
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truth = render(&spec, dir.path()).expect("a bus and a van render");
+    assert_eq!(truth.spec.vehicles[0].sprite, "set:heldout");
+    assert!(truth.vehicles.iter().all(|v| !v.samples.is_empty()));
 }
 
 /// Renders the demo into `media/demo/` (run once: `cargo test --release --lib

@@ -102,8 +102,15 @@ pub struct VehicleSpec {
     pub id: u32,
     /// Class (sets the real size).
     pub class: VehicleClass,
-    /// Embedded sprite name (see `speedcam_synth::sprite::SPRITE_NAMES`); mirrored as needed for the direction.
+    /// Embedded sprite name (see `speedcam_synth::sprite::SPRITE_NAMES`), or a sprite set's
+    /// selector (`"set:training"`, `"set:heldout"`: the renderer picks one of the set's sprites
+    /// of this class, see `speedcam_synth::sprite::SpriteSet`); mirrored as needed for the
+    /// direction.
     pub sprite: String,
+    /// Real `[length, width, height]` (m) when this vehicle has its own size; `None` (the default,
+    /// omitted from JSON): the sprite's own size for rendered sprites, the class's for photos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_m: Option<[f64; 3]>,
     /// Lane index, 0 = nearest a camera standing at negative y.
     pub lane: u32,
     /// Direction of travel.
