@@ -790,9 +790,9 @@ impl SpeedEstimator {
     /// continues it, or held for one ([`SpeedEstimator::expire`] measures it if none comes).
     pub fn end_track(&mut self, track_id: u64) -> Option<Passage> {
         let state = self.tracks.remove(&track_id)?;
-        let mut joined = self.joined.remove(&track_id).unwrap_or_default();
+        let joined = self.joined.remove(&track_id).unwrap_or_default();
+        let (state, mut joined) = self.claim_predecessor(track_id, state, joined);
         let Some(tail) = self.lost_in_zone(&state) else {
-            let (state, joined) = self.claim_predecessor(track_id, state, joined);
             return self.measure_joined(track_id, state, joined);
         };
         if let Some(next) = self.successor(track_id, &tail) {
@@ -819,75 +819,8 @@ impl SpeedEstimator {
             state,
             joined,
         };
-        let fragment = self.join_held(fragment);
         self.fragments.push(fragment);
         None
-    }
-
-    /// A fragment about to be held, joined with a held one it continues or that continues it
-    /// (a vehicle lost twice, whose middle track was lost too before the first one ended: the
-    /// tracker keeps a still track far longer than a moving one).
-    fn join_held(&mut self, f: Fragment) -> Fragment {
-        let still = self.still_track_age_s;
-        let first = |state: &TrackZone| match state {
-            TrackZone::Inside { samples, .. } => samples.first().copied(),
-            _ => None,
-        };
-        let Some(mine) = first(&f.state) else {
-            return f;
-        };
-        // An earlier fragment that this one continues.
-        let before = self
-            .fragments
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| Some((i, g.tail.cost(mine.t_s, mine.ground_m, still)?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, _)) = before {
-            let g = self.fragments.remove(i);
-            tracing::debug!(
-                track_id = g.track_id,
-                continued_by = f.track_id,
-                "held tracks lost in the zone join"
-            );
-            let mut joined = g.joined;
-            joined.push(g.track_id);
-            joined.extend(f.joined);
-            return Fragment {
-                track_id: f.track_id,
-                tail: f.tail,
-                state: join(g.state, f.state),
-                joined,
-            };
-        }
-        // A later fragment that continues this one.
-        let after = self
-            .fragments
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| {
-                let theirs = first(&g.state)?;
-                Some((i, f.tail.cost(theirs.t_s, theirs.ground_m, still)?))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, _)) = after {
-            let g = self.fragments.remove(i);
-            tracing::debug!(
-                track_id = f.track_id,
-                continued_by = g.track_id,
-                "held tracks lost in the zone join"
-            );
-            let mut joined = f.joined;
-            joined.push(f.track_id);
-            joined.extend(g.joined);
-            return Fragment {
-                track_id: g.track_id,
-                tail: g.tail,
-                state: join(f.state, g.state),
-                joined,
-            };
-        }
-        f
     }
 
     /// A passage about to be measured that began inside the zone may continue a track that was
@@ -957,7 +890,7 @@ impl SpeedEstimator {
         let mut due = Vec::new();
         for (i, f) in std::mem::take(&mut self.fragments).into_iter().enumerate() {
             let late = t_s - f.tail.t_s > f.tail.max_gap_s(still) + FRAGMENT_CONFIRM_S;
-            if i < over || (late && !self.awaits_predecessor(&f)) {
+            if i < over || late {
                 due.push(f);
             } else {
                 self.fragments.push(f);
@@ -966,24 +899,6 @@ impl SpeedEstimator {
         due.into_iter()
             .filter_map(|f| self.measure_joined(f.track_id, f.state, f.joined))
             .collect()
-    }
-
-    /// Whether a live track, lost in the zone before the fragment began and not ended yet,
-    /// may be the fragment's beginning: then the fragment waits for it (a vehicle that stood
-    /// hidden keeps its track for `tracker.stationary_max_age_s`, while its continuation,
-    /// lost again, would expire within seconds).
-    fn awaits_predecessor(&self, f: &Fragment) -> bool {
-        let TrackZone::Inside { samples, .. } = &f.state else {
-            return false;
-        };
-        let Some(first) = samples.first() else {
-            return false;
-        };
-        let still = self.still_track_age_s;
-        self.tracks.values().any(|state| {
-            self.lost_in_zone(state)
-                .is_some_and(|tail| tail.cost(first.t_s, first.ground_m, still).is_some())
-        })
     }
 
     /// End of stream: measures every held fragment.

@@ -305,6 +305,49 @@ fn a_queued_vehicle_picked_up_after_standing_hidden_gives_one_verdict() {
 }
 
 #[test]
+fn a_vehicle_lost_twice_gives_one_verdict_whatever_order_its_tracks_end_in() {
+    let cam = Camera::default();
+    let mut est = estimator(&cam, SpeedConfig::default());
+    let mut rng = Rng(14);
+    // The queued car of the test above: standing at 28 m from 4 s to 12 s, then off.
+    let x_at = |t: f64| {
+        if t < 4.0 {
+            8.0 + 10.0 * t - 1.25 * t * t
+        } else if t < 12.0 {
+            28.0
+        } else {
+            28.0 + (t - 12.0).powi(2)
+        }
+    };
+    let mut out = Vec::new();
+    // Track 1 sees it until it has stood 2 s; the tracker keeps it (still) for long.
+    let (p, _) = feed(&mut est, &cam, 1, (0.0, 6.0), &x_at, 1.75, &mut rng);
+    out.extend(p);
+    // Track 2 sees it start off, and is lost again in the zone, ended before track 1.
+    let (p, last) = feed(&mut est, &cam, 2, (12.0, 13.0), &x_at, 1.75, &mut rng);
+    out.extend(p);
+    out.extend(est.end_track(2));
+    out.extend(est.end_track(1));
+    out.extend(est.expire(last + 0.4));
+    assert!(out.is_empty(), "{out:?}");
+    // Track 3 takes it out of the zone.
+    let (p, _) = feed(&mut est, &cam, 3, (13.5, 18.0), &x_at, 1.75, &mut rng);
+    out.extend(p);
+    out.extend(est.end_track(3));
+    out.extend(est.flush());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].joined_track_ids(), &[1, 2]);
+    let m = out.remove(0).measured().expect("a speed");
+    assert_eq!(m.track_id, 3);
+    let t_in = (10.0 - (100.0f64 - 4.0 * 1.25 * 4.0).sqrt()) / 2.5;
+    let truth_kmh = 20.0 / (14.0 - t_in) * 3.6;
+    assert!(
+        (m.speed_kmh - truth_kmh).abs() < 0.3,
+        "{m:?} vs {truth_kmh}"
+    );
+}
+
+#[test]
 fn a_vehicle_behind_or_beside_a_lost_one_is_not_its_continuation() {
     let cam = Camera::default();
     let v = 50.0 / 3.6;
