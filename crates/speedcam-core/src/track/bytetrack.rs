@@ -271,6 +271,23 @@ impl Tracker {
         //     scored under `high_score` would start only deep inside the zone, missing the
         //     passage's entry.
         let tentative: Vec<usize> = tentative.into_iter().filter(|&i| !track_hit[i]).collect();
+        // Not a low box lying mostly inside a box a confirmed track matched this step: detectors
+        // report parts and second classes of a vehicle with low scores, and a young track
+        // living on those would measure the vehicle twice.
+        let matched: Vec<BBox> = confirmed
+            .iter()
+            .filter(|&&i| track_hit[i])
+            .filter_map(|&i| self.tracks[i].detection.as_ref().map(|d| d.bbox))
+            .collect();
+        for (k, cand) in low.iter().enumerate() {
+            let area = cand.det.bbox.area();
+            if matched
+                .iter()
+                .any(|m| m.intersection(&cand.det.bbox) >= self.cfg.duplicate_overlap * area)
+            {
+                low_used[k] = true;
+            }
+        }
         self.associate(
             t_s,
             &tentative,

@@ -504,3 +504,42 @@ fn a_young_track_of_a_low_scoring_vehicle_continues_on_its_low_scores() {
     let out = fresh.update(0.0, &[o.detect(0.0, &mut rng, 1.0, 0.3)]);
     assert!(out.tracks.is_empty());
 }
+
+#[test]
+fn a_young_track_does_not_live_on_low_boxes_inside_a_tracked_vehicle() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut rng = Rng(22);
+    let o = &crossing_pair()[0];
+    let mut t = 0.0;
+    for _ in 0..4 {
+        tracker.update(t, &[o.detect(t, &mut rng, 0.5, 0.8)]);
+        t += 0.04;
+    }
+    // A part of the vehicle scored 0.5 (half outside its box: it starts a track), then the
+    // same part scored 0.3, now inside the vehicle's box.
+    let part = |t: f64, dx: f32, score: f32| {
+        let b = o.detect(t, &mut Rng(1), 0.0, score).bbox;
+        Detection {
+            bbox: BBox {
+                x1: b.x1 + dx,
+                x2: b.x1 + dx + 0.4 * (b.x2 - b.x1),
+                ..b
+            },
+            score,
+            class_id: 7,
+            class: "truck",
+        }
+    };
+    let out = tracker.update(t, &[o.detect(t, &mut rng, 0.5, 0.8), part(t, -14.0, 0.5)]);
+    assert_eq!(
+        out.tracks.len(),
+        2,
+        "the part starts a tentative track: {out:?}"
+    );
+    for _ in 0..3 {
+        t += 0.04;
+        let out = tracker.update(t, &[o.detect(t, &mut rng, 0.5, 0.8), part(t, -8.0, 0.3)]);
+        assert_eq!(out.tracks.len(), 1, "{out:?}");
+        assert!(out.tracks[0].confirmed);
+    }
+}
