@@ -262,22 +262,26 @@ fn a_track_lost_in_the_zone_and_its_continuation_give_one_verdict() {
     }
 }
 
+/// The mean speed over the zone (12..32 m) of a vehicle at ground x `x_at(t)`, km/h: zone
+/// length over the time between its first reaching either edge (0.1 ms steps).
+fn zone_mean_kmh(x_at: &dyn Fn(f64) -> f64) -> f64 {
+    let first_at = |x_m: f64| {
+        (0..2_000_000)
+            .map(|k| f64::from(k) * 1e-4)
+            .find(|&t| x_at(t) >= x_m)
+            .expect("reaches the edge")
+    };
+    ZONE_LEN_M / (first_at(32.0) - first_at(12.0)) * 3.6
+}
+
 #[test]
 fn a_queued_vehicle_picked_up_after_standing_hidden_gives_one_verdict() {
     let cam = Camera::default();
     let mut est = estimator(&cam, SpeedConfig::default());
     let mut rng = Rng(12);
-    // 36 km/h, braking at 2.5 m/s² to a stop at x = 8 + 20 = 28 m (in the zone) after 4 s,
-    // standing 8 s, then off at 2 m/s². Seen until it stood 2 s; hidden for 6 s; seen again.
-    let x_at = |t: f64| {
-        if t < 4.0 {
-            8.0 + 10.0 * t - 1.25 * t * t
-        } else if t < 12.0 {
-            28.0
-        } else {
-            28.0 + (t - 12.0).powi(2)
-        }
-    };
+    // Seen until it stood 2 s; hidden for 6 s; seen again.
+    // Standing at 28 m from about 3.8 s to 11.8 s.
+    let x_at = |t: f64| queued_x_m(t, 28.0, 8.0);
     let mut out = Vec::new();
     let (p, last) = feed(&mut est, &cam, 1, (0.0, 6.0), &x_at, 1.75, &mut rng);
     out.extend(p);
@@ -294,9 +298,7 @@ fn a_queued_vehicle_picked_up_after_standing_hidden_gives_one_verdict() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].joined_track_ids(), &[1]);
     let m = out.remove(0).measured().expect("a speed");
-    // Zone 12..32 m: entered at t where x = 12 (0.42 s), left where x = 32 (t = 14).
-    let t_in = (10.0 - (100.0f64 - 4.0 * 1.25 * 4.0).sqrt()) / 2.5;
-    let truth_kmh = 20.0 / (14.0 - t_in) * 3.6;
+    let truth_kmh = zone_mean_kmh(&x_at);
     assert!(
         (m.speed_kmh - truth_kmh).abs() < 0.3,
         "{m:?} vs {truth_kmh}"
@@ -309,16 +311,8 @@ fn a_vehicle_lost_twice_gives_one_verdict_whatever_order_its_tracks_end_in() {
     let cam = Camera::default();
     let mut est = estimator(&cam, SpeedConfig::default());
     let mut rng = Rng(14);
-    // The queued car of the test above: standing at 28 m from 4 s to 12 s, then off.
-    let x_at = |t: f64| {
-        if t < 4.0 {
-            8.0 + 10.0 * t - 1.25 * t * t
-        } else if t < 12.0 {
-            28.0
-        } else {
-            28.0 + (t - 12.0).powi(2)
-        }
-    };
+    // Standing at 28 m from about 3.8 s to 11.8 s.
+    let x_at = |t: f64| queued_x_m(t, 28.0, 8.0);
     let mut out = Vec::new();
     // Track 1 sees it until it has stood 2 s; the tracker keeps it (still) for long.
     let (p, _) = feed(&mut est, &cam, 1, (0.0, 6.0), &x_at, 1.75, &mut rng);
@@ -339,8 +333,7 @@ fn a_vehicle_lost_twice_gives_one_verdict_whatever_order_its_tracks_end_in() {
     assert_eq!(out[0].joined_track_ids(), &[1, 2]);
     let m = out.remove(0).measured().expect("a speed");
     assert_eq!(m.track_id, 3);
-    let t_in = (10.0 - (100.0f64 - 4.0 * 1.25 * 4.0).sqrt()) / 2.5;
-    let truth_kmh = 20.0 / (14.0 - t_in) * 3.6;
+    let truth_kmh = zone_mean_kmh(&x_at);
     assert!(
         (m.speed_kmh - truth_kmh).abs() < 0.3,
         "{m:?} vs {truth_kmh}"
