@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use super::box_correction::BoxCorrection;
 use super::engine::{Engine, ModelInfo, OutputTensor};
 use super::family::Family;
 use super::labels;
@@ -33,6 +34,8 @@ pub struct ModelDetector {
     score_threshold: f32,
     nms_iou: f32,
     model_id: String,
+    /// Per-class box-edge correction learnt for this model, applied after NMS in frame px.
+    correction: Option<BoxCorrection>,
     /// GPU letterboxing into device memory, handed to the engine without a host copy
     /// (`cuda` feature, GPU execution providers only).
     #[cfg(feature = "cuda")]
@@ -164,6 +167,7 @@ impl ModelDetector {
             score_threshold: cfg.score_threshold,
             nms_iou: cfg.nms_iou,
             model_id,
+            correction: None,
             #[cfg(feature = "cuda")]
             gpu: None,
         })
@@ -194,6 +198,16 @@ impl ModelDetector {
         } else {
             total_ms / runs as f64
         })
+    }
+
+    /// Corrects every box from now on with `correction` (None: boxes as detected).
+    pub fn set_box_correction(&mut self, correction: Option<BoxCorrection>) {
+        self.correction = correction;
+    }
+
+    /// The box correction in use.
+    pub fn box_correction(&self) -> Option<&BoxCorrection> {
+        self.correction.as_ref()
     }
 
     /// Side of the square model input, px.
@@ -246,7 +260,14 @@ impl ModelDetector {
             c.sort_by(|a, b| b.score.total_cmp(&a.score));
             c
         };
-        Ok(to_frame(dets, map, frame))
+        let mut dets = to_frame(dets, map, frame);
+        if let Some(c) = &self.correction {
+            let (w, h) = (frame.width as f32, frame.height as f32);
+            for d in &mut dets {
+                c.apply(d, w, h);
+            }
+        }
+        Ok(dets)
     }
 
     /// Uses the GPU for preprocessing from now on (device `device_index`), when the engine can

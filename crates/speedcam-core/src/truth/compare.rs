@@ -87,6 +87,32 @@ pub fn match_measurements(truth: &SceneTruth, measured: &[Event]) -> (Vec<Match>
     (matches, unmatched)
 }
 
+/// For each measurement, the id of the truth vehicle that crossed the zone whose crossing
+/// interval its zone interval overlaps most (None: it overlaps none). Unlike
+/// [`match_measurements`] this is many-to-one, so it counts how many verdicts each vehicle got
+/// (a vehicle split into two tracks gets two).
+pub fn verdict_vehicles(truth: &SceneTruth, measured: &[Event]) -> Vec<Option<u32>> {
+    let crossed: Vec<(u32, f64, f64)> = truth
+        .vehicles
+        .iter()
+        .filter_map(|v| match (v.crossed_zone, v.zone_entry_s, v.zone_exit_s) {
+            (true, Some(a), Some(b)) => Some((v.id, a.min(b), a.max(b))),
+            _ => None,
+        })
+        .collect();
+    measured
+        .iter()
+        .map(|m| {
+            crossed
+                .iter()
+                .map(|&(id, a, b)| (b.min(m.t_exit_s) - a.max(m.t_enter_s), id))
+                .filter(|(overlap, _)| *overlap > 0.0)
+                .max_by(|x, y| x.0.total_cmp(&y.0))
+                .map(|(_, id)| id)
+        })
+        .collect()
+}
+
 /// A human-readable table of true vs measured speeds with the mean absolute error.
 pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
     let (matches, unmatched) = match_measurements(truth, measured);
@@ -143,4 +169,85 @@ pub fn compare_table(truth: &SceneTruth, measured: &[Event]) -> String {
         s += &format!("{} measurement(s) matched no vehicle\n", unmatched.len());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::truth::{camera::CameraSpec, Direction, SceneSpec, VehicleClass, VehicleTruth};
+
+    fn vehicle(id: u32, entry: f64, exit: f64, crossed: bool) -> VehicleTruth {
+        VehicleTruth {
+            id,
+            class: VehicleClass::Car,
+            lane: 0,
+            direction: Direction::PlusX,
+            speed_kmh: 50.0,
+            accel_mps2: 0.0,
+            zone_entry_s: Some(entry),
+            zone_exit_s: Some(exit),
+            crossed_zone: crossed,
+            zone_speed_kmh: Some(50.0),
+            samples: Vec::new(),
+        }
+    }
+
+    fn truth(vehicles: Vec<VehicleTruth>) -> SceneTruth {
+        SceneTruth {
+            spec: SceneSpec {
+                width_px: 64,
+                height_px: 64,
+                fps: 30.0,
+                duration_s: 10.0,
+                camera: CameraSpec {
+                    x_m: 0.0,
+                    y_m: -10.0,
+                    height_m: 5.0,
+                    yaw_deg: 70.0,
+                    tilt_deg: 15.0,
+                    focal_px: 100.0,
+                },
+                lanes: 2,
+                zone_length_m: 10.0,
+                vehicles: Vec::new(),
+                seed: 0,
+                jitter_ms: 0.0,
+            },
+            frames: 300,
+            frame_times_s: Vec::new(),
+            zone_world_m: Vec::new(),
+            zone_polygon_px: Vec::new(),
+            calibration_image_px: Vec::new(),
+            calibration_world_m: Vec::new(),
+            vehicles,
+        }
+    }
+
+    fn verdict(t0: f64, t1: f64) -> Event {
+        let mut e = crate::event::test_event("e".into(), "synth", 1);
+        e.t_enter_s = t0;
+        e.t_exit_s = t1;
+        e
+    }
+
+    #[test]
+    fn verdicts_go_to_the_crossed_vehicle_they_overlap_most() {
+        // Vehicle 2 (exit before entry: travelling towards -x) overlaps the second verdict
+        // more than vehicle 1 does; vehicle 3 did not cross, so the last verdict has no vehicle.
+        let t = truth(vec![
+            vehicle(1, 1.0, 3.0, true),
+            vehicle(2, 4.0, 2.5, true),
+            vehicle(3, 6.0, 8.0, false),
+        ]);
+        let got = verdict_vehicles(
+            &t,
+            &[
+                verdict(1.1, 2.9),
+                verdict(2.6, 3.9),
+                verdict(1.2, 1.8),
+                verdict(6.5, 7.5),
+            ],
+        );
+        assert_eq!(got, vec![Some(1), Some(2), Some(1), None]);
+    }
 }
