@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "video_accuracy [--family standard|heldout|all] [--scenes N] [--duration S] \
 [--adaptive] [--box-correction auto|off|PATH] [--model PATH] [--backend tract|onnxruntime] \
-[--ort-library PATH] [--work DIR] [--per-vehicle] [--fit OUT.toml]";
+[--ort-library PATH] [--work DIR] [--per-vehicle] [--fit OUT.toml] [--demo]";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -48,6 +48,7 @@ pub struct Args {
     work: Option<PathBuf>,
     per_vehicle: bool,
     fit: Option<PathBuf>,
+    demo: bool,
 }
 
 fn repo() -> PathBuf {
@@ -67,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         work: None,
         per_vehicle: false,
         fit: None,
+        demo: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -94,6 +96,7 @@ fn parse_args() -> Result<Args, String> {
             "--work" => a.work = Some(PathBuf::from(val()?)),
             "--per-vehicle" => a.per_vehicle = true,
             "--fit" => a.fit = Some(PathBuf::from(val()?)),
+            "--demo" => a.demo = true,
             "--bench" => {} // cargo bench passes it
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown option {other}; usage: {USAGE}")),
@@ -235,6 +238,56 @@ fn open_bench_detector(
     open_detector(&cfg).map_err(|e| format!("{e:#}"))
 }
 
+/// `--demo`: the bundled demo (config/demo.toml, media/demo) through the same replay as
+/// `speedcamd demo`, with the detector and box correction asked for, and its truth table.
+fn demo(args: &Args, root: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(repo().join("config/demo.toml")).map_err(|e| e.to_string())?;
+    let text = text
+        .replace(
+            "../models/nanodet-g-416.onnx",
+            &args.model.display().to_string(),
+        )
+        .replace(
+            "../media/demo/scene.mp4",
+            &repo().join("media/demo/scene.mp4").display().to_string(),
+        )
+        .replace("../data/demo", "data-demo")
+        .replace(
+            "backend = \"tract\"",
+            &format!(
+                "backend = \"tract\"\nbox_correction = \"{}\"",
+                args.box_correction
+            ),
+        );
+    let cfg_path = root.join("demo.toml");
+    std::fs::write(&cfg_path, text).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(root.join("data-demo"));
+    let cfg = speedcam::config::load(&cfg_path).map_err(|e| format!("{e}"))?;
+    let detector = open_detector(&cfg).map_err(|e| format!("{e:#}"))?;
+    let opts = ReplayOptions {
+        camera: None,
+        video: None,
+        drain_timeout: Duration::ZERO,
+        realtime: false,
+    };
+    let mut measured = Vec::new();
+    replay_with(&cfg, &opts, &detector, &mut |v: &Verdict| {
+        if v.event.kind == EventType::Measurement {
+            measured.push(v.event.clone());
+        }
+    })
+    .map_err(|e| format!("{e:#}"))?;
+    let truth = speedcam::truth::load_truth(&repo().join("media/demo/truth.json"))?;
+    println!(
+        "demo with {} (box correction {}):\n{}",
+        detector.lock(false).model_id(),
+        args.box_correction,
+        speedcam::truth::compare_table(&truth, &measured)
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -270,6 +323,9 @@ fn run(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     if let Some(out) = &args.fit {
         return fit::run(args, &root, out);
+    }
+    if args.demo {
+        return demo(args, &root);
     }
     println!(
         "video accuracy: {} scene(s) of {:.0} s per family, model {}, backend {}, box correction {}",

@@ -498,6 +498,50 @@ mod tests {
     }
 
     #[test]
+    fn box_correction_moves_the_boxes_of_its_classes_after_nms() {
+        use crate::detect::box_correction::{BoxCorrection, ClassFit, EdgeFit};
+        let (engine, _) = yolo_engine(Some(NAMES));
+        let mut det = ModelDetector::new(
+            Box::new(engine),
+            Family::YoloV8,
+            &cfg(&["car", "lorry"]),
+            "m@0".into(),
+        )
+        .unwrap();
+        let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
+        let frame = Frame::from_rgb_image("t".into(), 0, 0, &img);
+        let (plain, _) = det.detect(&frame).unwrap();
+        // The lorry's bottom 1 px + 25% of its height higher (16 px tall: 5 px).
+        let fit = ClassFit {
+            boxes: 1,
+            bottom: EdgeFit {
+                offset_px: -1.0,
+                per_size: -0.25,
+                mad_px: 0.0,
+            },
+            ..ClassFit::default()
+        };
+        det.set_box_correction(Some(BoxCorrection {
+            schema: 1,
+            model: "m@0".into(),
+            command: String::new(),
+            scenes: 0,
+            classes: [("lorry".to_string(), fit)].into(),
+        }));
+        let (fixed, _) = det.detect(&frame).unwrap();
+        assert_eq!(fixed.len(), plain.len());
+        let (a, b) = (plain[0].bbox, fixed[0].bbox);
+        assert!((b.y2 - (a.y2 - 5.0)).abs() < 1e-3, "{a:?} -> {b:?}");
+        assert_eq!((a.x1, a.y1, a.x2), (b.x1, b.y1, b.x2));
+        // Another class in the correction file: the lorry is left alone.
+        det.set_box_correction(Some(BoxCorrection {
+            classes: [("car".to_string(), fit)].into(),
+            ..det.box_correction().unwrap().clone()
+        }));
+        assert_eq!(det.detect(&frame).unwrap().0[0].bbox, a);
+    }
+
+    #[test]
     fn unknown_class_lists_the_model_labels() {
         let (engine, _) = yolo_engine(Some(NAMES));
         let err = ModelDetector::new(
