@@ -155,8 +155,12 @@ fn render(root: &Path, family: Family, index: u32, duration_s: f64) -> Result<Re
         family.name()
     ))?;
     let dir = root.join(format!("{}-{index:03}", family.name()));
-    if let Ok(old) = speedcam_synth::load_truth(&dir.join("truth.json")) {
-        if old.spec == gen.spec && dir.join("scene.mp4").is_file() {
+    // The spec as rendered, compared as text (a float parsed back from truth.json may differ
+    // in its last bit).
+    let spec_json = serde_json::to_string(&gen.spec).map_err(|e| e.to_string())?;
+    let same = std::fs::read_to_string(dir.join("spec.json")).is_ok_and(|s| s == spec_json);
+    if let (true, Ok(old)) = (same, speedcam_synth::load_truth(&dir.join("truth.json"))) {
+        if dir.join("scene.mp4").is_file() {
             return Ok(Rendered {
                 family,
                 index,
@@ -167,8 +171,10 @@ fn render(root: &Path, family: Family, index: u32, duration_s: f64) -> Result<Re
             });
         }
     }
+    let _ = std::fs::remove_file(dir.join("spec.json"));
     let truth =
         speedcam_synth::render(&gen.spec, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join("spec.json"), spec_json).map_err(|e| e.to_string())?;
     Ok(Rendered {
         family,
         index,

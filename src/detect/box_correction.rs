@@ -274,7 +274,7 @@ pub fn fit(samples: &[FitSample], min_boxes: usize) -> BTreeMap<String, ClassFit
         let size: Vec<f64> = v
             .iter()
             .map(|s| {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     s.detected[2] - s.detected[0]
                 } else {
                     s.detected[3] - s.detected[1]
