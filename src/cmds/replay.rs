@@ -5,7 +5,7 @@ use super::SYSTEM_CONFIG;
 use crate::config::{CameraConfig, Config};
 use crate::service::{
     camera_loop, open_detector, open_store, pick_camera, run_source, start_sink, LoopEnd, LoopEnv,
-    LoopOptions, RunSummary, Verdict,
+    LoopOptions, RunSummary, SharedDetector, Verdict,
 };
 use crate::source::{DefaultOpener, Opener};
 use anyhow::{bail, Context};
@@ -82,6 +82,20 @@ pub fn replay(
     opts: &ReplayOptions,
     on_verdict: &mut dyn FnMut(&Verdict),
 ) -> anyhow::Result<RunSummary> {
+    pick_camera(cfg, opts.camera.as_deref())?;
+    let detector = open_detector(cfg)?;
+    replay_with(cfg, opts, &detector, on_verdict)
+}
+
+/// [`replay`] with a detector the caller opened, so a run over many videos (the rendered-video
+/// accuracy benchmark, `examples/video_accuracy`) loads the model once. `cfg.detector` is not
+/// read: `detector` is what runs.
+pub fn replay_with(
+    cfg: &Config,
+    opts: &ReplayOptions,
+    detector: &SharedDetector,
+    on_verdict: &mut dyn FnMut(&Verdict),
+) -> anyhow::Result<RunSummary> {
     let cam = pick_camera(cfg, opts.camera.as_deref())?;
     let span = tracing::info_span!(target: LOG_TARGET, "camera", camera = %cam.id);
     let _entered = span.enter();
@@ -95,7 +109,6 @@ pub fn replay(
         .build()
         .context("starting the async runtime")?;
     let store = open_store(cfg)?;
-    let detector = open_detector(cfg)?;
     let paced = crate::source::replay::ReplaySettings {
         realtime: opts.realtime,
         looped: false,
@@ -114,7 +127,7 @@ pub fn replay(
     let env = LoopEnv {
         cam,
         cfg,
-        detector: &detector,
+        detector,
         sink: &sink,
         stop: &stop,
         clock: &crate::clock::RealClock::default(),

@@ -24,6 +24,7 @@
 
 pub use speedcam_core::detect::*;
 
+pub mod box_correction;
 mod decode_util;
 pub mod end2end;
 pub mod engine;
@@ -42,6 +43,7 @@ pub mod tract;
 pub mod yolov8;
 pub mod yolox;
 
+pub use box_correction::BoxCorrection;
 pub use family::Family;
 pub use pipeline::ModelDetector;
 /// Builds the detector `cfg` describes: the backend's engine plus the family's decoder in a
@@ -54,12 +56,13 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
         "tract" => {
             let engine = tract::TractEngine::load(cfg)?;
             let id = engine.model_id().to_string();
-            Ok(Box::new(ModelDetector::new(
-                Box::new(engine),
-                family,
-                cfg,
-                id,
-            )?))
+            let mut det = ModelDetector::new(Box::new(engine), family, cfg, id)?;
+            det.set_box_correction(BoxCorrection::for_setting(
+                &cfg.box_correction,
+                &cfg.model,
+                det.model_id(),
+            )?);
+            Ok(Box::new(det))
         }
         #[cfg(feature = "onnxruntime")]
         "onnxruntime" => {
@@ -70,8 +73,12 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
                 reason: format!("{e}; check the detector model path"),
             })?;
             let id = model_id_of(&cfg.model, &bytes);
-            #[allow(unused_mut)]
             let mut det = ModelDetector::new(Box::new(engine), family, cfg, id)?;
+            det.set_box_correction(BoxCorrection::for_setting(
+                &cfg.box_correction,
+                &cfg.model,
+                det.model_id(),
+            )?);
             #[cfg(feature = "cuda")]
             if !det.provider().ends_with("-cpu") {
                 // A GPU provider runs the model: letterbox on the GPU too and hand the device

@@ -10,6 +10,7 @@
 
 use std::time::Instant;
 
+use super::box_correction::BoxCorrection;
 use super::engine::{Engine, ModelInfo, OutputTensor};
 use super::family::Family;
 use super::labels;
@@ -33,6 +34,8 @@ pub struct ModelDetector {
     score_threshold: f32,
     nms_iou: f32,
     model_id: String,
+    /// Per-class box-edge correction learnt for this model, applied after NMS in frame px.
+    correction: Option<BoxCorrection>,
     /// GPU letterboxing into device memory, handed to the engine without a host copy
     /// (`cuda` feature, GPU execution providers only).
     #[cfg(feature = "cuda")]
@@ -164,6 +167,7 @@ impl ModelDetector {
             score_threshold: cfg.score_threshold,
             nms_iou: cfg.nms_iou,
             model_id,
+            correction: None,
             #[cfg(feature = "cuda")]
             gpu: None,
         })
@@ -194,6 +198,16 @@ impl ModelDetector {
         } else {
             total_ms / runs as f64
         })
+    }
+
+    /// Corrects every box from now on with `correction` (None: boxes as detected).
+    pub fn set_box_correction(&mut self, correction: Option<BoxCorrection>) {
+        self.correction = correction;
+    }
+
+    /// The box correction in use.
+    pub fn box_correction(&self) -> Option<&BoxCorrection> {
+        self.correction.as_ref()
     }
 
     /// Side of the square model input, px.
@@ -246,7 +260,14 @@ impl ModelDetector {
             c.sort_by(|a, b| b.score.total_cmp(&a.score));
             c
         };
-        Ok(to_frame(dets, map, frame))
+        let mut dets = to_frame(dets, map, frame);
+        if let Some(c) = &self.correction {
+            let (w, h) = (frame.width as f32, frame.height as f32);
+            for d in &mut dets {
+                c.apply(d, w, h);
+            }
+        }
+        Ok(dets)
     }
 
     /// Uses the GPU for preprocessing from now on (device `device_index`), when the engine can
@@ -474,6 +495,50 @@ mod tests {
             y2: 40.0,
         };
         assert!(dets[0].bbox.iou(&want) > 0.999, "{:?}", dets[0].bbox);
+    }
+
+    #[test]
+    fn box_correction_moves_the_boxes_of_its_classes_after_nms() {
+        use crate::detect::box_correction::{BoxCorrection, ClassFit, EdgeFit};
+        let (engine, _) = yolo_engine(Some(NAMES));
+        let mut det = ModelDetector::new(
+            Box::new(engine),
+            Family::YoloV8,
+            &cfg(&["car", "lorry"]),
+            "m@0".into(),
+        )
+        .unwrap();
+        let img = image::RgbImage::from_pixel(128, 64, image::Rgb([90, 90, 90]));
+        let frame = Frame::from_rgb_image("t".into(), 0, 0, &img);
+        let (plain, _) = det.detect(&frame).unwrap();
+        // The lorry's bottom 1 px + 25% of its height higher (16 px tall: 5 px).
+        let fit = ClassFit {
+            boxes: 1,
+            bottom: EdgeFit {
+                offset_px: -1.0,
+                per_size: -0.25,
+                mad_px: 0.0,
+            },
+            ..ClassFit::default()
+        };
+        det.set_box_correction(Some(BoxCorrection {
+            schema: 1,
+            model: "m@0".into(),
+            command: String::new(),
+            scenes: 0,
+            classes: [("lorry".to_string(), fit)].into(),
+        }));
+        let (fixed, _) = det.detect(&frame).unwrap();
+        assert_eq!(fixed.len(), plain.len());
+        let (a, b) = (plain[0].bbox, fixed[0].bbox);
+        assert!((b.y2 - (a.y2 - 5.0)).abs() < 1e-3, "{a:?} -> {b:?}");
+        assert_eq!((a.x1, a.y1, a.x2), (b.x1, b.y1, b.x2));
+        // Another class in the correction file: the lorry is left alone.
+        det.set_box_correction(Some(BoxCorrection {
+            classes: [("car".to_string(), fit)].into(),
+            ..det.box_correction().unwrap().clone()
+        }));
+        assert_eq!(det.detect(&frame).unwrap().0[0].bbox, a);
     }
 
     #[test]

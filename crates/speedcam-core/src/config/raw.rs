@@ -53,6 +53,8 @@ pub(crate) struct RawDetector {
     #[serde(default)]
     pub box_bottom_sd_px: Option<Spanned<f64>>,
     #[serde(default)]
+    pub box_correction: Option<Spanned<String>>,
+    #[serde(default)]
     pub onnxruntime: Option<RawOnnxRuntime>,
 }
 

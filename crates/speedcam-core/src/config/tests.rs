@@ -493,6 +493,48 @@ fn every_family_is_accepted_and_unknown_ones_are_named() {
 }
 
 #[test]
+fn box_correction_is_auto_off_or_an_existing_file() {
+    use crate::detect::BoxCorrectionSetting;
+    assert_eq!(
+        parse(GOOD, &repo_path()).unwrap().detector.box_correction,
+        BoxCorrectionSetting::Auto
+    );
+    for (value, want) in [
+        ("auto", BoxCorrectionSetting::Auto),
+        ("off", BoxCorrectionSetting::Off),
+    ] {
+        let cfg = parse(
+            &with_detector(&format!("box_correction = \"{value}\"")),
+            &repo_path(),
+        )
+        .unwrap();
+        assert_eq!(cfg.detector.box_correction, want);
+    }
+    // A path resolves against the config file's directory.
+    let cfg = parse(
+        &with_detector("box_correction = \"../models/README.md\""),
+        &repo_path(),
+    )
+    .unwrap();
+    let BoxCorrectionSetting::Path(p) = cfg.detector.box_correction else {
+        panic!("not a path")
+    };
+    assert!(p.ends_with("config/../models/README.md"), "{}", p.display());
+    // A missing file (or a typo of auto / off) is named with the key, line and allowed values.
+    for bad in ["of", "../models/missing.contact.toml", ""] {
+        let p = problems(&with_detector(&format!("box_correction = \"{bad}\"")));
+        assert_eq!(
+            (p[0].key.as_str(), p[0].line),
+            ("detector.box_correction", 8),
+            "{bad}"
+        );
+        for want in ["\"auto\"", "\"off\"", "contact.toml"] {
+            assert!(p[0].message.contains(want), "{bad}: {}", p[0].message);
+        }
+    }
+}
+
+#[test]
 fn class_names_are_parsed_and_checked() {
     let cfg = parse(
         &with_detector(

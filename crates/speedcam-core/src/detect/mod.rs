@@ -102,6 +102,14 @@ pub enum DetectError {
         /// What went wrong.
         reason: String,
     },
+    /// The box correction file (`detector.box_correction`) cannot be used.
+    #[error("box correction {path}: {reason}")]
+    BoxCorrection {
+        /// The correction file.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The model's inputs or outputs are not what the configured family expects.
     #[error("model {path} does not match family {family}: {reason}")]
     Layout {
@@ -382,6 +390,43 @@ pub struct DetectorConfig {
     /// `[detector.onnxruntime]`: providers, TensorRT precision and cache, library; used only by
     /// the `onnxruntime` backend.
     pub onnxruntime: onnxruntime::OrtSettings,
+    /// `detector.box_correction`: the per-class box-edge correction learnt for this model
+    /// (the daemon's `detect::box_correction`).
+    pub box_correction: BoxCorrectionSetting,
+}
+
+/// Which box correction the detector applies (`detector.box_correction`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum BoxCorrectionSetting {
+    /// `"auto"`: `<model file>.contact.toml` when it exists, else none.
+    #[default]
+    Auto,
+    /// `"off"`: boxes as detected.
+    Off,
+    /// A file path: that correction (it must exist and match the model).
+    Path(PathBuf),
+}
+
+impl From<String> for BoxCorrectionSetting {
+    /// The config value: "auto", "off", else a path.
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "auto" => BoxCorrectionSetting::Auto,
+            "off" => BoxCorrectionSetting::Off,
+            _ => BoxCorrectionSetting::Path(PathBuf::from(s)),
+        }
+    }
+}
+
+impl From<BoxCorrectionSetting> for String {
+    fn from(s: BoxCorrectionSetting) -> Self {
+        match s {
+            BoxCorrectionSetting::Auto => "auto".into(),
+            BoxCorrectionSetting::Off => "off".into(),
+            BoxCorrectionSetting::Path(p) => p.display().to_string(),
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -399,6 +444,7 @@ impl Default for DetectorConfig {
             class_names: None,
             input_size: None,
             onnxruntime: onnxruntime::OrtSettings::default(),
+            box_correction: BoxCorrectionSetting::Auto,
         }
     }
 }

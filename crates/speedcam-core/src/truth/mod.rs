@@ -6,7 +6,7 @@
 pub mod camera;
 pub mod compare;
 
-pub use compare::{compare_table, load_truth, match_measurements};
+pub use compare::{compare_table, load_truth, match_measurements, verdict_vehicles};
 
 use camera::CameraSpec;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use super::Validator;
 use crate::config::raw::{RawDetector, RawOnnxRuntime, RawTracker};
 use crate::config::{resolve_path, DEFAULT_BOX_BOTTOM_SD_PX, DEFAULT_CLASSES};
 use crate::detect::onnxruntime::{OrtProvider, OrtSettings, TrtPrecision};
-use crate::detect::{DetectorConfig, FAMILIES};
+use crate::detect::{BoxCorrectionSetting, DetectorConfig, FAMILIES};
 use crate::track::TrackerConfig;
 use std::path::Path;
 use toml::Spanned;
@@ -33,7 +33,9 @@ impl Validator<'_> {
         if !model.is_file() {
             self.problem("detector.model", d.model.span(), format!("file {} not found: give a path to an ONNX model, absolute or relative to the config file", model.display()));
         }
+        let box_correction = self.box_correction(d, base);
         let detector = DetectorConfig {
+            box_correction,
             model,
             family,
             backend,
@@ -45,6 +47,40 @@ impl Validator<'_> {
             onnxruntime,
         };
         (detector, high)
+    }
+
+    /// `detector.box_correction`: "auto" (default: the model's `<model>.contact.toml` when it
+    /// exists), "off", or the path of a correction file, which must exist.
+    fn box_correction(&mut self, d: &RawDetector, base: &Path) -> BoxCorrectionSetting {
+        let Some(v) = &d.box_correction else {
+            return BoxCorrectionSetting::Auto;
+        };
+        match v.get_ref().as_str() {
+            "auto" => BoxCorrectionSetting::Auto,
+            "off" => BoxCorrectionSetting::Off,
+            "" => {
+                self.problem(
+                    "detector.box_correction",
+                    v.span(),
+                    "empty: give \"auto\", \"off\" or the path of a box correction file (<model>.contact.toml)",
+                );
+                BoxCorrectionSetting::Auto
+            }
+            other => {
+                let path = resolve_path(base, other);
+                if !path.is_file() {
+                    self.problem(
+                        "detector.box_correction",
+                        v.span(),
+                        format!(
+                            "file {} not found: give \"auto\", \"off\" or the path of a box correction file (<model>.contact.toml), absolute or relative to the config file",
+                            path.display()
+                        ),
+                    );
+                }
+                BoxCorrectionSetting::Path(path)
+            }
+        }
     }
 
     /// `score_threshold` (high) and `low_score_threshold` (low), which must not exceed it.
