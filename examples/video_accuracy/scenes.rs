@@ -3,6 +3,7 @@
 
 use speedcam_synth::camera::{Camera, CameraSpec};
 use speedcam_synth::scene::{lane_centre_y_m, make_actor, mix64};
+use speedcam_synth::sprite::SpriteSet;
 use speedcam_synth::truth::{calibration_points, GroundZone};
 use speedcam_synth::{Direction, SceneSpec, VehicleClass, VehicleSpec};
 
@@ -109,9 +110,8 @@ impl Rng {
     }
 }
 
-/// A vehicle kind the renderer may draw: class and sprite. Classes without a sprite yet
-/// (van, bus) are listed too: the renderer rejects them and the benchmark counts them as
-/// skipped, so they join the moment the renderer draws them.
+/// A vehicle kind the renderer may draw: class and sprite (a name, or a set selector that
+/// the renderer resolves by class).
 #[derive(Debug, Clone, Copy)]
 pub struct Kind {
     pub class: VehicleClass,
@@ -120,10 +120,9 @@ pub struct Kind {
     pub share: f64,
 }
 
-/// The traffic mix (the sprites of the training set; a held-out sprite set joins here when
-/// the renderer has one). Vans and buses have no sprite yet: they are drawn, rejected by the
-/// renderer and counted as skipped.
-pub const KINDS: [Kind; 5] = [
+/// The traffic mix the box correction was fitted on (`fit` family): the photo cars and the
+/// pickup. Kept as it was so that the correction file's command reproduces it.
+const FIT_KINDS: [Kind; 3] = [
     Kind {
         class: VehicleClass::Car,
         sprite: "car_left",
@@ -139,17 +138,31 @@ pub const KINDS: [Kind; 5] = [
         sprite: "pickup_right",
         share: 0.3,
     },
-    Kind {
-        class: VehicleClass::Van,
-        sprite: "van_right",
-        share: 0.1,
-    },
-    Kind {
-        class: VehicleClass::Bus,
-        sprite: "bus_right",
-        share: 0.1,
-    },
 ];
+
+/// The traffic mix of a benchmark family: cars, vans, lorries and buses from the sprite set
+/// (`crates/speedcam-synth/sprites/`): the training set for `standard`, the held-out set
+/// (other designs, never fitted on) for `heldout`.
+fn kinds(family: Family) -> Vec<Kind> {
+    let set = match family {
+        Family::Fit => return FIT_KINDS.to_vec(),
+        Family::Standard => SpriteSet::Training,
+        Family::Heldout => SpriteSet::HeldOut,
+    };
+    [
+        (VehicleClass::Car, 0.55),
+        (VehicleClass::Van, 0.15),
+        (VehicleClass::Truck, 0.15),
+        (VehicleClass::Bus, 0.15),
+    ]
+    .into_iter()
+    .map(|(class, share)| Kind {
+        class,
+        sprite: set.selector(),
+        share,
+    })
+    .collect()
+}
 
 /// One generated scene, and the vehicles dropped because the renderer cannot draw them.
 pub struct Generated {
@@ -163,7 +176,7 @@ pub fn scene(family: Family, index: u32, duration_s: f64) -> Option<Generated> {
     let mut rng = Rng::new(family.seed_base() ^ (u64::from(index) << 20));
     for _ in 0..500 {
         if let Some(spec) = try_geometry(&family.ranges(), &mut rng, duration_s) {
-            return Some(traffic(spec, &mut rng));
+            return Some(traffic(spec, family, &mut rng));
         }
     }
     None
@@ -241,6 +254,7 @@ fn try_geometry(r: &Ranges, rng: &mut Rng, duration_s: f64) -> Option<SceneSpec>
             speed_kmh: 50.0,
             accel_mps2: 0.0,
             t_start_s: 0.0,
+            size_m: None,
         };
         make_actor(&spec, &cam, &probe).ok()?;
         let probe = VehicleSpec {
@@ -255,9 +269,10 @@ fn try_geometry(r: &Ranges, rng: &mut Rng, duration_s: f64) -> Option<SceneSpec>
 /// Fills every lane with vehicles one after another (the next appears once the previous has
 /// left the view, so vehicles in one lane never overlap), near lanes towards +x, far lanes
 /// towards -x; 30-130 km/h, a quarter braking or accelerating at 0.5-2.5 m/s^2.
-fn traffic(mut spec: SceneSpec, rng: &mut Rng) -> Generated {
+fn traffic(mut spec: SceneSpec, family: Family, rng: &mut Rng) -> Generated {
+    let kinds = kinds(family);
     let cam = Camera::new(spec.camera, spec.width_px, spec.height_px);
-    let total: f64 = KINDS.iter().map(|k| k.share).sum();
+    let total: f64 = kinds.iter().map(|k| k.share).sum();
     let mut skipped = Vec::new();
     let mut id = 1;
     for lane in 0..spec.lanes {
@@ -269,13 +284,13 @@ fn traffic(mut spec: SceneSpec, rng: &mut Rng) -> Generated {
         let mut t = rng.range((0.0, 1.5));
         while t < spec.duration_s - 1.5 {
             let mut pick = rng.unit() * total;
-            let kind = KINDS
+            let kind = kinds
                 .iter()
                 .find(|k| {
                     pick -= k.share;
                     pick < 0.0 && k.share > 0.0
                 })
-                .unwrap_or(&KINDS[0]);
+                .unwrap_or(&kinds[0]);
             let speed_kmh = rng.range((30.0, 130.0));
             let mut accel_mps2 = 0.0;
             if rng.unit() < 0.25 {
@@ -293,6 +308,7 @@ fn traffic(mut spec: SceneSpec, rng: &mut Rng) -> Generated {
                 speed_kmh,
                 accel_mps2,
                 t_start_s: t,
+                size_m: None,
             };
             id += 1;
             match make_actor(&spec, &cam, &v) {
