@@ -56,12 +56,7 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
         "tract" => {
             let engine = tract::TractEngine::load(cfg)?;
             let id = engine.model_id().to_string();
-            let mut det = ModelDetector::new(Box::new(engine), family, cfg, id)?;
-            det.set_box_correction(BoxCorrection::for_setting(
-                &cfg.box_correction,
-                &cfg.model,
-                det.model_id(),
-            )?);
+            let det = corrected(ModelDetector::new(Box::new(engine), family, cfg, id)?, cfg)?;
             Ok(Box::new(det))
         }
         #[cfg(feature = "onnxruntime")]
@@ -73,12 +68,8 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
                 reason: format!("{e}; check the detector model path"),
             })?;
             let id = model_id_of(&cfg.model, &bytes);
-            let mut det = ModelDetector::new(Box::new(engine), family, cfg, id)?;
-            det.set_box_correction(BoxCorrection::for_setting(
-                &cfg.box_correction,
-                &cfg.model,
-                det.model_id(),
-            )?);
+            #[allow(unused_mut)]
+            let mut det = corrected(ModelDetector::new(Box::new(engine), family, cfg, id)?, cfg)?;
             #[cfg(feature = "cuda")]
             if !det.provider().ends_with("-cpu") {
                 // A GPU provider runs the model: letterbox on the GPU too and hand the device
@@ -105,6 +96,17 @@ pub fn open(cfg: &DetectorConfig) -> Result<Box<dyn Detector>, DetectError> {
             allowed: BACKENDS,
         }),
     }
+}
+
+/// `det` with the box correction `cfg.box_correction` selects for its model (see
+/// `box_correction.rs`).
+fn corrected(mut det: ModelDetector, cfg: &DetectorConfig) -> Result<ModelDetector, DetectError> {
+    det.set_box_correction(BoxCorrection::for_setting(
+        &cfg.box_correction,
+        &cfg.model,
+        det.model_id(),
+    )?);
+    Ok(det)
 }
 
 #[cfg(test)]
