@@ -388,12 +388,9 @@ mod tests {
         let world = [[10.0, -3.5], [10.0, 3.5], [45.0, 3.5], [45.0, -3.5]];
         let image: Vec<[f64; 2]> = world.iter().map(|&w| cam.project(w).unwrap()).collect();
         let (h, _) = Homography::fit(&image, &world).unwrap();
-        let inv = nalgebra::Matrix3::from_fn(|r, c| h.matrix()[r][c])
-            .try_inverse()
-            .unwrap();
-        let g2i = [0, 1, 2].map(|r| [inv[(r, 0)], inv[(r, 1)], inv[(r, 2)]]);
         let (w, hgt) = cam.image_size();
-        let rec = GroundCamera::from_homography(g2i, w, hgt, [20.0, 0.0]).expect("a camera");
+        let rec = GroundCamera::from_homography(h.inverse_matrix(), w, hgt, [20.0, 0.0])
+            .expect("a camera");
         assert!((rec.focal_px() - cam.focal_px).abs() < 1e-3 * cam.focal_px);
         for p in [[15.0, 1.75, 0.0], [25.0, -1.0, 1.5], [30.0, 2.0, 3.2]] {
             let a = rec.project(p).unwrap();
@@ -422,12 +419,8 @@ mod tests {
         let quad = cam.visible_ground_quad();
         let image: Vec<[f64; 2]> = quad.iter().map(|&w| cam.project(w).unwrap()).collect();
         let (h, _) = Homography::fit(&image, &quad).unwrap();
-        let inv = nalgebra::Matrix3::from_fn(|r, c| h.matrix()[r][c])
-            .try_inverse()
-            .unwrap();
-        let g2i = [0, 1, 2].map(|r| [inv[(r, 0)], inv[(r, 1)], inv[(r, 2)]]);
         let (w, hgt) = cam.image_size();
-        GroundCamera::from_homography(g2i, w, hgt, quad[0]).expect("a camera")
+        GroundCamera::from_homography(h.inverse_matrix(), w, hgt, quad[0]).expect("a camera")
     }
 
     /// Boxes of a cuboid of `size` driving along x in lane y = `y_m`, from x0 to x1, with

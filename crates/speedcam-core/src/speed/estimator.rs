@@ -467,28 +467,20 @@ impl SpeedEstimator {
     /// used as they are.
     fn update_camera(&mut self) {
         self.camera = match (self.cfg.ground_contact, self.image_size_px) {
-            (GroundContact::Cuboid, Some((w, h))) => {
-                let centre = self.zone_ground_m.as_deref().map(|p| {
-                    let n = p.len() as f64;
-                    p.iter()
-                        .fold([0.0, 0.0], |a, q| [a[0] + q[0] / n, a[1] + q[1] / n])
-                });
-                let g2i = nalgebra::Matrix3::from_fn(|r, c| self.h.matrix()[r][c]).try_inverse();
-                match (g2i, centre) {
-                    (Some(m), Some(c)) => {
-                        let m = [0, 1, 2].map(|r| [m[(r, 0)], m[(r, 1)], m[(r, 2)]]);
-                        let cam = super::GroundCamera::from_homography(m, w, h, c);
-                        if cam.is_none() {
-                            tracing::warn!(
-                                "the calibration gives no pinhole camera for a {w}x{h} image: \
-                                 ground contact falls back to the box bottom"
-                            );
-                        }
-                        cam
-                    }
-                    _ => None,
+            (GroundContact::Cuboid, Some((w, h))) => self.zone_ground_m.as_deref().and_then(|p| {
+                let n = p.len() as f64;
+                let c = p
+                    .iter()
+                    .fold([0.0, 0.0], |a, q| [a[0] + q[0] / n, a[1] + q[1] / n]);
+                let cam = super::GroundCamera::from_homography(self.h.inverse_matrix(), w, h, c);
+                if cam.is_none() {
+                    tracing::warn!(
+                        "the calibration gives no pinhole camera for a {w}x{h} image: \
+                         ground contact falls back to the box bottom"
+                    );
                 }
-            }
+                cam
+            }),
             _ => None,
         };
     }

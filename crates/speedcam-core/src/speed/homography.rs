@@ -204,6 +204,12 @@ impl Homography {
         [0, 1, 2].map(|r| [h[(r, 0)], h[(r, 1)], h[(r, 2)]])
     }
 
+    /// The ground->image matrix: the inverse of [`Homography::matrix`].
+    pub fn inverse_matrix(&self) -> [[f64; 3]; 3] {
+        let h = &self.h_inv;
+        [0, 1, 2].map(|r| [h[(r, 0)], h[(r, 1)], h[(r, 2)]])
+    }
+
     /// Maps an image point (px) to the ground (m); None at or above the horizon.
     pub fn image_to_world(&self, p_px: [f64; 2]) -> Option<[f64; 2]> {
         apply(&self.h, p_px)

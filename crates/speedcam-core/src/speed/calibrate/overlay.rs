@@ -152,9 +152,8 @@ pub(crate) fn ground_extent_m(
 
 /// Draws the metric grid over `extent`: every metre thin grey, every 5 m yellow, the axes orange.
 pub(crate) fn draw_ground_grid(img: &mut RgbImage, h: &Homography, extent: &GroundExtent) {
-    let Some(to_image) = ground_to_image_matrix(h) else {
-        return;
-    };
+    let m = h.inverse_matrix();
+    let to_image = Matrix3::from_fn(|r, c| m[r][c]);
     let style = |v: i64| {
         if v == 0 {
             (AXIS_RGB, 2)
@@ -184,12 +183,6 @@ pub(crate) fn draw_ground_grid(img: &mut RgbImage, h: &Homography, extent: &Grou
             draw_ground_segment(img, &to_image, a, b, c, t);
         }
     }
-}
-
-/// The ground -> image matrix, with positive weight for ground points in front of the camera.
-fn ground_to_image_matrix(h: &Homography) -> Option<Matrix3<f64>> {
-    let m = h.matrix();
-    Matrix3::from_fn(|r, c| m[r][c]).try_inverse()
 }
 
 /// Draws the part of the ground segment `a_m`-`b_m` that lies in front of the camera. The weight
